@@ -1,0 +1,10 @@
+"""Video data: indexes (which files, which labels), clip datasets, transforms, synthetic data.
+
+The sample dict every dataset returns is documented in ``accel_slowfast/data/dataset.py``.
+"""
+
+from accel_slowfast.data.dataset import ClipDataset
+from accel_slowfast.data.index import VideoIndex, VideoRecord, read_list_file, read_ucf101_split
+from accel_slowfast.data.synthetic import ensure_synthetic
+
+__all__ = ["ClipDataset", "VideoIndex", "VideoRecord", "ensure_synthetic", "read_list_file", "read_ucf101_split"]

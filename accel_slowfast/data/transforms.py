@@ -1,0 +1,53 @@
+"""Clip transforms built from pytorchvideo's, plus pathway packing.
+
+Frames enter as float ``(C, T, H, W)`` in 0-255 RGB (what pytorchvideo's decoders return);
+the pipelines follow the seed recipe (REFERENCE.md §1):
+
+    train: short side -> RandomResizedCrop(area, aspect 3/4-4/3) to crop_size² -> flip -> normalize
+    val:   short side -> centre crop crop_size² -> normalize
+"""
+
+import torch
+from pytorchvideo.transforms import Normalize, RandomResizedCrop, ShortSideScale
+from torchvision.transforms import CenterCrop, Compose, RandomHorizontalFlip
+
+
+def train_transform(
+    *,
+    short_side: int,
+    crop_size: int,
+    crop_area: tuple[float, float],
+    flip_ratio: float,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+) -> Compose:
+    """The seed's training augmentation on a ``(C, T, H, W)`` clip."""
+    return Compose(
+        [
+            ShortSideScale(short_side),
+            RandomResizedCrop(
+                target_height=crop_size,
+                target_width=crop_size,
+                scale=crop_area,
+                aspect_ratio=(3 / 4, 4 / 3),
+            ),
+            RandomHorizontalFlip(flip_ratio),  # flips the last (W) dimension
+            Normalize(mean, std),
+        ]
+    )
+
+
+def val_transform(*, short_side: int, crop_size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> Compose:
+    """The seed's validation transform: short-side resize then a centre crop."""
+    return Compose([ShortSideScale(short_side), CenterCrop(crop_size), Normalize(mean, std)])
+
+
+def pack_pathway(frames: torch.Tensor, alpha: int) -> list[torch.Tensor]:
+    """Split a ``(C, T, H, W)`` clip into ``[slow, fast]``.
+
+    The fast pathway keeps all ``T`` frames; the slow one keeps every ``alpha``-th frame from
+    the first (``x[:, ::alpha]``, mmaction2's choice: frames 0, 8, 16, 24 of 32 at alpha 8).
+    """
+    if frames.shape[1] % alpha:
+        raise ValueError(f"clip_len ({frames.shape[1]}) must be a multiple of the model's alpha ({alpha})")
+    return [frames[:, ::alpha], frames]

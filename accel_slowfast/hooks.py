@@ -1,0 +1,373 @@
+"""Built-in hooks. A hook is an object whose methods are named after runner events (see
+``runner.EVENTS``) and take the runner; missing methods are skipped. Priorities follow mmcv
+(lower runs first):
+
+==================== ================ =======================================================
+hook                 priority         does
+==================== ================ =======================================================
+``LrScheduleHook``   VERY_HIGH (10)   sets the LR of every param group before each iteration
+``OptimizerHook``    ABOVE_NORMAL(40) backward, L2 gradient clipping, step (accumulation aware)
+``SamplerSeedHook``  NORMAL (50)      ``set_epoch`` on the loader: shuffling and augmentation
+``IterTimerHook``    LOW (70)         ``time`` and ``data_time`` per iteration
+``EvalHook``         LOW (70)         metrics every ``interval`` epochs and at the last one
+``LoggerHook``       VERY_LOW (90)    text log, ``metrics.jsonl``, trackers, progress bar
+``CheckpointHook``   LOWEST (100)     resumable state every ``interval`` epochs and at the end
+==================== ================ =======================================================
+
+``CheckpointHook`` runs last (mmcv: NORMAL) so an epoch's checkpoint already holds that
+epoch's evaluation (best score) and its log lines: a resumed run neither forgets the best
+score nor re-logs an epoch.
+"""
+
+import json
+import logging
+import os
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from accel_slowfast.evaluation import collect_scores
+from accel_slowfast.metrics import classification_metrics
+from accel_slowfast.schedules import regular_lr, warmup_factor
+
+CHECKPOINT_DIR = "checkpoints"
+EPOCH_CHECKPOINT_PREFIX = "epoch_"
+
+
+class LrScheduleHook:
+    """mmcv's ``LrUpdaterHook``: regular policy (by epoch or iteration) times warmup (by iteration).
+
+    The LR is computed from ``(runner.epoch, runner.iter)`` and written into the optimizer, so
+    it is identical on every process and after a resume; nothing steps a scheduler.
+    """
+
+    priority = "VERY_HIGH"
+
+    def __init__(
+        self,
+        policy: str = "cosine",
+        *,
+        by_epoch: bool = True,
+        min_lr: float = 0.0,
+        steps: tuple[int, ...] = (),
+        gamma: float = 0.1,
+        warmup: str = "none",
+        warmup_epochs: int = 0,
+        warmup_ratio: float = 0.1,
+    ):
+        self.policy, self.by_epoch, self.min_lr = policy, by_epoch, min_lr
+        self.steps, self.gamma = tuple(steps), gamma
+        self.warmup, self.warmup_epochs, self.warmup_ratio = warmup, warmup_epochs, warmup_ratio
+
+    def before_run(self, runner) -> None:
+        for group in runner.optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])  # kept in the optimizer state across resumes
+
+    def lr_at(self, base_lr: float, epoch: int, cur_iter: int, iters_per_epoch: int, runner) -> float:
+        """The LR of global iteration ``cur_iter`` (0-based), which lies in epoch ``epoch``."""
+        if self.by_epoch:
+            lr = regular_lr(self.policy, base_lr, epoch, runner.max_epochs,
+                            min_lr=self.min_lr, steps=self.steps, gamma=self.gamma)
+        else:
+            lr = regular_lr(self.policy, base_lr, cur_iter, runner.max_iters,
+                            min_lr=self.min_lr, steps=self.steps, gamma=self.gamma)
+        warmup_iters = self.warmup_epochs * iters_per_epoch
+        return lr * warmup_factor(self.warmup, cur_iter, warmup_iters, self.warmup_ratio)
+
+    def before_train_iter(self, runner) -> None:
+        iters_per_epoch = len(runner.data_loader)
+        for group in runner.optimizer.param_groups:
+            group["lr"] = self.lr_at(group["initial_lr"], runner.epoch, runner.iter, iters_per_epoch, runner)
+
+
+class OptimizerHook:
+    """Backward, optional L2 gradient clipping and the optimizer step, in ``after_train_iter``.
+
+    Inside the runner's ``accelerator.accumulate`` block Accelerate scales the loss by
+    ``1 / gradient_accumulation_steps``, skips the gradient all-reduce on all but the last
+    micro-batch, and turns ``step``/``zero_grad`` into no-ops there: N micro-batches make one step.
+    """
+
+    priority = "ABOVE_NORMAL"
+
+    def __init__(self, grad_clip: float = 0.0):
+        self.grad_clip = grad_clip
+
+    def after_train_iter(self, runner) -> None:
+        accelerator = runner.accelerator
+        accelerator.backward(runner.outputs["loss"])
+        if accelerator.sync_gradients and self.grad_clip > 0:
+            grad_norm = accelerator.clip_grad_norm_(runner.model.parameters(), self.grad_clip)
+            runner.log_buffer.update({"grad_norm": grad_norm})
+        runner.optimizer.step()
+        runner.optimizer.zero_grad()
+
+
+class SamplerSeedHook:
+    """mmcv's ``DistSamplerSeedHook``: tell the loader (sampler and dataset) the epoch."""
+
+    priority = "NORMAL"
+
+    def before_train_epoch(self, runner) -> None:
+        if hasattr(runner.data_loader, "set_epoch"):
+            runner.data_loader.set_epoch(runner.epoch)
+
+
+class IterTimerHook:
+    """``data_time`` (waiting for the batch) and ``time`` (the whole iteration) in the log buffer."""
+
+    priority = "LOW"
+
+    def before_train_epoch(self, runner) -> None:
+        self._tic = time.perf_counter()
+
+    def before_train_iter(self, runner) -> None:
+        runner.log_buffer.update({"data_time": time.perf_counter() - self._tic})
+
+    def after_train_iter(self, runner) -> None:
+        runner.log_buffer.update({"time": time.perf_counter() - self._tic})
+        self._tic = time.perf_counter()
+
+
+class EvalHook:
+    """Top-1/top-5/mean-class accuracy every ``interval`` epochs and after the last epoch.
+
+    Keeps the best model (by ``save_best``, higher is better) as
+    ``checkpoints/best_<metric>_epoch_<N>.pth`` and its score in ``runner.meta``. Runs on every
+    process (scores are gathered); only the main process writes.
+    """
+
+    priority = "LOW"
+
+    def __init__(self, data_loader, interval: int = 1, save_best: str = "top1_acc"):
+        self.data_loader, self.interval, self.save_best = data_loader, interval, save_best
+
+    def after_train_epoch(self, runner) -> None:
+        epoch = runner.epoch + 1
+        if epoch % self.interval and epoch != runner.max_epochs:
+            return
+        scores, labels = collect_scores(runner.model, self.data_loader, runner.accelerator)
+        metrics = classification_metrics(scores, labels)
+        runner.log_buffer.output.update(metrics)
+        runner.log_buffer.ready = True
+        score = metrics[self.save_best]
+        if score > runner.meta.get("best_score", float("-inf")):
+            self._save_best(runner, epoch, score)
+
+    def _save_best(self, runner, epoch: int, score: float) -> None:
+        accelerator = runner.accelerator
+        old = runner.meta.get("best_ckpt")
+        path = runner.work_dir / CHECKPOINT_DIR / f"best_{self.save_best}_epoch_{epoch}.pth"
+        state = accelerator.get_state_dict(runner.model)
+        if accelerator.is_main_process:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"state_dict": state, "meta": {"epoch": epoch, self.save_best: score}}, path)
+            if old and Path(old) != path and Path(old).exists():
+                Path(old).unlink()
+            runner.logger.info("Epoch %d: best %s %.4f, saved %s", epoch, self.save_best, score, path)
+        runner.meta.update(best_score=score, best_ckpt=str(path))
+        accelerator.wait_for_everyone()
+
+
+class LoggerHook:
+    """Text log lines, ``<work_dir>/metrics.jsonl``, Accelerate trackers and a tqdm bar.
+
+    A train record is written every ``interval`` iterations of an epoch and for the rest of
+    the epoch at its end; a val record whenever ``EvalHook`` left metrics in the log buffer.
+    Loss-like values are averaged over processes; every process must run this hook.
+    """
+
+    priority = "VERY_LOW"
+    timing_keys = ("time", "data_time")
+
+    def __init__(self, interval: int = 10, use_trackers: bool = False, progress_bar: bool = True):
+        self.interval, self.use_trackers, self.progress_bar = interval, use_trackers, progress_bar
+        self._bar = None
+
+    def before_run(self, runner) -> None:
+        self.json_path = runner.work_dir / "metrics.jsonl"
+        if runner.accelerator.is_main_process and self.json_path.exists():
+            # A resumed run re-creates everything after its checkpoint: drop those records.
+            kept = [line for line in self.json_path.read_text().splitlines()
+                    if line and json.loads(line)["iter"] <= runner.iter]
+            self.json_path.write_text("".join(line + "\n" for line in kept))
+
+    def before_train_epoch(self, runner) -> None:
+        runner.log_buffer.clear()
+        self._logged_inner = 0
+        if self.progress_bar and runner.accelerator.is_main_process:
+            self._bar = tqdm(total=len(runner.data_loader), desc=f"epoch {runner.epoch + 1}/{runner.max_epochs}",
+                             leave=False, dynamic_ncols=True)
+
+    def after_train_iter(self, runner) -> None:
+        done = runner.inner_iter + 1
+        if self._bar is not None:
+            self._bar.update(1)
+        if done % self.interval == 0 or done == len(runner.data_loader):
+            runner.log_buffer.average(done - self._logged_inner)
+            self._logged_inner = done
+            self._write(runner, self._train_record(runner))
+            runner.log_buffer.clear_output()
+
+    def after_train_epoch(self, runner) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if runner.log_buffer.ready:
+            metrics = dict(runner.log_buffer.output)
+            self._write(runner, {"mode": "val", "epoch": runner.epoch + 1, "iter": runner.iter, **metrics})
+            runner.log_buffer.clear_output()
+
+    def after_val_epoch(self, runner) -> None:
+        runner.log_buffer.average()
+        record = {"mode": "val", "epoch": runner.epoch, "iter": runner.iter}
+        record.update(self._reduced(runner, runner.log_buffer.output))
+        self._write(runner, record)
+        runner.log_buffer.clear()
+
+    def _train_record(self, runner) -> dict[str, Any]:
+        output = runner.log_buffer.output
+        record = {
+            "mode": "train",
+            "epoch": runner.epoch + 1,
+            "iter": runner.iter + 1,
+            "lr": runner.optimizer.param_groups[0]["lr"],
+        }
+        record.update(self._reduced(runner, {k: v for k, v in output.items() if k not in self.timing_keys}))
+        record.update({k: output[k] for k in self.timing_keys if k in output})
+        if self._bar is not None and "loss" in record:
+            self._bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.3e}")
+        return record
+
+    @staticmethod
+    def _reduced(runner, values: dict[str, float]) -> dict[str, float]:
+        """Mean over processes of per-process averages (one collective per log line)."""
+        if not values or runner.accelerator.num_processes == 1:
+            return dict(values)
+        keys = sorted(values)
+        tensor = torch.tensor([values[k] for k in keys], device=runner.accelerator.device)
+        tensor = runner.accelerator.reduce(tensor, reduction="mean")
+        return dict(zip(keys, tensor.tolist()))
+
+    def _write(self, runner, record: dict[str, Any]) -> None:
+        if self.use_trackers:
+            runner.accelerator.log({f"{record['mode']}/{k}": v for k, v in record.items()
+                                    if k not in ("mode", "iter")}, step=record["iter"])
+        if not runner.accelerator.is_main_process:
+            return
+        with open(self.json_path, "a") as file:
+            file.write(json.dumps(record) + "\n")
+        runner.logger.info(self._format(runner, record))
+
+    def _format(self, runner, record: dict[str, Any]) -> str:
+        values = {k: v for k, v in record.items() if k not in ("mode", "epoch", "iter")}
+        parts = [f"{k}: {v:.4e}" if k == "lr" else f"{k}: {v:.4f}" for k, v in values.items()]
+        if record["mode"] == "train":
+            head = f"Epoch [{record['epoch']}][{runner.inner_iter + 1}/{len(runner.data_loader)}]"
+            if "time" in record:
+                eta = timedelta(seconds=int(record["time"] * (runner.max_iters - record["iter"])))
+                parts.insert(1, f"eta: {eta}")
+        else:
+            head = f"Epoch(val) [{record['epoch']}]"
+        return f"{head}\t" + ", ".join(parts)
+
+
+class CheckpointHook:
+    """Save the full training state every ``interval`` epochs and after the last epoch.
+
+    ``accelerator.save_state`` writes model, optimizer, grad scaler, every process's RNG
+    states, the sampler and the objects registered with ``register_for_checkpointing`` (the
+    runner's progress, below) into a temporary folder that the main process renames to
+    ``checkpoints/epoch_<N>`` once complete: a half-written checkpoint is never picked up.
+    Keeps the newest ``max_keep_ckpts`` epoch checkpoints (0 keeps all).
+    """
+
+    priority = "LOWEST"
+
+    def __init__(self, progress: "RunnerProgress", interval: int = 1, max_keep_ckpts: int = 0):
+        self.progress, self.interval, self.max_keep_ckpts = progress, interval, max_keep_ckpts
+
+    def after_train_epoch(self, runner) -> None:
+        epoch = runner.epoch + 1
+        if epoch % self.interval and epoch != runner.max_epochs:
+            return
+        accelerator = runner.accelerator
+        root = runner.work_dir / CHECKPOINT_DIR
+        final = root / f"{EPOCH_CHECKPOINT_PREFIX}{epoch}"
+        staging = root / f".tmp_{EPOCH_CHECKPOINT_PREFIX}{epoch}"
+        if accelerator.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        self.progress.record(runner, epoch=epoch)
+        accelerator.save_state(str(staging))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (staging / "meta.json").write_text(json.dumps(self.progress.state_dict(), indent=2))
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(staging, final)
+            runner.logger.info("Saved checkpoint %s", final)
+            self._prune(root)
+        accelerator.wait_for_everyone()
+
+    def _prune(self, root: Path) -> None:
+        if self.max_keep_ckpts <= 0:
+            return
+        for old in sorted_epoch_checkpoints(root)[: -self.max_keep_ckpts]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+class RunnerProgress:
+    """The runner's position (epoch, iter, meta) as a checkpointable object for Accelerate."""
+
+    def __init__(self):
+        self.state: dict[str, Any] = {"epoch": 0, "iter": 0, "meta": {}}
+
+    def record(self, runner, epoch: int) -> None:
+        self.state = {"epoch": epoch, "iter": runner.iter, "meta": dict(runner.meta)}
+
+    def restore(self, runner) -> None:
+        runner.epoch, runner.iter = self.state["epoch"], self.state["iter"]
+        runner.meta.update(self.state["meta"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+
+def sorted_epoch_checkpoints(root: Path) -> list[Path]:
+    """Complete epoch checkpoints under ``root``, oldest first."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(EPOCH_CHECKPOINT_PREFIX)]
+    return sorted(found, key=lambda p: int(p.name[len(EPOCH_CHECKPOINT_PREFIX):]))
+
+
+def find_resume_checkpoint(work_dir: Path) -> Path | None:
+    """The newest complete epoch checkpoint of ``work_dir`` (for ``resume_from: auto``)."""
+    found = sorted_epoch_checkpoints(Path(work_dir) / CHECKPOINT_DIR)
+    return found[-1] if found else None
+
+
+def setup_text_logger(work_dir: Path, is_main_process: bool) -> logging.Logger:
+    """``accel_slowfast`` logger: console + ``<work_dir>/train_<time>.log`` on the main process."""
+    logger = logging.getLogger("accel_slowfast")
+    logger.setLevel(logging.INFO if is_main_process else logging.ERROR)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    formatter = logging.Formatter("%(asctime)s - %(levelname)s - %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if is_main_process:
+        handlers.append(logging.FileHandler(work_dir / f"train_{time.strftime('%Y%m%d_%H%M%S')}.log"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    return logger

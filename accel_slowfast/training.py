@@ -1,0 +1,209 @@
+"""From a ``Recipe`` to a finished run: each ``build_*`` returns one object, ``train`` wires them.
+
+    from accel_slowfast import Recipe, train
+    runner = train(Recipe(max_epochs=2))          # the synthetic default, in a notebook
+
+Lifecycle: validate (the Recipe did) -> accelerator + seed -> data -> model -> optimizer ->
+prepare -> hooks -> resume/load -> run -> end trackers.
+"""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import set_seed
+
+from accel_slowfast.checkpoint import load_weights
+from accel_slowfast.config import Recipe, RecipeError, save_recipe
+from accel_slowfast.data import ClipDataset, VideoIndex, ensure_synthetic, read_list_file, read_ucf101_split
+from accel_slowfast.data.transforms import train_transform, val_transform
+from accel_slowfast.hooks import (
+    CheckpointHook,
+    EvalHook,
+    IterTimerHook,
+    LoggerHook,
+    LrScheduleHook,
+    OptimizerHook,
+    RunnerProgress,
+    SamplerSeedHook,
+    find_resume_checkpoint,
+    setup_text_logger,
+)
+from accel_slowfast.models import PRESETS, SlowFast, build_model, count_parameters
+from accel_slowfast.runner import Runner
+
+
+def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mode: bool) -> dict[str, Any]:
+    """Forward + cross-entropy: the runner's ``train_step`` (backward is ``OptimizerHook``'s)."""
+    logits = model(batch["video"])  # (B, num_classes)
+    loss = F.cross_entropy(logits.float(), batch["label"])
+    return {"loss": loss, "log_vars": {"loss": loss.detach()}, "num_samples": batch["label"].shape[0]}
+
+
+def build_accelerator(recipe: Recipe) -> Accelerator:
+    trackers = {"none": None, "all": "all"}.get(recipe.report_to, [recipe.report_to])
+    return Accelerator(
+        mixed_precision=recipe.mixed_precision,
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+        log_with=trackers,
+        project_dir=recipe.work_dir,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
+    )
+
+
+def seed_everything(recipe: Recipe, accelerator: Accelerator) -> None:
+    """Seed python/numpy/torch; with ``deterministic``, deterministic kernels (warn-only on CUDA,
+    where 3-D pooling's backward has no deterministic kernel)."""
+    set_seed(recipe.seed)
+    if recipe.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=accelerator.device.type == "cuda")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex, VideoIndex]:
+    """Train and validation indexes of ``recipe.dataset``."""
+    if recipe.dataset == "synthetic":
+        with accelerator.main_process_first():  # the main process generates, the others reuse
+            root = Path(recipe.data_root) if recipe.data_root else ensure_synthetic()
+        lists = Path(recipe.annotation_dir) if recipe.annotation_dir else root / "ucfTrainTestlist"
+        return read_ucf101_split(root, lists, 1, "train"), read_ucf101_split(root, lists, 1, "test")
+    if recipe.dataset == "ucf101":
+        return (read_ucf101_split(recipe.data_root, recipe.annotation_dir, recipe.split, "train"),
+                read_ucf101_split(recipe.data_root, recipe.annotation_dir, recipe.split, "test"))
+    train_index = read_list_file(recipe.train_list, recipe.data_root)
+    return train_index, read_list_file(recipe.val_list, recipe.data_root, train_index.classes)
+
+
+def build_datasets(recipe: Recipe, train_index: VideoIndex, val_index: VideoIndex) -> tuple[ClipDataset, ClipDataset]:
+    for name, index in (("training", train_index), ("validation", val_index)):
+        if len(index) == 0:
+            raise RecipeError(f"the {name} set of dataset '{recipe.dataset}' is empty; check data_root/annotation_dir")
+        if len(index.classes) > recipe.num_classes:
+            raise RecipeError(f"the {name} set has {len(index.classes)} classes but 'num_classes' is "
+                              f"{recipe.num_classes}; set --num_classes={len(index.classes)}")
+    norm = dict(mean=tuple(recipe.mean), std=tuple(recipe.std))
+    clip = dict(clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
+                seed=recipe.seed)
+    train_set = ClipDataset(
+        train_index,
+        transform=train_transform(short_side=recipe.short_side, crop_size=recipe.crop_size,
+                                  crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio, **norm),
+        random_clip=True,
+        **clip,
+    )
+    val_set = ClipDataset(
+        val_index,
+        transform=val_transform(short_side=recipe.short_side, crop_size=recipe.crop_size, **norm),
+        random_clip=False,
+        **clip,
+    )
+    return train_set, val_set
+
+
+def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator, train: bool) -> torch.utils.data.DataLoader:
+    # Workers are re-created every epoch (not persistent) so they see the dataset's new epoch.
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=recipe.batch_size,
+        shuffle=train,
+        num_workers=recipe.num_workers,
+        pin_memory=accelerator.device.type == "cuda",
+    )
+
+
+def build_optimizer(model: SlowFast, recipe: Recipe, accelerator: Accelerator) -> torch.optim.Optimizer:
+    """SGD (the seed's) or AdamW; ``lr`` follows the linear scaling rule when ``base_batch_size`` is set."""
+    lr = recipe.lr
+    if recipe.base_batch_size:
+        total = accelerator.num_processes * recipe.batch_size * recipe.gradient_accumulation_steps
+        lr = recipe.lr * total / recipe.base_batch_size
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+
+
+def resolve_resume(recipe: Recipe, logger: logging.Logger) -> Path | None:
+    if recipe.resume_from != "auto":
+        return Path(recipe.resume_from) if recipe.resume_from else None
+    found = find_resume_checkpoint(Path(recipe.work_dir))
+    logger.info("resume_from=auto: %s", found or f"no checkpoint in {recipe.work_dir}, starting fresh")
+    return found
+
+
+def train(recipe: Recipe) -> Runner:
+    """Train ``recipe`` to the end (or resume it) and return the finished runner."""
+    accelerator = build_accelerator(recipe)
+    work_dir = Path(recipe.work_dir)
+    if accelerator.is_main_process:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        save_recipe(recipe, work_dir / "recipe.yaml")
+    accelerator.wait_for_everyone()
+    logger = setup_text_logger(work_dir, accelerator.is_main_process)
+    seed_everything(recipe, accelerator)
+
+    train_index, val_index = build_indexes(recipe, accelerator)
+    train_set, val_set = build_datasets(recipe, train_index, val_index)
+    model = build_model(recipe.model, recipe.num_classes, recipe.dropout)
+    if recipe.load_from:
+        load_weights(model, recipe.load_from)
+    optimizer = build_optimizer(model, recipe, accelerator)
+    train_loader = build_loader(train_set, recipe, accelerator, train=True)
+    val_loader = build_loader(val_set, recipe, accelerator, train=False)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+
+    logger.info("Recipe:\n%s", yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
+    logger.info("Model %s: %.2f M parameters; %d classes", recipe.model,
+                count_parameters(model) / 1e6, recipe.num_classes)
+    logger.info("Data: %d training videos (%d iterations/epoch on each of %d processes), %d validation videos",
+                len(train_set), len(train_loader), accelerator.num_processes, len(val_set))
+    logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
+
+    runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
+    progress = RunnerProgress()
+    accelerator.register_for_checkpointing(progress)
+    runner.register_hook(LrScheduleHook(
+        recipe.lr_policy, by_epoch=recipe.by_epoch, min_lr=recipe.min_lr, steps=tuple(recipe.lr_steps),
+        gamma=recipe.lr_gamma, warmup=recipe.warmup, warmup_epochs=recipe.warmup_epochs,
+        warmup_ratio=recipe.warmup_ratio))
+    runner.register_hook(OptimizerHook(recipe.grad_clip))
+    runner.register_hook(SamplerSeedHook())
+    runner.register_hook(IterTimerHook())
+    runner.register_hook(EvalHook(val_loader, interval=recipe.eval_interval))
+    runner.register_hook(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none"))
+    runner.register_hook(CheckpointHook(progress, recipe.checkpoint_interval, recipe.max_keep_ckpts))
+
+    resume = resolve_resume(recipe, logger)
+    if resume is not None:
+        if not resume.is_dir():
+            raise RecipeError(f"resume_from: {resume} is not a checkpoint folder (checkpoints/epoch_N)")
+        accelerator.load_state(str(resume))
+        progress.restore(runner)
+        logger.info("Resumed from %s at epoch %d, iteration %d", resume, runner.epoch, runner.iter)
+    if recipe.report_to != "none":
+        accelerator.init_trackers(work_dir.name, config=recipe.to_dict())
+    runner.run({"train": train_loader}, [("train", 1)], recipe.max_epochs)
+    accelerator.end_training()
+    return runner
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``train.py`` entry point: recipe errors print one line and exit with status 2."""
+    import sys
+
+    from accel_slowfast.config import load_recipe
+
+    try:
+        recipe = load_recipe(argv)
+    except RecipeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        train(recipe)
+    except RecipeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
