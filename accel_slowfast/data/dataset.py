@@ -90,21 +90,21 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def decode(self, path, rng: np.random.Generator) -> torch.Tensor:
         """Decode the frames of one clip of ``path`` as float ``(C, T, H, W)`` in 0-255."""
-        with open(path, "rb") as file:
+        with open(path, "rb") as file:  # PyAV reads from it lazily: keep it open while decoding
             video = EncodedVideoPyAV(file, str(path), decode_audio=False)
-        try:
-            # pytorchvideo exposes only the duration; the frame count and rate are the stream's.
-            stream = video._container.streams.video[0]
-            fps = Fraction(stream.average_rate)
-            num_frames = stream.frames or int(video.duration * fps)
-            if num_frames <= 0:
-                raise RuntimeError(f"{path}: the video has no frames")
-            indices = self.frame_indices(num_frames, rng)
-            first, last = int(indices.min()), int(indices.max())
-            # Frame i is shown on [i / fps, (i + 1) / fps); get_clip returns frames in [start, end).
-            clip = video.get_clip(Fraction(first) / fps, Fraction(last + 1) / fps)["video"]
-        finally:
-            video.close()
+            try:
+                # pytorchvideo exposes only the duration; the frame count and rate are the stream's.
+                stream = video._container.streams.video[0]
+                fps = Fraction(stream.average_rate)
+                num_frames = stream.frames or int(video.duration * fps)
+                if num_frames <= 0:
+                    raise RuntimeError(f"{path}: the video has no frames")
+                indices = self.frame_indices(num_frames, rng)
+                first, last = int(indices.min()), int(indices.max())
+                # Frame i is shown on [i / fps, (i + 1) / fps); get_clip returns frames in [start, end).
+                clip = video.get_clip(Fraction(first) / fps, Fraction(last + 1) / fps)["video"]
+            finally:
+                video.close()
         if clip is None:
             raise RuntimeError(f"{path}: could not decode frames {first}..{last}")
         # A header frame count may exceed what decodes; clamp rather than index past the end.

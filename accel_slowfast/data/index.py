@@ -115,20 +115,14 @@ def read_list_file(
 
 def _resolve(entries: list[tuple[str, int]], data_root: Path, classes: list[str], source: Path) -> VideoIndex:
     records, missing = [], []
-    listing_cache: dict[Path, dict[str, str]] = {}
+    listings: dict[Path, dict[str, str]] = {}
     for relpath, label in entries:
         path = data_root / relpath
-        if not path.exists():
-            folder = path.parent
-            if folder not in listing_cache:
-                names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
-                listing_cache[folder] = {name.lower(): name for name in names}
-            actual = listing_cache[folder].get(path.name.lower())
-            if actual is None:
-                missing.append(path)
-                continue
-            path = folder / actual
-        records.append(VideoRecord(path, label))
+        found = path if path.exists() else _find_ignoring_case(data_root, relpath, listings)
+        if found is None:
+            missing.append(path)
+        else:
+            records.append(VideoRecord(found, label))
     if missing:
         shown = ", ".join(str(p) for p in missing[:5])
         logger.warning(
@@ -136,3 +130,17 @@ def _resolve(entries: list[tuple[str, int]], data_root: Path, classes: list[str]
             len(missing), len(entries), source, shown,
         )
     return VideoIndex(records, classes, missing)
+
+
+def _find_ignoring_case(root: Path, relpath: str, listings: dict[Path, dict[str, str]]) -> Path | None:
+    """``root / relpath`` matching each part case-insensitively (``listings`` caches folder contents)."""
+    current = root
+    for part in Path(relpath.replace("\\", "/")).parts:
+        if current not in listings:
+            names = [p.name for p in current.iterdir()] if current.is_dir() else []
+            listings[current] = {name.lower(): name for name in names}
+        actual = listings[current].get(part.lower())
+        if actual is None:
+            return None
+        current = current / actual
+    return current

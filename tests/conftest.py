@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny synthetic UCF101-layout dataset (real .avi files) and a tiny recipe."""
+
+from pathlib import Path
+
+import pytest
+
+import accel_slowfast  # noqa: F401  (compat shim first)
+from accel_slowfast.config import Recipe
+from accel_slowfast.data.synthetic import SyntheticSpec, ensure_synthetic
+
+# 5 classes x 3 groups x 2 clips = 30 videos of 40x32 px, 20 frames; group 1 is the test split.
+TINY_SPEC = SyntheticSpec(width=40, height=32, num_frames=20, num_groups=3, clips_per_group=2, test_groups=(1,))
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    return ensure_synthetic(TINY_SPEC, cache_dir=tmp_path_factory.mktemp("synthetic"))
+
+
+def tiny_recipe(root: Path, work_dir: Path, **overrides) -> Recipe:
+    """A recipe that trains slowfast_tiny on the tiny dataset in a few seconds."""
+    values = dict(
+        work_dir=str(work_dir), data_root=str(root), clip_len=8, frame_interval=2, short_side=32, crop_size=32,
+        batch_size=4, num_workers=0, max_epochs=2, log_interval=2, eval_interval=1, checkpoint_interval=1,
+        max_keep_ckpts=0, deterministic=True,
+    )
+    values.update(overrides)
+    return Recipe(**values)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Accelerate keeps process-wide singletons; each test builds its own Accelerator."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()

@@ -1,0 +1,85 @@
+import av
+import numpy as np
+import pytest
+import torch
+
+from accel_slowfast.data import ClipDataset, read_ucf101_split
+from accel_slowfast.data.synthetic import write_video
+from accel_slowfast.data.index import VideoIndex, VideoRecord
+from accel_slowfast.data.transforms import pack_pathway, train_transform, val_transform
+from accel_slowfast.models import PRESETS
+
+NORM = dict(mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
+
+
+def _dataset(index, train=True, clip_len=8, interval=2, alpha=4, seed=0, size=32):
+    transform = (train_transform(short_side=size, crop_size=size, crop_area=(0.08, 1.0), flip_ratio=0.5, **NORM)
+                 if train else val_transform(short_side=size, crop_size=size, **NORM))
+    return ClipDataset(index, clip_len=clip_len, frame_interval=interval, transform=transform, alpha=alpha,
+                       random_clip=train, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def train_index(tiny_root):
+    return read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "train")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_sample_dict_shapes_for_every_preset(train_index, name):
+    preset = PRESETS[name]
+    dataset = _dataset(train_index, clip_len=preset.clip_len, interval=1, alpha=preset.alpha)
+    sample = dataset[3]
+    slow, fast = sample["video"]
+    assert fast.shape == (3, preset.clip_len, 32, 32) and fast.dtype == torch.float32
+    assert slow.shape == (3, preset.clip_len // preset.alpha, 32, 32)
+    assert sample["label"] == train_index.records[3].label
+    assert sample["video_index"] == 3 and sample["clip_index"] == 0
+    batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
+    assert batch["video"][1].shape == (2, 3, preset.clip_len, 32, 32) and batch["label"].shape == (2,)
+
+
+def test_samples_repeat_for_the_same_epoch_and_change_with_the_epoch(train_index):
+    dataset = _dataset(train_index)
+    first = dataset[5]["video"][1]
+    torch.manual_seed(123)  # global RNG state must not matter
+    torch.testing.assert_close(dataset[5]["video"][1], first)
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[5]["video"][1], first)
+
+
+def test_decoded_frames_equal_pyav_frames(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, size=(30, 32, 48, 3), dtype=np.uint8)
+    path = tmp_path / "v.avi"
+    write_video(path, frames, fps=25)
+    with av.open(str(path)) as container:
+        reference = np.stack([f.to_rgb().to_ndarray() for f in container.decode(video=0)])
+    dataset = _dataset(VideoIndex([VideoRecord(path, 0)], ["a"]), clip_len=8, interval=3)
+    rng = np.random.default_rng(7)
+    indices = dataset.frame_indices(30, np.random.default_rng(7))
+    clip = dataset.decode(path, rng)  # (C, T, H, W)
+    np.testing.assert_array_equal(clip.permute(1, 2, 3, 0).numpy(), reference[indices])
+
+
+def test_frame_indices_random_centre_and_looping():
+    dataset = _dataset(VideoIndex([], []), clip_len=4, interval=2)
+    rng = np.random.default_rng(0)
+    offsets = {int(dataset.frame_indices(20, rng)[0]) for _ in range(200)}
+    assert offsets == set(range(0, 20 - 8 + 1))  # uniform over the valid range
+    dataset.random_clip = False
+    assert dataset.frame_indices(20, rng).tolist() == [6, 8, 10, 12]
+    assert dataset.frame_indices(5, rng).tolist() == [0, 2, 4, 1]  # too short: loops
+
+
+def test_pack_pathway_takes_every_alpha_th_frame_from_the_first():
+    frames = torch.arange(32.0).view(1, 32, 1, 1)
+    slow, fast = pack_pathway(frames, 8)
+    assert slow.flatten().tolist() == [0, 8, 16, 24] and fast is frames
+    with pytest.raises(ValueError, match="multiple"):
+        pack_pathway(torch.zeros(1, 6, 1, 1), 4)
+
+
+def test_val_clip_is_centre_cropped_and_normalized(train_index):
+    sample = _dataset(train_index, train=False)[0]
+    fast = sample["video"][1]
+    assert fast.shape == (3, 8, 32, 32)
+    assert -3 < fast.mean() < 3 and fast.std() < 3

@@ -1,0 +1,122 @@
+from unittest.mock import Mock
+
+import pytest
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+
+from accel_slowfast.hooks import OptimizerHook
+from accel_slowfast.runner import EVENTS, Runner, get_priority
+
+
+def _step(model, batch, train_mode):
+    loss = F.mse_loss(model(batch["x"]), batch["y"])
+    return {"loss": loss, "log_vars": {"loss": loss.detach()}, "num_samples": len(batch["x"])}
+
+
+def _runner(tmp_path, accelerator=None, lr=0.1):
+    accelerator = accelerator or Accelerator(cpu=True)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return Runner(model, optimizer, accelerator, tmp_path, _step)
+
+
+def _batches(n, size=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [{"x": torch.randn(size, 3, generator=g), "y": torch.randn(size, 1, generator=g)} for _ in range(n)]
+
+
+class Recorder:
+    """A hook object with every event method, appending (name, event) to a shared list."""
+
+    def __init__(self, name, calls, priority="NORMAL"):
+        self.name, self.calls, self.priority = name, calls, priority
+        for event in EVENTS:
+            setattr(self, event, lambda runner, e=event: calls.append((name, e)))
+
+
+def test_events_follow_mmcv_order_with_val_workflow(tmp_path):
+    calls = []
+    runner = _runner(tmp_path)
+    runner.register_hook(Recorder("r", calls))
+    runner.run({"train": _batches(2), "val": _batches(1)}, [("train", 1), ("val", 1)], max_epochs=2)
+    epoch = ["before_train_epoch"] + ["before_train_iter", "after_train_iter"] * 2 + ["after_train_epoch"]
+    val = ["before_val_epoch", "before_val_iter", "after_val_iter", "after_val_epoch"]
+    assert [e for _, e in calls] == ["before_run"] + (epoch + val) * 2 + ["after_run"]
+    assert runner.epoch == 2 and runner.iter == 4
+
+
+def test_priorities_then_registration_order(tmp_path):
+    calls = []
+    runner = _runner(tmp_path)
+    for name, priority in [("low", "LOW"), ("normal_a", "NORMAL"), ("highest", 0), ("normal_b", 50), ("mid", 45)]:
+        runner.register_hook(Recorder(name, calls), priority=priority)
+    runner.call_hook("before_run")
+    assert [n for n, _ in calls] == ["highest", "mid", "normal_a", "normal_b", "low"]
+    assert get_priority("VERY_HIGH") == 10 and get_priority("lowest") == 100
+    with pytest.raises(ValueError):
+        get_priority("URGENT")
+
+
+def test_hooks_may_be_plain_callables_or_partial_objects(tmp_path):
+    runner = _runner(tmp_path)
+    events = []
+    partial = Mock(spec=["after_train_epoch"])
+    runner.register_hook(lambda r, event: events.append(event))
+    runner.register_hook(partial)
+    runner.run({"train": _batches(3)}, [("train", 1)], max_epochs=1)
+    assert events[0] == "before_run" and events[-1] == "after_run" and events.count("after_train_iter") == 3
+    partial.after_train_epoch.assert_called_once_with(runner)
+
+
+def test_runner_state_seen_by_hooks(tmp_path):
+    seen = []
+    runner = _runner(tmp_path)
+
+    class Peek:
+        def after_train_iter(self, r):
+            seen.append((r.epoch, r.iter, r.inner_iter, r.mode, r.max_iters, float(r.outputs["loss"].detach()) > 0))
+
+    runner.register_hook(Peek())
+    runner.run({"train": _batches(2)}, [("train", 1)], max_epochs=2)
+    assert seen == [(0, 0, 0, "train", 4, True), (0, 1, 1, "train", 4, True),
+                    (1, 2, 0, "train", 4, True), (1, 3, 1, "train", 4, True)]
+    assert runner.log_buffer.history["loss"]
+
+
+def test_gradient_accumulation_makes_one_step_from_n_micro_batches(tmp_path):
+    accumulated = _runner(tmp_path, Accelerator(cpu=True, gradient_accumulation_steps=3))
+    steps = Mock(wraps=accumulated.optimizer.optimizer.step)
+    accumulated.optimizer.optimizer.step = steps
+    accumulated.register_hook(OptimizerHook())
+    micro = _batches(3)
+    accumulated.run({"train": micro}, [("train", 1)], max_epochs=1)
+    assert steps.call_count == 1
+
+    # the same step taken at once on the 3 micro-batches together
+    torch.manual_seed(0)
+    reference = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
+    whole = {k: torch.cat([b[k] for b in micro]) for k in ("x", "y")}
+    _step(reference, whole, True)["loss"].backward()
+    optimizer.step()
+    for ours, theirs in zip(accumulated.model.parameters(), reference.parameters()):
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_gradient_clipping_logs_the_norm_and_bounds_the_update(tmp_path):
+    runner = _runner(tmp_path, lr=1.0)
+    before = [p.detach().clone() for p in runner.model.parameters()]
+    runner.register_hook(OptimizerHook(grad_clip=1e-3))
+    batch = [{"x": torch.full((2, 3), 100.0), "y": torch.zeros(2, 1)}]
+    runner.run({"train": batch}, [("train", 1)], max_epochs=1)
+    update = torch.cat([(p.detach() - b).flatten() for p, b in zip(runner.model.parameters(), before)])
+    assert update.norm() == pytest.approx(1e-3, rel=1e-4)
+    assert float(runner.log_buffer.history["grad_norm"][0][0]) > 1
+
+
+def test_workflow_needs_its_loaders(tmp_path):
+    with pytest.raises(ValueError, match="'val' data loader"):
+        _runner(tmp_path).run({"train": []}, [("train", 1), ("val", 1)], max_epochs=1)

@@ -1,0 +1,146 @@
+"""End-to-end: train.py's lifecycle on the tiny synthetic set, its outputs, resume and load_from."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from accel_slowfast.checkpoint import load_weights
+from accel_slowfast.config import Recipe
+from accel_slowfast.hooks import CheckpointHook
+from accel_slowfast.models import build_model
+from accel_slowfast.schedules import regular_lr, warmup_factor
+from accel_slowfast.training import train
+
+from conftest import tiny_recipe
+
+REPO = Path(__file__).parents[1]
+TIMING = ("time", "data_time")
+
+
+def _records(work_dir):
+    lines = (Path(work_dir) / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
+
+
+def _weights(work_dir, epoch):
+    return load_file(str(Path(work_dir) / "checkpoints" / f"epoch_{epoch}" / "model.safetensors"))
+
+
+def test_train_writes_metrics_recipe_and_checkpoints(tiny_root, tmp_path):
+    recipe = tiny_recipe(tiny_root, tmp_path / "run", warmup_epochs=1)
+    runner = train(recipe)
+    assert runner.epoch == 2 and runner.iter == 10  # 20 training videos / batch 4 = 5 iterations per epoch
+
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    train_records = [r for r in records if r["mode"] == "train"]
+    val_records = [r for r in records if r["mode"] == "val"]
+    # every 2 iterations of an epoch, plus the epoch's remainder
+    assert [(r["epoch"], r["iter"]) for r in train_records] == [(1, 2), (1, 4), (1, 5), (2, 7), (2, 9), (2, 10)]
+    for r in train_records:
+        assert {"lr", "loss", "time", "data_time", "grad_norm"} <= set(r) and r["loss"] > 0
+        # the LR the record's iteration used: cosine by epoch x linear warmup over epoch 1
+        cur = r["iter"] - 1
+        expected = regular_lr("cosine", recipe.lr, cur // 5, 2) * warmup_factor("linear", cur, 5, 0.1)
+        assert r["lr"] == pytest.approx(expected)
+    assert [(r["epoch"], r["iter"]) for r in val_records] == [(1, 5), (2, 10)]
+    for r in val_records:
+        assert 0 <= r["top1_acc"] <= r["top5_acc"] <= 1 and 0 <= r["mean_class_accuracy"] <= 1
+
+    saved = yaml.safe_load((tmp_path / "run" / "recipe.yaml").read_text())
+    assert Recipe(**saved) == recipe
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert {p.name for p in checkpoints.iterdir() if p.is_dir()} == {"epoch_1", "epoch_2"}
+    assert len(list(checkpoints.glob("best_top1_acc_epoch_*.pth"))) == 1
+    assert json.loads((checkpoints / "epoch_2" / "meta.json").read_text())["epoch"] == 2
+
+
+def test_resume_at_an_epoch_boundary_equals_an_uninterrupted_run(tiny_root, tmp_path, monkeypatch):
+    straight = tiny_recipe(tiny_root, tmp_path / "straight", max_epochs=3, checkpoint_interval=1)
+    train(straight)
+
+    interrupted = replace(straight, work_dir=str(tmp_path / "interrupted"))
+    save = CheckpointHook.after_train_epoch
+
+    def save_then_crash(self, runner):
+        save(self, runner)
+        if runner.epoch + 1 == 2:
+            raise KeyboardInterrupt("simulated preemption after epoch 2")
+
+    monkeypatch.setattr(CheckpointHook, "after_train_epoch", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted)
+    monkeypatch.undo()
+    # the same seed gives the same first two epochs
+    assert _records(interrupted.work_dir) == [r for r in _records(straight.work_dir) if r["epoch"] <= 2]
+
+    runner = train(replace(interrupted, resume_from="auto"))
+    assert runner.epoch == 3 and runner.iter == 15
+    assert _records(interrupted.work_dir) == _records(straight.work_dir)
+    ours, reference = _weights(interrupted.work_dir, 3), _weights(straight.work_dir, 3)
+    assert ours.keys() == reference.keys()
+    for key in ours:
+        assert torch.equal(ours[key], reference[key]), key
+
+
+def test_max_keep_ckpts_keeps_the_newest(tiny_root, tmp_path):
+    train(tiny_recipe(tiny_root, tmp_path / "run", max_epochs=3, max_keep_ckpts=2, eval_interval=3))
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("epoch_*")) == ["epoch_2", "epoch_3"]
+
+
+def test_load_from_skips_a_head_of_another_class_count_and_reports_it(tmp_path, caplog):
+    torch.manual_seed(1)
+    source = build_model("slowfast_tiny", num_classes=400)
+    torch.save({"model_state": source.state_dict()}, tmp_path / "k400.pyth")  # pytorchvideo zoo layout
+    target = build_model("slowfast_tiny", num_classes=5)
+    logger = logging.getLogger("accel_slowfast")
+    logger.addHandler(caplog.handler)
+    try:
+        report = load_weights(target, tmp_path / "k400.pyth")
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert report == {"missing": ["blocks.6.proj.weight", "blocks.6.proj.bias"], "unexpected": [],
+                      "shape_mismatch": ["blocks.6.proj.weight", "blocks.6.proj.bias"]}
+    for key, value in target.state_dict().items():
+        if not key.startswith("blocks.6.proj"):
+            assert torch.equal(value, source.state_dict()[key]), key
+    assert "blocks.6.proj.weight" in caplog.text
+
+
+def test_load_from_refuses_files_that_need_arbitrary_unpickling(tmp_path):
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": Path("x")}, tmp_path / "bad.pth")
+    with pytest.raises(RuntimeError, match="weights_only"):
+        load_weights(build_model("slowfast_tiny", 5), tmp_path / "bad.pth")
+
+
+def _cli(*args, cwd=REPO, **env):
+    return subprocess.run([sys.executable, "train.py", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=300)
+
+
+def test_cli_help_lists_every_key_and_bad_input_exits_2():
+    result = _cli("--help")
+    assert result.returncode == 0
+    for key in ("work_dir", "lr_policy", "warmup_ratio", "gradient_accumulation_steps", "report_to"):
+        assert f"--{key}" in result.stdout
+    result = _cli("--max_epoch=3")
+    assert result.returncode == 2 and "--max_epoch=3" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_readme_default_run_learns_motion(tmp_path):
+    """The README's first command: `accelerate launch train.py`, no arguments (about 2 minutes)."""
+    result = subprocess.run(["accelerate", "launch", str(REPO / "train.py")], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=900, env={**os.environ, "ACCEL_SLOWFAST_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = _records(tmp_path / "work_dirs" / "synthetic_slowfast_tiny")
+    assert [r for r in records if r["mode"] == "val"][-1]["top1_acc"] >= 0.9
