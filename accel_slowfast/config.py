@@ -12,7 +12,6 @@ string: write ``1.0e-4``) and impossible combinations, naming the key and the fi
 import dataclasses
 import difflib
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
+from accel_slowfast.data.decoding import DECODERS
 from accel_slowfast.models import PRESETS
 from accel_slowfast.schedules import LR_POLICIES, WARMUPS
 
@@ -43,7 +43,7 @@ class RecipeError(ValueError):
 @dataclass
 class Recipe:
     # --- run ---
-    work_dir: str = _f("work_dirs/synthetic_slowfast_tiny", "Folder for logs, metrics.jsonl, recipe.yaml and checkpoints/.")
+    work_dir: str = _f("work_dirs/synthetic_slowfast_tiny", "Folder for logs, metrics.jsonl, checkpoints/.")
     seed: int = _f(0, "Seed for weights, shuffling and augmentation.")
     deterministic: bool = _f(False, "Use deterministic algorithms (bitwise repeatable on CPU; warn-only on CUDA).")
     # --- model ---
@@ -57,6 +57,7 @@ class Recipe:
     split: int = _f(1, "ucf101: official split 1, 2 or 3 (train on trainlist0N, validate on testlist0N).")
     train_list: str = _f("", "list: mmaction2 list file ('relative/path.avi label', 0-based) for training.")
     val_list: str = _f("", "list: mmaction2 list file for validation.")
+    decoder: str = _f("pyav", f"Video decoder: {', '.join(sorted(DECODERS))} (see accel_slowfast/data/decoding.py).")
     clip_len: int = _f(16, "Frames per clip (the fast pathway's length); a multiple of the model's alpha.")
     frame_interval: int = _f(2, "Source frames between two sampled frames.")
     short_side: int = _f(56, "Frames are resized so their short side has this length.")
@@ -102,7 +103,8 @@ class Recipe:
     def validate(self) -> None:
         """Check choices and combinations; raise ``RecipeError`` naming the key."""
         choices = {"model": sorted(PRESETS), "dataset": DATASETS, "lr_policy": LR_POLICIES, "warmup": WARMUPS,
-                   "mixed_precision": MIXED_PRECISION, "report_to": REPORT_TO, "optimizer": OPTIMIZERS}
+                   "mixed_precision": MIXED_PRECISION, "report_to": REPORT_TO, "optimizer": OPTIMIZERS,
+                   "decoder": sorted(DECODERS)}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise RecipeError(f"recipe key '{key}' is {getattr(self, key)!r}; choose one of {list(allowed)}")
@@ -165,7 +167,8 @@ def check_type(key: str, value: Any, annotation: Any) -> Any:
 
 
 def _parser() -> HfArgumentParser:
-    return HfArgumentParser(Recipe, allow_abbrev=False, description="Train SlowFast: train.py [RECIPE.yaml] [--key=value ...]")
+    usage = "Train SlowFast: train.py [RECIPE.yaml] [--key=value ...]"
+    return HfArgumentParser(Recipe, allow_abbrev=False, description=usage)
 
 
 def load_recipe(argv: list[str] | None = None) -> Recipe:

@@ -191,11 +191,19 @@ class LoggerHook:
 
     def before_run(self, runner) -> None:
         self.json_path = runner.work_dir / "metrics.jsonl"
-        if runner.accelerator.is_main_process and self.json_path.exists():
-            # A resumed run re-creates everything after its checkpoint: drop those records.
-            kept = [line for line in self.json_path.read_text().splitlines()
-                    if line and json.loads(line)["iter"] <= runner.iter]
-            self.json_path.write_text("".join(line + "\n" for line in kept))
+        if not runner.accelerator.is_main_process or not self.json_path.exists():
+            return
+        if runner.iter == 0:  # a fresh run in a used work_dir: keep the old records aside
+            stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(self.json_path.stat().st_mtime))
+            backup, n = self.json_path.with_name(f"metrics_{stamp}.jsonl"), 1
+            while backup.exists():
+                backup, n = self.json_path.with_name(f"metrics_{stamp}_{n}.jsonl"), n + 1
+            self.json_path.rename(backup)
+            return
+        # A resumed run re-creates everything after its checkpoint: drop those records.
+        kept = [line for line in self.json_path.read_text().splitlines()
+                if line and json.loads(line)["iter"] <= runner.iter]
+        self.json_path.write_text("".join(line + "\n" for line in kept))
 
     def before_train_epoch(self, runner) -> None:
         runner.log_buffer.clear()
@@ -252,7 +260,7 @@ class LoggerHook:
         keys = sorted(values)
         tensor = torch.tensor([values[k] for k in keys], device=runner.accelerator.device)
         tensor = runner.accelerator.reduce(tensor, reduction="mean")
-        return dict(zip(keys, tensor.tolist()))
+        return dict(zip(keys, tensor.tolist(), strict=True))
 
     def _write(self, runner, record: dict[str, Any]) -> None:
         if self.use_trackers:

@@ -2,9 +2,10 @@
 
 Data flow (``alpha`` = slow/fast frame-rate ratio, ``beta_inv`` = fast channel reduction)::
 
-    frames (B, 3, T, H, W) --pack_pathway--> slow (B, 3, T/alpha, H, W) ---> stem -> res2..res5 --> pool ┐
-                                              fast (B, 3, T,       H, W) ---> stem -> res2..res5 --> pool ┴ concat -> dropout -> fc
-                                                                   (fast -> slow lateral fusion after the stem and res2..res4)
+    frames (B, 3, T, H, W) --pack_pathway--+--> slow (B, 3, T/alpha, H, W) -> stem -> res2..res5 -> pool -+
+                                           +--> fast (B, 3, T, H, W)       -> stem -> res2..res5 -> pool -+
+                                                (fast -> slow lateral fusion after the stem and res2..res4)  |
+                                                                     concat [slow, fast] -> dropout -> fc <--+
 
 The head pools adaptively, so any crop size and clip length work (pytorchvideo's default
 ``AvgPool3d`` head only fits 224 px and its training clip length). Parameter names equal
@@ -12,8 +13,9 @@ pytorchvideo's (``blocks.0.multipathway_blocks.0.conv.weight`` ...), so its chec
 as they are.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from pytorchvideo.models.slowfast import create_slowfast

@@ -20,8 +20,9 @@ Accelerate only syncs gradients and steps on the last micro-batch of each accumu
 """
 
 import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 from accelerate import Accelerator

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import yaml
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
 
 from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.config import Recipe, RecipeError, save_recipe
@@ -88,7 +89,7 @@ def build_datasets(recipe: Recipe, train_index: VideoIndex, val_index: VideoInde
                               f"{recipe.num_classes}; set --num_classes={len(index.classes)}")
     norm = dict(mean=tuple(recipe.mean), std=tuple(recipe.std))
     clip = dict(clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
-                seed=recipe.seed)
+                seed=recipe.seed, decoder=recipe.decoder)
     train_set = ClipDataset(
         train_index,
         transform=train_transform(short_side=recipe.short_side, crop_size=recipe.crop_size,
@@ -105,9 +106,9 @@ def build_datasets(recipe: Recipe, train_index: VideoIndex, val_index: VideoInde
     return train_set, val_set
 
 
-def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator, train: bool) -> torch.utils.data.DataLoader:
+def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator, train: bool) -> DataLoader:
     # Workers are re-created every epoch (not persistent) so they see the dataset's new epoch.
-    return torch.utils.data.DataLoader(
+    return DataLoader(
         dataset,
         batch_size=recipe.batch_size,
         shuffle=train,

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from accel_slowfast.data import ClipDataset, read_ucf101_split
-from accel_slowfast.data.synthetic import write_video
 from accel_slowfast.data.index import VideoIndex, VideoRecord
+from accel_slowfast.data.synthetic import write_video
 from accel_slowfast.data.transforms import pack_pathway, train_transform, val_transform
 from accel_slowfast.models import PRESETS
 

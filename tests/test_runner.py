@@ -102,7 +102,7 @@ def test_gradient_accumulation_makes_one_step_from_n_micro_batches(tmp_path):
     whole = {k: torch.cat([b[k] for b in micro]) for k in ("x", "y")}
     _step(reference, whole, True)["loss"].backward()
     optimizer.step()
-    for ours, theirs in zip(accumulated.model.parameters(), reference.parameters()):
+    for ours, theirs in zip(accumulated.model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(ours, theirs)
 
 
@@ -112,7 +112,7 @@ def test_gradient_clipping_logs_the_norm_and_bounds_the_update(tmp_path):
     runner.register_hook(OptimizerHook(grad_clip=1e-3))
     batch = [{"x": torch.full((2, 3), 100.0), "y": torch.zeros(2, 1)}]
     runner.run({"train": batch}, [("train", 1)], max_epochs=1)
-    update = torch.cat([(p.detach() - b).flatten() for p, b in zip(runner.model.parameters(), before)])
+    update = torch.cat([(p.detach() - b).flatten() for p, b in zip(runner.model.parameters(), before, strict=True)])
     assert update.norm() == pytest.approx(1e-3, rel=1e-4)
     assert float(runner.log_buffer.history["grad_norm"][0][0]) > 1
 

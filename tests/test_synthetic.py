@@ -1,11 +1,10 @@
 import av
 import numpy as np
 import pytest
+from conftest import TINY_SPEC
 
 from accel_slowfast.data.index import read_ucf101_split
 from accel_slowfast.data.synthetic import CLASSES, COMPLETE_MARKER, SyntheticSpec, _background, ensure_synthetic, render
-
-from conftest import TINY_SPEC
 
 
 def test_layout_split_files_and_disjoint_groups(tiny_root):

@@ -20,13 +20,12 @@ Randomness (clip offset, crop, flip) comes from a generator seeded by
 produces it. ``set_epoch`` is called through Accelerate's prepared loader every epoch.
 """
 
-from fractions import Fraction
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
-from pytorchvideo.data.encoded_video_pyav import EncodedVideoPyAV
 
+from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.transforms import pack_pathway
 
@@ -42,6 +41,7 @@ class ClipDataset(torch.utils.data.Dataset):
         alpha: the model's slow/fast frame-rate ratio.
         random_clip: a uniformly random clip offset (training) instead of the centre clip.
         seed: base of the per-sample random generator.
+        decoder: a name in ``accel_slowfast.data.decoding.DECODERS``.
     """
 
     def __init__(
@@ -54,6 +54,7 @@ class ClipDataset(torch.utils.data.Dataset):
         alpha: int,
         random_clip: bool,
         seed: int = 0,
+        decoder: str = "pyav",
     ):
         self.index = index
         self.clip_len = clip_len
@@ -62,6 +63,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.alpha = alpha
         self.random_clip = random_clip
         self.seed = seed
+        self.decoder = decoder
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -90,22 +92,7 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def decode(self, path, rng: np.random.Generator) -> torch.Tensor:
         """Decode the frames of one clip of ``path`` as float ``(C, T, H, W)`` in 0-255."""
-        with open(path, "rb") as file:  # PyAV reads from it lazily: keep it open while decoding
-            video = EncodedVideoPyAV(file, str(path), decode_audio=False)
-            try:
-                # pytorchvideo exposes only the duration; the frame count and rate are the stream's.
-                stream = video._container.streams.video[0]
-                fps = Fraction(stream.average_rate)
-                num_frames = stream.frames or int(video.duration * fps)
-                if num_frames <= 0:
-                    raise RuntimeError(f"{path}: the video has no frames")
-                indices = self.frame_indices(num_frames, rng)
-                first, last = int(indices.min()), int(indices.max())
-                # Frame i is shown on [i / fps, (i + 1) / fps); get_clip returns frames in [start, end).
-                clip = video.get_clip(Fraction(first) / fps, Fraction(last + 1) / fps)["video"]
-            finally:
-                video.close()
-        if clip is None:
-            raise RuntimeError(f"{path}: could not decode frames {first}..{last}")
-        # A header frame count may exceed what decodes; clamp rather than index past the end.
-        return clip[:, np.minimum(indices - first, clip.shape[1] - 1)]
+        with open_video(path, self.decoder) as video:
+            if video.num_frames <= 0:
+                raise RuntimeError(f"{path}: the video has no frames")
+            return video.get_frames(self.frame_indices(video.num_frames, rng))

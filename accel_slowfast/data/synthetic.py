@@ -7,9 +7,10 @@ shrinking). A single frame therefore carries no class information: a model that 
 has learned temporal structure. The classes are unchanged by a horizontal flip ("sideways" is
 left or right at random), so the seed's flip augmentation stays on.
 
-The square never leaves the central square of the frame (a centre crop keeps it whole), and never leaves the frame (objects that wrap around the edges make the task
-unlearnable from few videos). The background texture is shared by the clips of one group
-(UCF101's "same actor/scene" unit), so the test split's backgrounds are never seen in training.
+The square moves inside the central square of the frame, which a centre crop keeps whole, and
+never wraps around an edge (objects that do make the task unlearnable from few videos).
+The background texture is shared by the clips of one group (UCF101's "same actor/scene"
+unit), so the test split's backgrounds are never seen in training.
 
 Layout written (UCF101's, REFERENCE.md §6, with CRLF split files)::
 
@@ -52,7 +53,8 @@ class SyntheticSpec:
 
     @property
     def cache_name(self) -> str:
-        return f"synthetic-v3-s{self.seed}-{self.width}x{self.height}x{self.num_frames}-g{self.num_groups}c{self.clips_per_group}"
+        size = f"{self.width}x{self.height}x{self.num_frames}"
+        return f"synthetic-v3-s{self.seed}-{size}-g{self.num_groups}c{self.clips_per_group}"
 
 
 def default_cache_dir() -> Path:
