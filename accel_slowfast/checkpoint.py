@@ -2,42 +2,102 @@
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 logger = logging.getLogger("accel_slowfast")
 
+# Wrappers around the tensors, tried in this order: ours and mmcv/mmengine, pytorchvideo zoo, others.
+STATE_DICT_KEYS = ("state_dict", "model_state", "model")
+
+
+def _extra_safe_globals() -> list[Any]:
+    """Value types that ``weights_only`` refuses by default but that build no arbitrary objects.
+
+    mmcv/mmaction2 checkpoints keep bookkeeping in ``meta`` (e.g. a numpy float best score);
+    these allow such files without allowing any class with code of its own. numpy scalars are
+    rebuilt from a dtype and raw bytes; files written with numpy 1.x name ``numpy.core``.
+    """
+    allowed: list[Any] = [frozenset, slice, range]
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy ships with torch's usual installs
+        return allowed
+    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
+    number_dtypes = {type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG"}  # bool, ints, floats, complex
+    return allowed + [np.dtype, *number_dtypes, (scalar, "numpy.core.multiarray.scalar"),
+                      (scalar, "numpy._core.multiarray.scalar")]
+
+
+def load_file(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU, with a few plain value types allowed.
+
+    A file that pickles anything else (a class of some library, a function) is refused with a
+    ``RuntimeError`` naming what it holds and how to re-save its tensors: unpickling it could run
+    arbitrary code.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"load_from: {path} does not exist")
+    with torch.serialization.safe_globals(_extra_safe_globals()):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - torch raises several types for refused pickles
+            refused = error
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)  # beyond the allowed ones
+        except Exception:  # noqa: BLE001 - not a zip checkpoint: report torch's own message
+            unsafe = []
+    holds = f"it pickles {unsafe}" if unsafe else str(refused).strip().splitlines()[0]
+    raise RuntimeError(
+        f"load_from: {path} does not load with weights_only=True ({holds}); we never unpickle arbitrary "
+        "objects. If you trust the file, re-save its tensors only, e.g. python -c \"import torch; "
+        f"c = torch.load('{path}', weights_only=False); torch.save({{'state_dict': c['state_dict']}}, "
+        "'weights.pth')\"") from refused
+
+
+def extract_state_dict(content: Any, path: str | Path = "") -> dict[str, torch.Tensor]:
+    """The tensors of a loaded checkpoint, unwrapped from ``STATE_DICT_KEYS`` and ``module.``."""
+    for key in STATE_DICT_KEYS:
+        if isinstance(content, dict) and isinstance(content.get(key), dict):
+            content = content[key]
+            break
+    if not isinstance(content, dict):
+        raise RuntimeError(f"load_from: {path} holds a {type(content).__name__}, not a state dict")
+    state = {k.removeprefix("module."): v for k, v in content.items() if torch.is_tensor(v)}
+    if not state:
+        raise RuntimeError(f"load_from: {path} holds no tensors")
+    return state
+
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint file, from any of the layouts we know.
+    """The tensors of a checkpoint file, from any of the layouts we know, in our key names.
 
-    Accepts a plain state dict, ``{"state_dict": ...}`` (ours, mmcv), ``{"model_state": ...}``
-    (pytorchvideo zoo) and an Accelerate ``save_state`` folder (its ``model.safetensors`` or
-    ``pytorch_model.bin``). Files are read with ``weights_only=True``.
+    Accepts a plain state dict, ``{"state_dict": ...}`` (ours, mmcv/mmengine), ``{"model_state":
+    ...}`` (pytorchvideo zoo), an Accelerate ``save_state`` folder (its ``model.safetensors`` or
+    ``pytorch_model.bin``) and mmaction2 SlowFast checkpoints (``backbone.slow_path...`` keys),
+    which are converted by ``accel_slowfast.convert``. Files are read with ``weights_only=True``.
     """
     path = Path(path)
     if path.is_dir():
         safetensors = path / "model.safetensors"
         if safetensors.exists():
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file as load_safetensors
 
-            return load_file(str(safetensors))
+            return load_safetensors(str(safetensors))
         path = path / "pytorch_model.bin"
-    if not path.exists():
-        raise FileNotFoundError(f"load_from: {path} does not exist")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch raises several types for refused pickles
-        raise RuntimeError(f"load_from: {path} is not a plain weights file that loads with weights_only=True "
-                           f"({error}); re-save it as a state dict") from error
-    for key in ("state_dict", "model_state", "model"):
-        if isinstance(content, dict) and isinstance(content.get(key), dict):
-            content = content[key]
-            break
-    state = {k.removeprefix("module."): v for k, v in content.items() if torch.is_tensor(v)}
-    if not state:
-        raise RuntimeError(f"load_from: {path} holds no tensors")
+    # Imported here: convert.py imports this module, and `python -m accel_slowfast.convert` must not
+    # find it already imported by the package.
+    from accel_slowfast.convert import is_mmaction2_state_dict, mmaction2_to_ours
+
+    state = extract_state_dict(load_file(path), path)
+    if is_mmaction2_state_dict(state):
+        state, dropped = mmaction2_to_ours(state)
+        logger.info("load_from: %s is an mmaction2 checkpoint; converted %d tensors to our names", path, len(state))
+        if dropped:
+            logger.warning("load_from: mmaction2 keys without a counterpart, not loaded: %s", dropped)
     return state
 
 

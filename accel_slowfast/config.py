@@ -21,10 +21,11 @@ import yaml
 from transformers import HfArgumentParser
 
 from accel_slowfast.data.decoding import DECODERS
-from accel_slowfast.models import PRESETS
-from accel_slowfast.schedules import LR_POLICIES, WARMUPS
+from accel_slowfast.data.views import AVERAGE_CLIPS
+from accel_slowfast.models import NUM_STAGES, PRESETS
+from accel_slowfast.schedules import ANNEAL_STRATEGIES, COSINE_POLICIES, LR_POLICIES, MOMENTUM_POLICIES, WARMUPS
 
-DATASETS = ("synthetic", "ucf101", "list")
+DATASETS = ("synthetic", "ucf101", "hmdb51", "list", "folder")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 OPTIMIZERS = ("sgd", "adamw")
 REPORT_TO = ("none", "wandb", "tensorboard", "all")
@@ -49,13 +50,16 @@ class Recipe:
     # --- model ---
     model: str = _f("slowfast_tiny", f"Model preset: {', '.join(sorted(PRESETS))}.")
     num_classes: int = _f(5, "Number of classes of the classification head.")
+    frozen_stages: int = _f(-1, "Freeze the stems and res stages 1..k of both pathways (BN in eval mode); "
+                                "-1 freezes nothing, 4 trains the classifier only (linear probing).")
     dropout: float = _f(0.5, "Dropout before the final linear layer.")
     # --- data ---
     dataset: str = _f("synthetic", f"Dataset kind: {', '.join(DATASETS)}.")
-    data_root: str = _f("", "Video folder (ucf101: the UCF-101 folder). Empty for synthetic: generated into the cache.")
-    annotation_dir: str = _f("", "ucf101: the ucfTrainTestlist folder. Empty for synthetic.")
-    split: int = _f(1, "ucf101: official split 1, 2 or 3 (train on trainlist0N, validate on testlist0N).")
-    train_list: str = _f("", "list: mmaction2 list file ('relative/path.avi label', 0-based) for training.")
+    data_root: str = _f("", "Video folder (ucf101: UCF-101; hmdb51: <class>/ folders; folder: holds train/<class>/ "
+                            "and val/<class>/). Empty for synthetic: generated into the cache.")
+    annotation_dir: str = _f("", "ucf101: the ucfTrainTestlist folder; hmdb51: the *_test_split<N>.txt folder.")
+    split: int = _f(1, "ucf101/hmdb51: official split 1, 2 or 3 (validation uses the split's test list).")
+    train_list: str = _f("", "list: mmaction2 list / Kinetics CSV ('relative/path.avi label', 0-based) for training.")
     val_list: str = _f("", "list: mmaction2 list file for validation.")
     decoder: str = _f("pyav", f"Video decoder: {', '.join(sorted(DECODERS))} (see accel_slowfast/data/decoding.py).")
     clip_len: int = _f(16, "Frames per clip (the fast pathway's length); a multiple of the model's alpha.")
@@ -66,24 +70,57 @@ class Recipe:
     flip_ratio: float = _f(0.5, "Probability of a horizontal flip in training.")
     mean: list[float] = _f([123.675, 116.28, 103.53], "RGB mean on the 0-255 scale.")
     std: list[float] = _f([58.395, 57.12, 57.375], "RGB std on the 0-255 scale.")
+    num_clips: int = _f(10, "Test: clips per video, spread uniformly (mmaction2's test sampling).")
+    num_crops: int = _f(3, "Test: spatial crops per clip, 1 (centre) or 3 (both ends and centre of the long side).")
+    test_crop_size: int = _f(56, "Test: crop side after the short-side resize (the seed: 256, the full short side).")
+    average_clips: str = _f("prob", "Test: average the views' softmax ('prob', the seed's) or logits ('score').")
     batch_size: int = _f(16, "Clips per device per iteration.")
     num_workers: int = _f(2, "Data loading processes per device.")
     # --- optimisation ---
     max_epochs: int = _f(10, "Training epochs.")
     optimizer: str = _f("adamw", f"Optimizer: {', '.join(OPTIMIZERS)} (the seed uses sgd).")
-    lr: float = _f(4.0e-3, "Learning rate (for base_batch_size clips per step when that is set).")
+    lr: float = _f(4.0e-3, "Learning rate (for base_batch_size clips per step when that is set); one-cycle: its peak.")
     base_batch_size: int = _f(0, "If > 0, scale lr by (processes x batch_size x accumulation) / base_batch_size.")
-    momentum: float = _f(0.9, "sgd: momentum.")
+    momentum: float = _f(0.9, "sgd: momentum (the start of momentum_policy).")
     weight_decay: float = _f(1.0e-4, "Weight decay (applied to every parameter, as the seed does).")
     grad_clip: float = _f(40.0, "Max L2 norm of the gradients; 0 disables clipping.")
-    lr_policy: str = _f("cosine", f"LR policy: {', '.join(LR_POLICIES)}.")
-    by_epoch: bool = _f(True, "Update the regular LR once per epoch (mmcv's by_epoch) instead of every iteration.")
-    lr_steps: list[int] = _f([], "step: milestones (epochs when by_epoch, else iterations).")
-    lr_gamma: float = _f(0.1, "step: LR factor at each milestone.")
-    min_lr: float = _f(0.0, "cosine: final LR; step: LR floor.")
-    warmup: str = _f("linear", f"Warmup: {', '.join(WARMUPS)}.")
-    warmup_epochs: int = _f(1, "Warmup length in epochs (applied per iteration).")
-    warmup_ratio: float = _f(0.1, "LR factor at the first warmup iteration.")
+    lr_policy: str = _f("cosine", f"LR policy (mmcv's, see accel_slowfast/schedules.py): {', '.join(LR_POLICIES)}.")
+    by_epoch: bool = _f(True, "Update the regular LR and momentum once per epoch (mmcv's by_epoch) instead of every "
+                              "iteration; one-cycle and cyclic momentum are always per iteration.")
+    lr_steps: list[int] = _f([], "step: increasing milestones (epochs when by_epoch, else iterations).")
+    lr_step_every: int = _f(0, "step: decay every this many epochs (iterations if not by_epoch) instead of lr_steps.")
+    lr_gamma: float = _f(0.1, "step: LR factor per decay; exp: LR factor per epoch/iteration; inv: its gamma.")
+    lr_power: float = _f(1.0, "poly, inv: the exponent.")
+    min_lr: float = _f(0.0, "cosine, flat-cosine, cosine-restart, poly: final LR; step: LR floor.")
+    min_lr_ratio: float = _f(0.0, "cosine, flat-cosine, cosine-restart: if > 0, final LR = lr x min_lr_ratio "
+                                  "(instead of min_lr).")
+    flat_cosine_start: float = _f(0.75, "flat-cosine: fraction of training at constant lr before the cosine starts.")
+    restart_periods: list[int] = _f([], "cosine-restart: length of each cosine cycle (epochs, or iterations if not "
+                                        "by_epoch); together at least the whole run.")
+    restart_weights: list[float] = _f([], "cosine-restart: peak of each cycle as a fraction of lr (empty: all 1.0).")
+    one_cycle_pct_start: float = _f(0.3, "one-cycle: part of the cycle rising from lr / div_factor to lr (its peak).")
+    one_cycle_anneal: str = _f("cos", "one-cycle: annealing shape, cos or linear.")
+    one_cycle_div_factor: float = _f(25.0, "one-cycle: the cycle starts at lr / one_cycle_div_factor.")
+    one_cycle_final_div_factor: float = _f(1.0e4, "one-cycle: the cycle ends at its start LR / this.")
+    one_cycle_three_phase: bool = _f(False, "one-cycle: fall back to the start LR, then anneal in a third phase.")
+    one_cycle_total_steps: int = _f(0, "one-cycle: iterations of the cycle; 0 = the run's (never fewer).")
+    warmup: str = _f("linear", f"Warmup: {', '.join(WARMUPS)} (one-cycle needs none: it has its own rise).")
+    warmup_epochs: int = _f(1, "Warmup length in epochs (applied per iteration); ignored when warmup_iters > 0.")
+    warmup_iters: int = _f(0, "Warmup length in iterations (mmcv's warmup_by_epoch=False); if > 0, replaces "
+                              "warmup_epochs.")
+    warmup_ratio: float = _f(0.1, "LR factor at the first warmup iteration, in (0, 1].")
+    momentum_policy: str = _f("none", f"Momentum schedule (mmcv's): {', '.join(MOMENTUM_POLICIES)}; sets sgd's "
+                                      "momentum or adamw's beta1, from its initial value.")
+    momentum_steps: list[int] = _f([], "momentum step: increasing milestones (in by_epoch's unit).")
+    momentum_step_every: int = _f(0, "momentum step: decay every this many epochs/iterations, instead of steps.")
+    momentum_gamma: float = _f(0.5, "momentum step: momentum factor per decay.")
+    min_momentum: float = _f(0.0, "momentum step: floor; momentum cosine: final momentum.")
+    min_momentum_ratio: float = _f(0.0, "momentum cosine: if > 0, final momentum = initial x this (instead of "
+                                        "min_momentum).")
+    momentum_target_ratio: list[float] = _f([0.85 / 0.95, 1.0], "momentum cyclic: [lowest, end] momentum of each "
+                                                                "cycle as fractions of the initial one.")
+    momentum_cyclic_times: int = _f(1, "momentum cyclic: cycles over the run.")
+    momentum_step_ratio_up: float = _f(0.4, "momentum cyclic: fraction of each cycle going down to the lowest.")
     gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.")
     mixed_precision: str = _f("no", f"Mixed precision: {', '.join(MIXED_PRECISION)}.")
     # --- hooks ---
@@ -108,7 +145,7 @@ class Recipe:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise RecipeError(f"recipe key '{key}' is {getattr(self, key)!r}; choose one of {list(allowed)}")
-        for key in ("num_classes", "clip_len", "frame_interval", "short_side", "crop_size", "batch_size",
+        for key in ("num_classes", "clip_len", "frame_interval", "short_side", "crop_size", "batch_size", "num_clips",
                     "max_epochs", "gradient_accumulation_steps", "log_interval", "eval_interval",
                     "checkpoint_interval"):
             if getattr(self, key) < 1:
@@ -117,31 +154,103 @@ class Recipe:
                     "weight_decay", "lr"):
             if getattr(self, key) < 0:
                 raise RecipeError(f"recipe key '{key}' must be >= 0, got {getattr(self, key)}")
+        if not -1 <= self.frozen_stages <= NUM_STAGES:
+            raise RecipeError(f"recipe key 'frozen_stages' must be in [-1, {NUM_STAGES}] (-1: train everything, "
+                              f"{NUM_STAGES}: linear probing), got {self.frozen_stages}")
         alpha = PRESETS[self.model].alpha
         if self.clip_len % alpha:
             raise RecipeError(f"recipe key 'clip_len' ({self.clip_len}) must be a multiple of {self.model}'s alpha "
                               f"({alpha}); try clip_len={max(alpha, self.clip_len // alpha * alpha)}")
+        if self.num_crops not in (1, 3):
+            raise RecipeError(f"recipe key 'num_crops' must be 1 or 3, got {self.num_crops}")
+        if self.average_clips not in AVERAGE_CLIPS:
+            raise RecipeError(f"recipe key 'average_clips' is {self.average_clips!r}; choose one of {AVERAGE_CLIPS}")
+        if self.test_crop_size > self.short_side:
+            raise RecipeError(f"recipe key 'test_crop_size' ({self.test_crop_size}) exceeds 'short_side' "
+                              f"({self.short_side})")
         if self.crop_size > self.short_side:
             raise RecipeError(f"recipe key 'crop_size' ({self.crop_size}) exceeds 'short_side' ({self.short_side})")
         if not 0 < self.crop_area_min <= 1 or not 0 <= self.flip_ratio <= 1:
             raise RecipeError("recipe keys 'crop_area_min' must be in (0, 1] and 'flip_ratio' in [0, 1]")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise RecipeError("recipe keys 'mean' and 'std' need 3 values (RGB) and a positive std")
-        if self.dataset == "ucf101" and not (self.data_root and self.annotation_dir):
-            raise RecipeError("dataset 'ucf101' needs 'data_root' (the UCF-101 folder) and 'annotation_dir' "
-                              "(the ucfTrainTestlist folder)")
-        if self.dataset == "ucf101" and self.split not in (1, 2, 3):
-            raise RecipeError(f"recipe key 'split' must be 1, 2 or 3 for ucf101, got {self.split}")
+        if self.dataset in ("ucf101", "hmdb51") and not (self.data_root and self.annotation_dir):
+            raise RecipeError(f"dataset '{self.dataset}' needs 'data_root' (the video folder) and 'annotation_dir' "
+                              "(the split files' folder)")
+        if self.dataset in ("ucf101", "hmdb51") and self.split not in (1, 2, 3):
+            raise RecipeError(f"recipe key 'split' must be 1, 2 or 3 for {self.dataset}, got {self.split}")
+        if self.dataset == "folder" and not self.data_root:
+            raise RecipeError("dataset 'folder' needs 'data_root' holding train/<class>/ and val/<class>/")
         if self.dataset == "list" and not (self.train_list and self.val_list):
             raise RecipeError("dataset 'list' needs 'train_list' and 'val_list' (mmaction2 list files)")
-        if self.lr_policy == "step" and not self.lr_steps:
-            raise RecipeError("lr_policy 'step' needs 'lr_steps', e.g. --lr_steps 90 130")
-        if self.warmup != "none" and self.warmup_epochs == 0:
-            raise RecipeError(f"warmup '{self.warmup}' needs 'warmup_epochs' > 0 (or set warmup: none)")
-        if self.warmup_epochs > self.max_epochs:
-            raise RecipeError(f"'warmup_epochs' ({self.warmup_epochs}) exceeds 'max_epochs' ({self.max_epochs})")
+        self._validate_schedules()
         if self.resume_from and self.load_from:
             raise RecipeError("set either 'resume_from' (continue a run) or 'load_from' (start from weights), not both")
+
+    def _validate_schedules(self) -> None:
+        """The LR, warmup and momentum keys (formulas in ``accel_slowfast/schedules.py``)."""
+        for key, allowed in (("momentum_policy", MOMENTUM_POLICIES), ("one_cycle_anneal", ANNEAL_STRATEGIES)):
+            if getattr(self, key) not in allowed:
+                raise RecipeError(f"recipe key '{key}' is {getattr(self, key)!r}; choose one of {list(allowed)}")
+        for key in ("lr_step_every", "min_lr_ratio", "warmup_iters", "one_cycle_total_steps", "momentum_step_every",
+                    "min_momentum", "min_momentum_ratio"):
+            if getattr(self, key) < 0:
+                raise RecipeError(f"recipe key '{key}' must be >= 0, got {getattr(self, key)}")
+        for key in ("lr_gamma", "lr_power", "one_cycle_div_factor", "one_cycle_final_div_factor", "momentum_gamma",
+                    "momentum_cyclic_times"):
+            if getattr(self, key) <= 0:
+                raise RecipeError(f"recipe key '{key}' must be > 0, got {getattr(self, key)}")
+        for key in ("flat_cosine_start", "momentum_step_ratio_up"):
+            if not 0 <= getattr(self, key) < 1:
+                raise RecipeError(f"recipe key '{key}' must be in [0, 1), got {getattr(self, key)}")
+        if not 0 <= self.one_cycle_pct_start <= 1:
+            raise RecipeError(f"recipe key 'one_cycle_pct_start' must be in [0, 1], got {self.one_cycle_pct_start}")
+        for policy_key, steps_key, every_key in (("lr_policy", "lr_steps", "lr_step_every"),
+                                                 ("momentum_policy", "momentum_steps", "momentum_step_every")):
+            steps, every = getattr(self, steps_key), getattr(self, every_key)
+            if getattr(self, policy_key) != "step":
+                continue
+            if not steps and not every:
+                raise RecipeError(f"{policy_key} 'step' needs '{steps_key}' (milestones, e.g. --{steps_key} 90 130) "
+                                  f"or '{every_key}' (a decay interval, e.g. --{every_key} 30)")
+            if steps and every:
+                raise RecipeError(f"set '{steps_key}' (milestones) or '{every_key}' (an interval), not both")
+            if steps != sorted(set(steps)) or min(steps, default=1) < 1:
+                raise RecipeError(f"recipe key '{steps_key}' must be positive and increasing, got {steps}")
+        for policy_key, cosine, min_key, ratio_key in (("lr_policy", COSINE_POLICIES, "min_lr", "min_lr_ratio"),
+                                                       ("momentum_policy", ("cosine",), "min_momentum",
+                                                        "min_momentum_ratio")):
+            if getattr(self, ratio_key) > 0 and getattr(self, policy_key) not in cosine:
+                raise RecipeError(f"recipe key '{ratio_key}' applies to {policy_key} {' / '.join(cosine)} only; "
+                                  f"for '{getattr(self, policy_key)}' use '{min_key}' or set {ratio_key}: 0.0")
+            if getattr(self, ratio_key) > 0 and getattr(self, min_key) > 0:
+                raise RecipeError(f"set '{min_key}' (a value) or '{ratio_key}' (a fraction), not both")
+        if self.lr_policy == "cosine-restart":
+            periods = self.restart_periods
+            if not periods or min(periods) < 1:
+                raise RecipeError("lr_policy 'cosine-restart' needs 'restart_periods' (positive cycle lengths), "
+                                  "e.g. --restart_periods 4 6")
+            if self.restart_weights and len(self.restart_weights) != len(periods):
+                raise RecipeError(f"recipe key 'restart_weights' needs one value per restart period ({len(periods)}), "
+                                  "or none (all 1.0)")
+            if self.by_epoch and sum(periods) < self.max_epochs:
+                raise RecipeError(f"recipe key 'restart_periods' covers {sum(periods)} epochs but 'max_epochs' is "
+                                  f"{self.max_epochs}; lengthen the last period or add one")
+        if self.lr_policy == "one-cycle" and self.warmup != "none":
+            raise RecipeError("lr_policy 'one-cycle' rises from lr / one_cycle_div_factor by itself: set warmup: none")
+        if self.warmup != "none" and self.warmup_epochs == 0 and self.warmup_iters == 0:
+            raise RecipeError(f"warmup '{self.warmup}' needs 'warmup_epochs' > 0 or 'warmup_iters' > 0 "
+                              "(or set warmup: none)")
+        if self.warmup != "none" and not 0 < self.warmup_ratio <= 1:
+            raise RecipeError(f"recipe key 'warmup_ratio' must be in (0, 1], got {self.warmup_ratio}")
+        if self.warmup_iters == 0 and self.warmup_epochs > self.max_epochs:
+            raise RecipeError(f"'warmup_epochs' ({self.warmup_epochs}) exceeds 'max_epochs' ({self.max_epochs})")
+        if self.momentum_policy != "none" and self.optimizer == "sgd" and self.momentum == 0:
+            raise RecipeError(f"momentum_policy '{self.momentum_policy}' scales sgd's 'momentum', which is 0; "
+                              "set momentum (e.g. 0.9) or momentum_policy: none")
+        if self.momentum_policy == "cyclic" and len(self.momentum_target_ratio) != 2:
+            raise RecipeError("recipe key 'momentum_target_ratio' needs 2 values [lowest, end], "
+                              "e.g. --momentum_target_ratio 0.85 1.0")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -31,58 +31,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from accel_slowfast.evaluation import collect_scores
-from accel_slowfast.metrics import classification_metrics
-from accel_slowfast.schedules import regular_lr, warmup_factor
+from accel_slowfast.evaluation import evaluate
+from accel_slowfast.schedules import LrScheduleHook as LrScheduleHook  # the schedule hooks live with their formulas
+from accel_slowfast.schedules import MomentumScheduleHook as MomentumScheduleHook
 
 CHECKPOINT_DIR = "checkpoints"
 EPOCH_CHECKPOINT_PREFIX = "epoch_"
-
-
-class LrScheduleHook:
-    """mmcv's ``LrUpdaterHook``: regular policy (by epoch or iteration) times warmup (by iteration).
-
-    The LR is computed from ``(runner.epoch, runner.iter)`` and written into the optimizer, so
-    it is identical on every process and after a resume; nothing steps a scheduler.
-    """
-
-    priority = "VERY_HIGH"
-
-    def __init__(
-        self,
-        policy: str = "cosine",
-        *,
-        by_epoch: bool = True,
-        min_lr: float = 0.0,
-        steps: tuple[int, ...] = (),
-        gamma: float = 0.1,
-        warmup: str = "none",
-        warmup_epochs: int = 0,
-        warmup_ratio: float = 0.1,
-    ):
-        self.policy, self.by_epoch, self.min_lr = policy, by_epoch, min_lr
-        self.steps, self.gamma = tuple(steps), gamma
-        self.warmup, self.warmup_epochs, self.warmup_ratio = warmup, warmup_epochs, warmup_ratio
-
-    def before_run(self, runner) -> None:
-        for group in runner.optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])  # kept in the optimizer state across resumes
-
-    def lr_at(self, base_lr: float, epoch: int, cur_iter: int, iters_per_epoch: int, runner) -> float:
-        """The LR of global iteration ``cur_iter`` (0-based), which lies in epoch ``epoch``."""
-        if self.by_epoch:
-            lr = regular_lr(self.policy, base_lr, epoch, runner.max_epochs,
-                            min_lr=self.min_lr, steps=self.steps, gamma=self.gamma)
-        else:
-            lr = regular_lr(self.policy, base_lr, cur_iter, runner.max_iters,
-                            min_lr=self.min_lr, steps=self.steps, gamma=self.gamma)
-        warmup_iters = self.warmup_epochs * iters_per_epoch
-        return lr * warmup_factor(self.warmup, cur_iter, warmup_iters, self.warmup_ratio)
-
-    def before_train_iter(self, runner) -> None:
-        iters_per_epoch = len(runner.data_loader)
-        for group in runner.optimizer.param_groups:
-            group["lr"] = self.lr_at(group["initial_lr"], runner.epoch, runner.iter, iters_per_epoch, runner)
 
 
 class OptimizerHook:
@@ -114,8 +68,19 @@ class SamplerSeedHook:
     priority = "NORMAL"
 
     def before_train_epoch(self, runner) -> None:
-        if hasattr(runner.data_loader, "set_epoch"):
-            runner.data_loader.set_epoch(runner.epoch)
+        set_loader_epoch(runner.data_loader, runner.epoch)
+
+
+def set_loader_epoch(loader, epoch: int) -> None:
+    """Tell a loader's sampler (shuffling) and dataset (augmentation) the epoch.
+
+    Accelerate's prepared loader forwards ``set_epoch`` to the dataset only when its sampler has
+    no ``set_epoch`` (accelerate 1.15: not under multi-process sharding), so call both.
+    """
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    if hasattr(getattr(loader, "dataset", None), "set_epoch"):
+        loader.dataset.set_epoch(epoch)
 
 
 class IterTimerHook:
@@ -135,7 +100,8 @@ class IterTimerHook:
 
 
 class EvalHook:
-    """Top-1/top-5/mean-class accuracy every ``interval`` epochs and after the last epoch.
+    """Top-1/top-5/mean-class accuracy every ``interval`` epochs and after the last epoch, with
+    the number of videos scored (``num_videos``) and not scored (``num_failed``).
 
     Keeps the best model (by ``save_best``, higher is better) as
     ``checkpoints/best_<metric>_epoch_<N>.pth`` and its score in ``runner.meta``. Runs on every
@@ -151,8 +117,10 @@ class EvalHook:
         epoch = runner.epoch + 1
         if epoch % self.interval and epoch != runner.max_epochs:
             return
-        scores, labels = collect_scores(runner.model, self.data_loader, runner.accelerator)
-        metrics = classification_metrics(scores, labels)
+        metrics = evaluate(runner.model, self.data_loader, runner.accelerator)
+        if metrics["num_failed"]:
+            runner.logger.warning("Epoch %d: %d validation videos could not be decoded and were not scored "
+                                  "(listed in bad_videos.txt)", epoch, metrics["num_failed"])
         runner.log_buffer.output.update(metrics)
         runner.log_buffer.ready = True
         score = metrics[self.save_best]
@@ -274,7 +242,8 @@ class LoggerHook:
 
     def _format(self, runner, record: dict[str, Any]) -> str:
         values = {k: v for k, v in record.items() if k not in ("mode", "epoch", "iter")}
-        parts = [f"{k}: {v:.4e}" if k == "lr" else f"{k}: {v:.4f}" for k, v in values.items()]
+        parts = [f"{k}: {v:.4e}" if k == "lr" else f"{k}: {v}" if isinstance(v, int) else f"{k}: {v:.4f}"
+                 for k, v in values.items()]
         if record["mode"] == "train":
             head = f"Epoch [{record['epoch']}][{runner.inner_iter + 1}/{len(runner.data_loader)}]"
             if "time" in record:
@@ -363,8 +332,8 @@ def find_resume_checkpoint(work_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def setup_text_logger(work_dir: Path, is_main_process: bool) -> logging.Logger:
-    """``accel_slowfast`` logger: console + ``<work_dir>/train_<time>.log`` on the main process."""
+def setup_text_logger(work_dir: Path, is_main_process: bool, prefix: str = "train") -> logging.Logger:
+    """``accel_slowfast`` logger: console + ``<work_dir>/<prefix>_<time>.log`` on the main process."""
     logger = logging.getLogger("accel_slowfast")
     logger.setLevel(logging.INFO if is_main_process else logging.ERROR)
     logger.propagate = False
@@ -374,7 +343,7 @@ def setup_text_logger(work_dir: Path, is_main_process: bool) -> logging.Logger:
     formatter = logging.Formatter("%(asctime)s - %(levelname)s - %(message)s")
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if is_main_process:
-        handlers.append(logging.FileHandler(work_dir / f"train_{time.strftime('%Y%m%d_%H%M%S')}.log"))
+        handlers.append(logging.FileHandler(work_dir / f"{prefix}_{time.strftime('%Y%m%d_%H%M%S')}.log"))
     for handler in handlers:
         handler.setFormatter(formatter)
         logger.addHandler(handler)

@@ -10,7 +10,12 @@ Data flow (``alpha`` = slow/fast frame-rate ratio, ``beta_inv`` = fast channel r
 The head pools adaptively, so any crop size and clip length work (pytorchvideo's default
 ``AvgPool3d`` head only fits 224 px and its training clip length). Parameter names equal
 pytorchvideo's (``blocks.0.multipathway_blocks.0.conv.weight`` ...), so its checkpoints load
-as they are.
+as they are; mmaction2 checkpoints load into ``slowfast_r50_4x16_mmaction2`` after
+``accel_slowfast.convert`` renames their keys (``load_from`` does it on the fly).
+
+``blocks`` index by stage: 0 = both stems (+ fusion), 1..4 = res2..res5 of both pathways (+ fusion
+after res2..res4), 5 = pool + concat, 6 = dropout + ``proj`` (the classifier). ``frozen_stages=k``
+freezes blocks 0..k, so ``frozen_stages=4`` is linear probing.
 """
 
 from collections.abc import Sequence
@@ -18,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from pytorchvideo.models.slowfast import create_slowfast
+from pytorchvideo.models.slowfast import FastToSlowFusionBuilder, create_slowfast
 from torch import nn
+
+NUM_STAGES = 4  # res2..res5; ``frozen_stages`` ranges over -1 (nothing frozen) .. NUM_STAGES (all but the head)
 
 
 @dataclass(frozen=True)
@@ -33,9 +40,17 @@ class Preset:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+# conv_a kernels per (pathway, stage) of the hub's R101_50_50; res4 lists one kernel per block.
+_RES4_50_50 = ((3, 1, 1),) * 6 + ((1, 1, 1),) * 17
+_R101_50_50_CONV_A = (
+    ((1, 1, 1), (1, 1, 1), _RES4_50_50, (3, 1, 1)),  # slow
+    ((3, 1, 1), (3, 1, 1), _RES4_50_50, (3, 1, 1)),  # fast
+)
+
 PRESETS: dict[str, Preset] = {
-    # The seed's model (PySlowFast/pytorchvideo 4x16 layout): 32 fast / 4 slow frames,
-    # fast->slow fusion with a (5, 1, 1) kernel and temporal stride 8.
+    # The seed's model in the PySlowFast/pytorchvideo 4x16 layout: 32 fast / 4 slow frames,
+    # fast->slow fusion with a (5, 1, 1) kernel and temporal stride 8, followed by BN + ReLU
+    # (mmaction2 has neither: use ``slowfast_r50_4x16_mmaction2`` for mmaction2 weights).
     "slowfast_r50_4x16": Preset(
         alpha=8,
         clip_len=32,
@@ -47,8 +62,56 @@ PRESETS: dict[str, Preset] = {
             slowfast_fusion_conv_stride=(8, 1, 1),
         ),
     ),
+    # mmaction2's SlowFast R50 4x16x1 exactly (checked against mmaction2 1.2.0's ResNet3dSlowFast and
+    # SlowFastHead): tau 8 / alpha 8, lateral fast->slow conv (5, 1, 1) stride (8, 1, 1) with NO norm
+    # and NO activation, res4/res5-only temporal kernels in the slow pathway, (5, 7, 7) fast stem,
+    # lateral channels added to each slow stage's input. The head pools adaptively like mmaction2's.
+    # Its weights come from ``accel_slowfast.convert`` (which also reorders the FC's [fast, slow]
+    # input columns to our [slow, fast]). Inputs: 0-255 RGB with the ImageNet mean/std (the recipe
+    # defaults), slow = fast[:, :, ::8].
+    "slowfast_r50_4x16_mmaction2": Preset(
+        alpha=8,
+        clip_len=32,
+        frame_interval=2,
+        crop_size=224,
+        kwargs=dict(
+            model_depth=50,
+            fusion_builder=FastToSlowFusionBuilder(
+                slowfast_channel_reduction_ratio=8,
+                conv_fusion_channel_ratio=2,
+                conv_kernel_size=(5, 1, 1),
+                conv_stride=(8, 1, 1),
+                norm=None,
+                activation=None,
+                max_stage_idx=NUM_STAGES - 1,
+            ).create_module,
+        ),
+    ),
     # pytorchvideo hub's ``slowfast_r50`` (8 slow / 32 fast frames): same state-dict keys and shapes.
+    # The hub models expect [0, 1] frames normalised with mean 0.45, std 0.225, i.e. on our 0-255
+    # scale: mean [114.75, 114.75, 114.75], std [57.375, 57.375, 57.375].
     "slowfast_r50_8x8": Preset(alpha=4, clip_len=32, frame_interval=2, crop_size=224, kwargs=dict(model_depth=50)),
+    # pytorchvideo hub's ``slowfast_r101`` (8 slow / 32 fast frames; fusion kernel 5, stride 4).
+    "slowfast_r101_8x8": Preset(
+        alpha=4,
+        clip_len=32,
+        frame_interval=2,
+        crop_size=224,
+        kwargs=dict(model_depth=101, slowfast_fusion_conv_kernel_size=(5, 1, 1)),
+    ),
+    # pytorchvideo hub's ``slowfast_16x8_r101_50_50`` (16 slow / 64 fast frames): R101 whose res4 has
+    # temporal (3, 1, 1) kernels in its first 6 of 23 blocks only.
+    "slowfast_16x8_r101_50_50": Preset(
+        alpha=4,
+        clip_len=64,
+        frame_interval=2,
+        crop_size=224,
+        kwargs=dict(
+            model_depth=101,
+            slowfast_fusion_conv_kernel_size=(5, 1, 1),
+            stage_conv_a_kernel_sizes=_R101_50_50_CONV_A,
+        ),
+    ),
     # A ~0.7 M-parameter SlowFast for CPU runs and tests: one block per stage, 16/2 stem channels.
     "slowfast_tiny": Preset(
         alpha=4,
@@ -70,12 +133,30 @@ class SlowFast(nn.Module):
 
     pytorchvideo's multipathway blocks overwrite their input list in place, so ``forward``
     copies the list first: calling the model twice on the same batch gives the same result.
+
+    ``frozen_stages`` (-1 .. 4): blocks 0..frozen_stages get ``requires_grad=False`` and stay in
+    eval mode (BatchNorm keeps its running statistics) even after ``model.train()``, as
+    mmaction2's ``frozen_stages`` does. Unlike mmaction2, whose stage-0 freeze leaves the first
+    lateral conv trainable, a frozen block here includes the fusion that follows it.
     """
 
-    def __init__(self, blocks: nn.ModuleList, alpha: int):
+    def __init__(self, blocks: nn.ModuleList, alpha: int, frozen_stages: int = -1):
         super().__init__()
+        if not -1 <= frozen_stages <= NUM_STAGES:
+            raise ValueError(f"frozen_stages must be in [-1, {NUM_STAGES}], got {frozen_stages}")
         self.blocks = blocks
         self.alpha = alpha
+        self.frozen_stages = frozen_stages
+        for param in self._frozen_blocks().parameters():
+            param.requires_grad = False
+
+    def _frozen_blocks(self) -> nn.ModuleList:
+        return self.blocks[: self.frozen_stages + 1]
+
+    def train(self, mode: bool = True) -> "SlowFast":
+        super().train(mode)
+        self._frozen_blocks().eval()  # frozen BatchNorm layers keep their statistics
+        return self
 
     def forward(self, video: Sequence[torch.Tensor]) -> torch.Tensor:
         x = list(video)  # [slow (B, C, T/alpha, H, W), fast (B, C, T, H, W)]
@@ -84,8 +165,20 @@ class SlowFast(nn.Module):
         return x  # (B, num_classes)
 
 
-def build_model(name: str, num_classes: int, dropout: float = 0.5) -> SlowFast:
-    """Build preset ``name`` with a fresh ``num_classes``-way head."""
+def build_model(
+    name: str, num_classes: int, dropout: float = 0.5, *, frozen_stages: int = -1, **overrides: Any
+) -> SlowFast:
+    """Build preset ``name`` with a fresh ``num_classes``-way head.
+
+    Args:
+        name: a key of ``PRESETS``.
+        num_classes: classifier outputs.
+        dropout: dropout rate before the classifier.
+        frozen_stages: freeze the stems and res stages 1..k of both pathways (see ``SlowFast``);
+            4 trains the classifier only (linear probing), -1 trains everything.
+        overrides: ``create_slowfast`` arguments replacing the preset's, e.g. ``model_depth=18,
+            stem_dim_outs=(8, 1)`` for a narrow, shallow variant of the same architecture.
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown model {name!r}; presets are {sorted(PRESETS)}")
     preset = PRESETS[name]
@@ -93,10 +186,10 @@ def build_model(name: str, num_classes: int, dropout: float = 0.5) -> SlowFast:
         model_num_class=num_classes,
         dropout_rate=dropout,
         head_pool=nn.AdaptiveAvgPool3d,
-        **preset.kwargs,
+        **{**preset.kwargs, **overrides},
     )
-    return SlowFast(net.blocks, preset.alpha)
+    return SlowFast(net.blocks, preset.alpha, frozen_stages)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

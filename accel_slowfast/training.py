@@ -7,6 +7,7 @@ Lifecycle: validate (the Recipe did) -> accelerator + seed -> data -> model -> o
 prepare -> hooks -> resume/load -> run -> end trackers.
 """
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,24 @@ from torch.utils.data import DataLoader
 
 from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.config import Recipe, RecipeError, save_recipe
-from accel_slowfast.data import ClipDataset, VideoIndex, ensure_synthetic, read_list_file, read_ucf101_split
+from accel_slowfast.data import (
+    ClipDataset,
+    VideoIndex,
+    ensure_synthetic,
+    read_class_folders,
+    read_hmdb51_split,
+    read_list_file,
+    read_ucf101_split,
+)
+from accel_slowfast.data.probe import probe_index
 from accel_slowfast.data.transforms import train_transform, val_transform
+from accel_slowfast.data.views import view_transforms
+from accel_slowfast.export import CLASSES_FILE
 from accel_slowfast.hooks import (
     CheckpointHook,
     EvalHook,
     IterTimerHook,
     LoggerHook,
-    LrScheduleHook,
     OptimizerHook,
     RunnerProgress,
     SamplerSeedHook,
@@ -36,13 +47,17 @@ from accel_slowfast.hooks import (
 )
 from accel_slowfast.models import PRESETS, SlowFast, build_model, count_parameters
 from accel_slowfast.runner import Runner
+from accel_slowfast.schedules import build_lr_hook, build_momentum_hook
+
+BAD_VIDEO_LOG = "bad_videos.txt"
 
 
 def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mode: bool) -> dict[str, Any]:
     """Forward + cross-entropy: the runner's ``train_step`` (backward is ``OptimizerHook``'s)."""
     logits = model(batch["video"])  # (B, num_classes)
     loss = F.cross_entropy(logits.float(), batch["label"])
-    return {"loss": loss, "log_vars": {"loss": loss.detach()}, "num_samples": batch["label"].shape[0]}
+    log_vars = {"loss": loss.detach(), "bad_clip_ratio": batch["replaced"].float().mean()}
+    return {"loss": loss, "log_vars": log_vars, "num_samples": batch["label"].shape[0]}
 
 
 def build_accelerator(recipe: Recipe) -> Accelerator:
@@ -76,11 +91,37 @@ def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex,
     if recipe.dataset == "ucf101":
         return (read_ucf101_split(recipe.data_root, recipe.annotation_dir, recipe.split, "train"),
                 read_ucf101_split(recipe.data_root, recipe.annotation_dir, recipe.split, "test"))
+    if recipe.dataset == "hmdb51":
+        return (read_hmdb51_split(recipe.data_root, recipe.annotation_dir, recipe.split, "train"),
+                read_hmdb51_split(recipe.data_root, recipe.annotation_dir, recipe.split, "test"))
+    if recipe.dataset == "folder":
+        train_index = read_class_folders(Path(recipe.data_root) / "train")
+        val_index = read_class_folders(Path(recipe.data_root) / "val")
+        if val_index.classes != train_index.classes:
+            raise RecipeError(f"{recipe.data_root}/train and /val must hold the same class folders")
+        return train_index, val_index
     train_index = read_list_file(recipe.train_list, recipe.data_root)
     return train_index, read_list_file(recipe.val_list, recipe.data_root, train_index.classes)
 
 
-def build_datasets(recipe: Recipe, train_index: VideoIndex, val_index: VideoIndex) -> tuple[ClipDataset, ClipDataset]:
+def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: Path) -> dict[int, str]:
+    """Probe every video once (cached) and list the unusable ones in ``bad_video_log``."""
+    with accelerator.main_process_first():  # the main process probes and caches, the others reuse
+        table = probe_index(index)
+    bad = {i: error for i, error in enumerate(table["error"]) if error}
+    if bad and accelerator.is_main_process:
+        listed = set(bad_video_log.read_text().split("\n")) if bad_video_log.exists() else set()
+        with open(bad_video_log, "a") as log:
+            for i, reason in bad.items():
+                line = f"{index.records[i].path}\t{reason}"
+                if line not in listed:
+                    log.write(line + "\n")
+    return bad
+
+
+def build_datasets(
+    recipe: Recipe, train_index: VideoIndex, val_index: VideoIndex, accelerator: Accelerator
+) -> tuple[ClipDataset, ClipDataset]:
     for name, index in (("training", train_index), ("validation", val_index)):
         if len(index) == 0:
             raise RecipeError(f"the {name} set of dataset '{recipe.dataset}' is empty; check data_root/annotation_dir")
@@ -88,22 +129,38 @@ def build_datasets(recipe: Recipe, train_index: VideoIndex, val_index: VideoInde
             raise RecipeError(f"the {name} set has {len(index.classes)} classes but 'num_classes' is "
                               f"{recipe.num_classes}; set --num_classes={len(index.classes)}")
     norm = dict(mean=tuple(recipe.mean), std=tuple(recipe.std))
+    bad_video_log = Path(recipe.work_dir) / BAD_VIDEO_LOG
     clip = dict(clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
-                seed=recipe.seed, decoder=recipe.decoder)
+                seed=recipe.seed, decoder=recipe.decoder, bad_video_log=bad_video_log)
     train_set = ClipDataset(
         train_index,
-        transform=train_transform(short_side=recipe.short_side, crop_size=recipe.crop_size,
-                                  crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio, **norm),
-        random_clip=True,
+        transforms=[train_transform(short_side=recipe.short_side, crop_size=recipe.crop_size,
+                                    crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio, **norm)],
+        clip_sampling="random",
+        known_bad=find_bad_videos(train_index, accelerator, bad_video_log),
         **clip,
     )
     val_set = ClipDataset(
         val_index,
-        transform=val_transform(short_side=recipe.short_side, crop_size=recipe.crop_size, **norm),
-        random_clip=False,
+        transforms=[val_transform(short_side=recipe.short_side, crop_size=recipe.crop_size, **norm)],
+        clip_sampling="centre",
+        known_bad=find_bad_videos(val_index, accelerator, bad_video_log),
         **clip,
     )
     return train_set, val_set
+
+
+def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerator) -> ClipDataset:
+    """The multi-view test set: ``num_clips`` x ``num_crops`` views per video, one view per sample."""
+    bad_video_log = Path(recipe.work_dir) / BAD_VIDEO_LOG
+    return ClipDataset(
+        index,
+        clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
+        transforms=view_transforms(short_side=recipe.short_side, crop_size=recipe.test_crop_size,
+                                   num_crops=recipe.num_crops, mean=tuple(recipe.mean), std=tuple(recipe.std)),
+        clip_sampling="uniform", num_clips=recipe.num_clips, seed=recipe.seed, decoder=recipe.decoder,
+        known_bad=find_bad_videos(index, accelerator, bad_video_log), bad_video_log=bad_video_log,
+    )
 
 
 def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator, train: bool) -> DataLoader:
@@ -148,8 +205,10 @@ def train(recipe: Recipe) -> Runner:
     seed_everything(recipe, accelerator)
 
     train_index, val_index = build_indexes(recipe, accelerator)
-    train_set, val_set = build_datasets(recipe, train_index, val_index)
-    model = build_model(recipe.model, recipe.num_classes, recipe.dropout)
+    if accelerator.is_main_process:  # class names for predict/export
+        (work_dir / CLASSES_FILE).write_text(json.dumps(train_index.classes))
+    train_set, val_set = build_datasets(recipe, train_index, val_index, accelerator)
+    model = build_model(recipe.model, recipe.num_classes, recipe.dropout, frozen_stages=recipe.frozen_stages)
     if recipe.load_from:
         load_weights(model, recipe.load_from)
     optimizer = build_optimizer(model, recipe, accelerator)
@@ -167,10 +226,9 @@ def train(recipe: Recipe) -> Runner:
     runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
     progress = RunnerProgress()
     accelerator.register_for_checkpointing(progress)
-    runner.register_hook(LrScheduleHook(
-        recipe.lr_policy, by_epoch=recipe.by_epoch, min_lr=recipe.min_lr, steps=tuple(recipe.lr_steps),
-        gamma=recipe.lr_gamma, warmup=recipe.warmup, warmup_epochs=recipe.warmup_epochs,
-        warmup_ratio=recipe.warmup_ratio))
+    runner.register_hook(build_lr_hook(recipe))
+    if recipe.momentum_policy != "none":
+        runner.register_hook(build_momentum_hook(recipe))
     runner.register_hook(OptimizerHook(recipe.grad_clip))
     runner.register_hook(SamplerSeedHook())
     runner.register_hook(IterTimerHook())

@@ -1,8 +1,13 @@
 """Shared fixtures: a tiny synthetic UCF101-layout dataset (real .avi files) and a tiny recipe."""
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Probe caches and generated datasets go to a throw-away folder, never the user's ~/.cache.
+os.environ.setdefault("ACCEL_SLOWFAST_CACHE", tempfile.mkdtemp(prefix="accel_slowfast_test_cache_"))
 
 import accel_slowfast  # noqa: F401  (compat shim first)
 from accel_slowfast.config import Recipe
@@ -21,11 +26,20 @@ def tiny_recipe(root: Path, work_dir: Path, **overrides) -> Recipe:
     """A recipe that trains slowfast_tiny on the tiny dataset in a few seconds."""
     values = dict(
         work_dir=str(work_dir), data_root=str(root), clip_len=8, frame_interval=2, short_side=32, crop_size=32,
-        batch_size=4, num_workers=0, max_epochs=2, log_interval=2, eval_interval=1, checkpoint_interval=1,
+        test_crop_size=32, batch_size=4, num_workers=0, max_epochs=2, log_interval=2, eval_interval=1,
+        checkpoint_interval=1,
         max_keep_ckpts=0, deterministic=True,
     )
     values.update(overrides)
     return Recipe(**values)
+
+
+@pytest.fixture(autouse=True)
+def propagating_logger():
+    """train() makes the package logger print by itself (propagate=False); let caplog see it again."""
+    import logging
+
+    logging.getLogger("accel_slowfast").propagate = True
 
 
 @pytest.fixture(autouse=True)

@@ -12,11 +12,11 @@ from accel_slowfast.models import PRESETS
 NORM = dict(mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
 
 
-def _dataset(index, train=True, clip_len=8, interval=2, alpha=4, seed=0, size=32):
+def _dataset(index, train=True, clip_len=8, interval=2, alpha=4, seed=0, size=32, **kwargs):
     transform = (train_transform(short_side=size, crop_size=size, crop_area=(0.08, 1.0), flip_ratio=0.5, **NORM)
                  if train else val_transform(short_side=size, crop_size=size, **NORM))
-    return ClipDataset(index, clip_len=clip_len, frame_interval=interval, transform=transform, alpha=alpha,
-                       random_clip=train, seed=seed)
+    return ClipDataset(index, clip_len=clip_len, frame_interval=interval, transforms=[transform], alpha=alpha,
+                       clip_sampling="random" if train else "centre", seed=seed, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,8 @@ def test_sample_dict_shapes_for_every_preset(train_index, name):
     assert fast.shape == (3, preset.clip_len, 32, 32) and fast.dtype == torch.float32
     assert slow.shape == (3, preset.clip_len // preset.alpha, 32, 32)
     assert sample["label"] == train_index.records[3].label
-    assert sample["video_index"] == 3 and sample["clip_index"] == 0
+    assert sample["video_index"] == 3 and sample["clip_index"] == 0 and sample["view_index"] == 0
+    assert sample["replaced"] is False
     batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
     assert batch["video"][1].shape == (2, 3, preset.clip_len, 32, 32) and batch["label"].shape == (2,)
 
@@ -54,20 +55,22 @@ def test_decoded_frames_equal_pyav_frames(tmp_path):
     with av.open(str(path)) as container:
         reference = np.stack([f.to_rgb().to_ndarray() for f in container.decode(video=0)])
     dataset = _dataset(VideoIndex([VideoRecord(path, 0)], ["a"]), clip_len=8, interval=3)
-    rng = np.random.default_rng(7)
-    indices = dataset.frame_indices(30, np.random.default_rng(7))
-    clip = dataset.decode(path, rng)  # (C, T, H, W)
+    indices = dataset.frame_indices(30, np.random.default_rng(7))[0]
+    clip = dataset._clip(0, 0, np.random.default_rng(7))  # (C, T, H, W)
     np.testing.assert_array_equal(clip.permute(1, 2, 3, 0).numpy(), reference[indices])
 
 
 def test_frame_indices_random_centre_and_looping():
     dataset = _dataset(VideoIndex([], []), clip_len=4, interval=2)
     rng = np.random.default_rng(0)
-    offsets = {int(dataset.frame_indices(20, rng)[0]) for _ in range(200)}
+    offsets = {int(dataset.frame_indices(20, rng)[0, 0]) for _ in range(200)}
     assert offsets == set(range(0, 20 - 8 + 1))  # uniform over the valid range
-    dataset.random_clip = False
-    assert dataset.frame_indices(20, rng).tolist() == [6, 8, 10, 12]
-    assert dataset.frame_indices(5, rng).tolist() == [0, 2, 4, 1]  # too short: loops
+    dataset.clip_sampling = "centre"
+    assert dataset.frame_indices(20, rng).tolist() == [[6, 8, 10, 12]]
+    assert dataset.frame_indices(5, rng).tolist() == [[0, 2, 4, 1]]  # too short: loops
+    dataset.clip_sampling, dataset.num_clips = "uniform", 3
+    # mmaction2's test sampling: avg = (20 - 8 + 1) / 3, offsets int(avg / 2 + i * avg) = 2, 6, 10
+    assert dataset.frame_indices(20, rng)[:, 0].tolist() == [2, 6, 10]
 
 
 def test_pack_pathway_takes_every_alpha_th_frame_from_the_first():

@@ -78,3 +78,41 @@ def test_mmaction2_list_rejects_labels_outside_the_classes(tmp_path):
     (tmp_path / "list.txt").write_text("x.avi 3\n")
     with pytest.raises(ValueError, match="list.txt:1: label 3"):
         read_list_file(tmp_path / "list.txt", tmp_path, classes=["a", "b"])
+
+
+def test_hmdb51_split_files(tmp_path):
+    from accel_slowfast.data.index import read_hmdb51_split
+
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    for cls, lines in {"brush_hair": "a.avi 1 \r\nb.avi 2 \r\nc.avi 0 \r\n", "cartwheel": "d.avi 2\ne.avi 1\n"}.items():
+        (splits / f"{cls}_test_split1.txt").write_text(lines)
+        for name in ("a.avi", "b.avi", "c.avi", "d.avi", "e.avi"):
+            (tmp_path / "videos" / cls).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "videos" / cls / name).write_bytes(b"x")
+    train = read_hmdb51_split(tmp_path / "videos", splits, 1, "train")
+    test = read_hmdb51_split(tmp_path / "videos", splits, 1, "test")
+    assert train.classes == ["brush_hair", "cartwheel"]
+    assert [(r.path.parent.name, r.path.name, r.label) for r in train.records] == [
+        ("brush_hair", "a.avi", 0), ("cartwheel", "e.avi", 1)]
+    assert [(r.path.name, r.label) for r in test.records] == [("b.avi", 0), ("d.avi", 1)]
+    with pytest.raises(FileNotFoundError, match="_test_split2.txt"):
+        read_hmdb51_split(tmp_path / "videos", splits, 2, "train")
+
+
+def test_kinetics_csv_with_commas(tmp_path):
+    (tmp_path / "v.mp4").write_bytes(b"x")
+    (tmp_path / "train.csv").write_text("v.mp4,3\n")
+    index = read_list_file(tmp_path / "train.csv", tmp_path)
+    assert [(r.path.name, r.label) for r in index.records] == [("v.mp4", 3)] and len(index.classes) == 4
+
+
+def test_class_per_folder_layout(tmp_path):
+    from accel_slowfast.data.index import read_class_folders
+
+    for rel in ("b_class/1.mp4", "a_class/2.avi", "a_class/notes.txt", ".hidden/3.mp4"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    index = read_class_folders(tmp_path)
+    assert index.classes == ["a_class", "b_class"]
+    assert [(r.path.name, r.label) for r in index.records] == [("2.avi", 0), ("1.mp4", 1)]

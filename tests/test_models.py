@@ -1,11 +1,16 @@
 import pytest
 import torch
+from pytorchvideo.models.hub.slowfast import slowfast_16x8_r101_50_50, slowfast_r101
 from pytorchvideo.models.slowfast import create_slowfast
 
-from accel_slowfast.models import PRESETS, build_model
+from accel_slowfast.config import Recipe, RecipeError
+from accel_slowfast.models import PRESETS, build_model, count_parameters
+
+SLOW_PRESETS = {"slowfast_r101_8x8", "slowfast_16x8_r101_50_50"}  # R101 forwards take 4-17 s on 2 CPU cores
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_PRESETS else [])
+                                  for n in sorted(PRESETS)])
 def test_every_preset_classifies_any_crop_and_clip_length(name):
     torch.manual_seed(0)
     model = build_model(name, num_classes=7).eval()
@@ -47,3 +52,48 @@ def test_seed_preset_fuses_with_kernel_5_stride_8():
 def test_unknown_preset_lists_the_choices():
     with pytest.raises(ValueError, match="slowfast_tiny"):
         build_model("slowfast_r18", 5)
+
+
+@pytest.mark.parametrize("preset, hub_builder", [("slowfast_r101_8x8", slowfast_r101),
+                                                 ("slowfast_16x8_r101_50_50", slowfast_16x8_r101_50_50)])
+def test_r101_presets_are_state_dict_compatible_with_the_pytorchvideo_hub(preset, hub_builder):
+    hub = hub_builder(pretrained=False)  # the hub's architecture; its weights would download
+    ours = build_model(preset, num_classes=400)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in hub.state_dict().items()}
+
+
+def test_mmaction2_preset_fuses_without_norm_or_activation():
+    model = build_model("slowfast_r50_4x16_mmaction2", num_classes=400)
+    for stage in range(4):  # after the stems and res2..res4
+        fusion = model.blocks[stage].multipathway_fusion
+        assert fusion.conv_fast_to_slow.kernel_size == (5, 1, 1) and fusion.conv_fast_to_slow.stride == (8, 1, 1)
+        assert fusion.norm is None and fusion.activation is None
+    assert model.alpha == 8
+    assert 34.4e6 < count_parameters(model) < 34.6e6  # mmaction2's R50 4x16x1: ~34.5 M with 400 classes
+
+
+def test_frozen_stages_train_only_the_rest_and_keep_frozen_batchnorm_statistics():
+    torch.manual_seed(0)
+    model = build_model("slowfast_tiny", num_classes=3, frozen_stages=2).train()
+    trainable = {name.split(".")[1] for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"3", "4", "6"}  # res4, res5 and the head
+    assert not any(m.training for stage in range(3) for m in model.blocks[stage].modules())
+    assert all(m.training for stage in (3, 4, 6) for m in model.blocks[stage].modules())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-4)
+    fast = torch.randn(2, 3, 8, 32, 32)
+    model([fast[:, :, ::4], fast]).sum().backward()
+    optimizer.step()
+    after = model.state_dict()
+    frozen = [key for key in before if int(key.split(".")[1]) < 3]
+    assert frozen and all(torch.equal(before[key], after[key]) for key in frozen)  # weights and BN statistics
+    bn = "blocks.3.multipathway_blocks.0.res_blocks.0.branch2.norm_a."
+    assert after[bn + "num_batches_tracked"] == 1 and not torch.equal(before[bn + "weight"], after[bn + "weight"])
+    assert not torch.equal(before["blocks.6.proj.weight"], after["blocks.6.proj.weight"])
+
+    probe = build_model("slowfast_tiny", num_classes=3, frozen_stages=4)  # linear probing
+    assert count_parameters(probe, trainable_only=True) == 3 * probe.blocks[6].proj.in_features + 3
+    with pytest.raises(ValueError, match="frozen_stages"):
+        build_model("slowfast_tiny", 3, frozen_stages=5)
+    with pytest.raises(RecipeError, match="'frozen_stages'"):
+        Recipe(frozen_stages=-2)

@@ -1,23 +1,48 @@
+"""Schedules against mmcv 1.x's formulas.
+
+Expected values are literal numbers or small formulas written here from mmcv's definitions
+(REFERENCE.md §3), never produced by the code under test.
+"""
+
 import math
 
 import pytest
 import torch
 
-from accel_slowfast.hooks import LrScheduleHook
-from accel_slowfast.schedules import annealing_cos, regular_lr, warmup_factor
+from accel_slowfast import hooks
+from accel_slowfast.config import Recipe, RecipeError
+from accel_slowfast.runner import get_priority
+from accel_slowfast.schedules import (
+    LR_POLICIES,
+    LrScheduleHook,
+    MomentumScheduleHook,
+    annealing_cos,
+    build_lr_hook,
+    build_momentum_hook,
+    regular_lr,
+    warmup_factor,
+)
 
 
 class FakeRunner:
-    def __init__(self, max_epochs, iters_per_epoch, base_lr):
+    def __init__(self, max_epochs, iters_per_epoch, base_lr, optimizer=None):
         self.max_epochs, self.max_iters = max_epochs, max_epochs * iters_per_epoch
         self.data_loader = range(iters_per_epoch)
-        self.optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base_lr)
+        self.optimizer = optimizer or torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base_lr)
         self.epoch = self.iter = 0
 
-    def lr_at(self, hook, cur_iter):
+    def go_to(self, cur_iter):
         self.iter, self.epoch = cur_iter, cur_iter // len(self.data_loader)
+
+    def lr_at(self, hook, cur_iter):
+        self.go_to(cur_iter)
         hook.before_train_iter(self)
         return self.optimizer.param_groups[0]["lr"]
+
+
+def lrs(hook, runner, iters):
+    hook.before_run(runner)
+    return [runner.lr_at(hook, i) for i in iters]
 
 
 # REFERENCE.md §3: base 0.1, 256 epochs, 34 linear warmup epochs, ratio 0.1, 100 iterations/epoch.
@@ -33,26 +58,135 @@ def test_seed_recipe_lr_matches_mmcv_table(cur_iter, expected):
     assert runner.lr_at(hook, cur_iter) == pytest.approx(expected, rel=1e-6)
 
 
+def test_seed_recipe_file_builds_the_table_schedule():
+    recipe = Recipe(lr=0.1, max_epochs=256, lr_policy="cosine", min_lr=0.0, warmup="linear", warmup_epochs=34)
+    runner = FakeRunner(256, 100, 0.1)
+    assert lrs(build_lr_hook(recipe), runner, [3399, 25500]) == pytest.approx([9.593029e-2, 3.764908e-6], rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every policy x warmup, by epoch and by iteration: 6 epochs x 5 iterations, base LR 0.2.
+# The expected regular LR of each policy is mmcv's formula, written out below.
+BASE, EPOCHS, PER_EPOCH = 0.2, 6, 5
+ITERS = EPOCHS * PER_EPOCH
+
+
+def cos_anneal(start, end, factor, weight=1.0):
+    return end + weight * (start - end) * (1 + math.cos(math.pi * factor)) / 2
+
+
+def policy_case(name, by_epoch):
+    """(policy, hook arguments, regular LR at progress p) for the unit of ``by_epoch``."""
+    total = EPOCHS if by_epoch else ITERS  # max_progress
+    unit = 1 if by_epoch else PER_EPOCH  # progress per epoch
+    if name == "fixed":
+        return "fixed", {}, lambda p: BASE
+    if name == "step":
+        milestones = (2 * unit, 4 * unit)
+        return ("step", dict(steps=milestones, gamma=0.3, min_lr=0.03),
+                lambda p: max(BASE * 0.3 ** len([m for m in milestones if p >= m]), 0.03))
+    if name == "step-every":
+        return "step", dict(step_every=2 * unit, gamma=0.5), lambda p: BASE * 0.5 ** math.floor(p / (2 * unit))
+    if name == "exp":
+        return "exp", dict(gamma=0.9 if by_epoch else 0.98), lambda p: BASE * (0.9 if by_epoch else 0.98) ** p
+    if name == "poly":
+        return "poly", dict(power=2.0, min_lr=0.01), lambda p: 0.01 + 0.19 * (1 - p / total) ** 2
+    if name == "inv":
+        return "inv", dict(gamma=0.5, power=0.75), lambda p: BASE / (1 + 0.5 * p) ** 0.75
+    if name == "cosine":
+        return "cosine", dict(min_lr=0.01), lambda p: cos_anneal(BASE, 0.01, p / total)
+    if name == "cosine-ratio":
+        return "cosine", dict(min_lr_ratio=0.05), lambda p: cos_anneal(BASE, 0.01, p / total)
+    if name == "flat-cosine":
+        start = 4 if by_epoch else 22  # round(6 * 0.75) and round(30 * 0.75): halves round to even, as in mmcv
+        return ("flat-cosine", dict(start_percent=0.75, min_lr=0.01),
+                lambda p: BASE if p < start else cos_anneal(BASE, 0.01, (p - start) / (total - start)))
+    if name == "cosine-restart":
+        first, second = 2 * unit, 4 * unit
+        return ("cosine-restart", dict(periods=(first, second), restart_weights=(1.0, 0.5), min_lr=0.01),
+                lambda p: cos_anneal(BASE, 0.01, p / first) if p < first
+                else cos_anneal(BASE, 0.01, (p - first) / second, 0.5))
+    if name == "one-cycle":  # always per iteration: up to 0.2 by iteration 0.3 * 30 - 1 = 8, then down
+        low, floor = BASE / 25, BASE / 25 / 1e4
+        return ("one-cycle", dict(pct_start=0.3),
+                lambda i: cos_anneal(low, BASE, i / 8) if i <= 8 else cos_anneal(BASE, floor, (i - 8) / 21))
+    raise AssertionError(name)
+
+
+POLICY_CASES = ["fixed", "step", "step-every", "exp", "poly", "inv", "cosine", "cosine-ratio", "flat-cosine",
+                "cosine-restart", "one-cycle"]
+WARMUP_CASES = [  # (warmup, length arguments, warmup iterations, factor at iteration i < W)
+    ("none", {}, 0, None),
+    ("constant", dict(warmup_epochs=2), 10, lambda i, w: 0.25),
+    ("constant", dict(warmup_iters=7), 7, lambda i, w: 0.25),
+    ("linear", dict(warmup_epochs=2), 10, lambda i, w: 0.25 + 0.75 * i / w),
+    ("linear", dict(warmup_iters=7), 7, lambda i, w: 0.25 + 0.75 * i / w),
+    ("exp", dict(warmup_epochs=2), 10, lambda i, w: math.exp((1 - i / w) * math.log(0.25))),
+    ("exp", dict(warmup_iters=7, warmup_epochs=3), 7, lambda i, w: math.exp((1 - i / w) * math.log(0.25))),
+]
+
+
+def test_the_grid_covers_every_policy():
+    assert {policy_case(name, True)[0] for name in POLICY_CASES} == set(LR_POLICIES)
+
+
+@pytest.mark.parametrize("warmup, length, warmup_iters, factor", WARMUP_CASES,
+                         ids=[f"{w[0]}-{next(iter(w[1]), 'off')}" for w in WARMUP_CASES])
+@pytest.mark.parametrize("by_epoch", [True, False], ids=["by_epoch", "by_iter"])
+@pytest.mark.parametrize("name", POLICY_CASES)
+def test_every_policy_and_warmup_matches_the_formulas(name, by_epoch, warmup, length, warmup_iters, factor):
+    policy, args, regular = policy_case(name, by_epoch)
+    hook = LrScheduleHook(policy, by_epoch=by_epoch, warmup=warmup, warmup_ratio=0.25, **length, **args)
+    expected = []
+    for i in range(ITERS):
+        lr = regular(i if policy == "one-cycle" or not by_epoch else i // PER_EPOCH)
+        if policy != "one-cycle" and i < warmup_iters:  # one-cycle's rise is its warm-up
+            lr *= factor(i, warmup_iters)
+        expected.append(lr)
+    assert lrs(hook, FakeRunner(EPOCHS, PER_EPOCH, BASE), range(ITERS)) == pytest.approx(expected, rel=1e-12)
+
+
+# Hand-checked points of the same runs (literal numbers).
+LITERALS = [
+    ("step", True, dict(steps=(2, 4), gamma=0.3, min_lr=0.03), {}, [(9, 0.2), (12, 0.06), (24, 0.03)]),
+    ("step", False, dict(step_every=7, gamma=0.5), {}, [(13, 0.1), (14, 0.05)]),
+    ("exp", True, dict(gamma=0.8), {}, [(12, 0.128)]),
+    ("poly", True, dict(power=2.0, min_lr=0.01), {}, [(15, 0.0575)]),
+    ("inv", False, dict(gamma=0.5, power=0.75), {}, [(2, 0.11892071150027211)]),
+    ("cosine", True, dict(min_lr_ratio=0.05), {}, [(15, 0.105), (29, 0.01 + 0.095 * (1 + math.cos(math.pi / 6 * 5)))]),
+    ("flat-cosine", True, dict(min_lr=0.01), {}, [(24, 0.2), (25, 0.105)]),
+    ("flat-cosine", False, dict(min_lr=0.01), {}, [(21, 0.2), (22, 0.2), (26, 0.105)]),
+    ("cosine-restart", True, dict(periods=(2, 4), restart_weights=(1.0, 0.5), min_lr=0.01), {},
+     [(5, 0.105), (10, 0.105), (20, 0.0575)]),
+    ("one-cycle", False, {}, {}, [(0, 0.008), (2, 0.036117749006091465), (8, 0.2), (18, 0.107473379466605),
+                                  (29, 8.0e-7)]),
+    ("one-cycle", False, dict(anneal_strategy="linear"), {}, [(2, 0.056), (8, 0.2)]),
+    ("one-cycle", False, dict(three_phase=True), {}, [(8, 0.2), (16, 0.008), (29, 8.0e-7)]),
+    ("one-cycle", False, dict(total_steps=40, div_factor=10.0, final_div_factor=100.0), {}, [(0, 0.02), (11, 0.2)]),
+    ("cosine", True, {}, dict(warmup="linear", warmup_epochs=2, warmup_ratio=0.1), [(5, 0.10263139720814415)]),
+    ("fixed", False, {}, dict(warmup="exp", warmup_iters=7, warmup_ratio=0.1), [(0, 0.02), (5, 0.10358949358462424),
+                                                                              (7, 0.2)]),
+    ("fixed", True, {}, dict(warmup="constant", warmup_iters=7, warmup_ratio=0.1), [(6, 0.02), (7, 0.2)]),
+]
+
+
+@pytest.mark.parametrize("policy, by_epoch, args, warmup, points", LITERALS)
+def test_hand_checked_values(policy, by_epoch, args, warmup, points):
+    hook = LrScheduleHook(policy, by_epoch=by_epoch, **warmup, **args)
+    iters, expected = zip(*points, strict=True)
+    assert lrs(hook, FakeRunner(EPOCHS, PER_EPOCH, BASE), iters) == pytest.approx(expected, rel=1e-9)
+
+
 def test_lr_constant_within_an_epoch_when_by_epoch_and_after_warmup():
     runner = FakeRunner(10, 5, 0.1)
-    hook = LrScheduleHook("cosine")
-    hook.before_run(runner)
-    values = [runner.lr_at(hook, i) for i in range(10, 15)]
-    assert values == [pytest.approx(annealing_cos(0.1, 0.0, 2 / 10))] * 5
+    values = lrs(LrScheduleHook("cosine"), runner, range(10, 15))
+    assert values == [pytest.approx(0.05 * (1 + math.cos(math.pi * 0.2)))] * 5
 
 
-def test_cosine_by_iteration_uses_global_iteration():
-    runner = FakeRunner(4, 10, 0.2)
-    hook = LrScheduleHook("cosine", by_epoch=False, min_lr=0.01)
-    hook.before_run(runner)
-    assert runner.lr_at(hook, 7) == pytest.approx(0.01 + 0.5 * 0.19 * (math.cos(math.pi * 7 / 40) + 1))
-
-
-def test_step_policy_counts_passed_milestones_and_floors_at_min_lr():
-    assert regular_lr("step", 0.1, 0, 10, steps=(3, 6)) == pytest.approx(0.1)
-    assert regular_lr("step", 0.1, 3, 10, steps=(3, 6)) == pytest.approx(0.01)
-    assert regular_lr("step", 0.1, 7, 10, steps=(3, 6)) == pytest.approx(0.001)
-    assert regular_lr("step", 0.1, 7, 10, steps=(3, 6), min_lr=0.005) == pytest.approx(0.005)
+def test_step_warmup_multiplies_the_current_epochs_lr():
+    runner = FakeRunner(10, 4, 0.1)
+    hook = LrScheduleHook("step", steps=(1,), gamma=0.5, warmup="linear", warmup_epochs=2, warmup_ratio=0.2)
+    assert lrs(hook, runner, [6, 8]) == pytest.approx([0.05 * (1 - (1 - 6 / 8) * 0.8), 0.05])
 
 
 @pytest.mark.parametrize("kind, expected", [("constant", 0.1), ("linear", 1 - 0.75 * 0.9), ("exp", 0.1 ** 0.75)])
@@ -61,14 +195,153 @@ def test_warmup_factors(kind, expected):
     assert warmup_factor(kind, 100, 100, 0.1) == 1.0
 
 
-def test_step_warmup_multiplies_the_current_epochs_lr():
-    runner = FakeRunner(10, 4, 0.1)
-    hook = LrScheduleHook("step", steps=(1,), gamma=0.5, warmup="linear", warmup_epochs=2, warmup_ratio=0.2)
-    hook.before_run(runner)
-    assert runner.lr_at(hook, 6) == pytest.approx(0.05 * (1 - (1 - 6 / 8) * 0.8))
-    assert runner.lr_at(hook, 8) == pytest.approx(0.05)
+def test_annealing_cos_weight_starts_between_start_and_end():
+    assert annealing_cos(1.0, 0.0, 0.0, 0.5) == pytest.approx(0.5)
+    assert annealing_cos(1.0, 0.2, 1.0, 0.5) == pytest.approx(0.2)
 
 
-def test_unknown_policy_is_rejected():
+def test_unknown_policy_and_arguments_are_rejected():
     with pytest.raises(ValueError, match="lr_policy"):
         regular_lr("poly2", 0.1, 0, 10)
+    with pytest.raises(ValueError, match="lr_policy"):
+        LrScheduleHook("poly2")
+    with pytest.raises(TypeError, match="min_lr"):
+        LrScheduleHook("one-cycle", min_lr=0.1)
+
+
+def test_run_length_checks_happen_before_the_first_iteration():
+    runner = FakeRunner(EPOCHS, PER_EPOCH, BASE)
+    with pytest.raises(ValueError, match="one_cycle_total_steps"):
+        LrScheduleHook("one-cycle", total_steps=20).before_run(runner)
+    with pytest.raises(ValueError, match="restart_periods cover 20 iterations"):
+        LrScheduleHook("cosine-restart", by_epoch=False, periods=(10, 10)).before_run(runner)
+
+
+def test_initial_lr_survives_an_optimizer_state_round_trip():
+    runner = FakeRunner(EPOCHS, PER_EPOCH, BASE)
+    hook = LrScheduleHook("cosine")
+    lrs(hook, runner, [12])
+    state = runner.optimizer.state_dict()
+    resumed = FakeRunner(EPOCHS, PER_EPOCH, 0.123)
+    resumed.optimizer.load_state_dict(state)
+    assert lrs(LrScheduleHook("cosine"), resumed, [15]) == pytest.approx([0.1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Momentum: SGD's momentum 0.9 (or Adam's beta1), 6 epochs x 5 iterations.
+def sgd(momentum=0.9):
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=momentum)
+
+
+def momenta(hook, runner, iters, read=lambda group: group["momentum"]):
+    hook.before_run(runner)
+    values = []
+    for i in iters:
+        runner.go_to(i)
+        hook.before_train_iter(runner)
+        values.append(read(runner.optimizer.param_groups[0]))
+    return values
+
+
+MOMENTUM_CASES = [  # (policy, by_epoch, hook arguments, [(iteration, momentum)])
+    ("step", True, dict(steps=(2, 4), gamma=0.5, min_momentum=0.3), [(9, 0.9), (10, 0.45), (19, 0.45), (20, 0.3)]),
+    ("step", False, dict(step_every=7, gamma=0.5), [(6, 0.9), (7, 0.45), (14, 0.225)]),
+    ("cosine", True, dict(min_momentum_ratio=0.5), [(4, 0.9), (15, 0.675), (29, 0.45 + 0.225 * (1 - 3 ** 0.5 / 2))]),
+    ("cosine", False, dict(min_momentum=0.8), [(15, 0.85), (10, 0.8 + 0.05 * (1 + math.cos(math.pi / 3)))]),
+    # 2 cycles of 15 iterations, 6 down (int(0.4 * 15)) then 9 up; 0.9 -> 0.8 -> 0.9
+    ("cyclic", True, dict(target_ratio=(0.8 / 0.9, 1.0), cyclic_times=2),
+     [(0, 0.9), (3, 0.85), (6, 0.8), (10, 0.8 + 0.05 * (1 - math.cos(math.pi * 4 / 9))), (15, 0.9), (21, 0.8)]),
+    # gamma 0.5: the second cycle dips half as far (to 0.85); linear shape
+    ("cyclic", False, dict(target_ratio=(0.8 / 0.9, 1.0), cyclic_times=2, gamma=0.5, anneal_strategy="linear"),
+     [(3, 0.85), (6, 0.8), (9, 0.8 + 0.1 / 3), (18, 0.875), (21, 0.85), (27, 0.85 + 0.05 * 6 / 9)]),
+    # mmcv's default: 0.9 x 0.85 / 0.95 at 40 % of the run, back to 0.9 at the end
+    ("cyclic", False, {}, [(0, 0.9), (12, 0.9 * 0.85 / 0.95), (29, 0.9 * 0.85 / 0.95 + 0.9 * 0.1 / 0.95 * 0.5
+                                                                      * (1 - math.cos(math.pi * 17 / 18)))]),
+]
+
+
+@pytest.mark.parametrize("policy, by_epoch, args, points", MOMENTUM_CASES)
+def test_momentum_schedules_match_the_formulas(policy, by_epoch, args, points):
+    hook = MomentumScheduleHook(policy, by_epoch=by_epoch, **args)
+    iters, expected = zip(*points, strict=True)
+    runner = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=sgd())
+    assert momenta(hook, runner, iters) == pytest.approx(expected, rel=1e-12)
+
+
+def test_momentum_sets_adams_beta1_and_keeps_beta2():
+    adam = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.1, betas=(0.9, 0.99))
+    runner = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=adam)
+    values = momenta(MomentumScheduleHook("step", steps=(2,)), runner, [0, 10], read=lambda group: group["betas"])
+    assert values == [pytest.approx((0.9, 0.99)), pytest.approx((0.45, 0.99))]
+
+
+def test_momentum_hook_priority_is_high_between_lr_and_optimizer():
+    assert get_priority(MomentumScheduleHook.priority) == 30
+    assert get_priority(LrScheduleHook.priority) < 30 < get_priority(hooks.OptimizerHook.priority)
+
+
+def test_initial_momentum_survives_an_optimizer_state_round_trip():
+    runner = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=sgd(0.9))
+    momenta(MomentumScheduleHook("step", steps=(2,)), runner, [12])
+    resumed = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=sgd(0.45))
+    resumed.optimizer.load_state_dict(runner.optimizer.state_dict())
+    assert momenta(MomentumScheduleHook("step", steps=(2,)), resumed, [0]) == [0.9]
+
+
+# ---------------------------------------------------------------------------------------------
+# Recipe keys -> hooks, and validation before any work.
+def test_recipe_builds_each_policy_with_its_keys():
+    recipe = Recipe(lr=0.2, max_epochs=6, lr_policy="cosine-restart", restart_periods=[2, 4],
+                    restart_weights=[1.0, 0.5], min_lr=0.01, warmup="none")
+    assert lrs(build_lr_hook(recipe), FakeRunner(6, 5, 0.2), [10, 20]) == pytest.approx([0.105, 0.0575])
+    recipe = Recipe(lr=0.2, max_epochs=6, lr_policy="one-cycle", one_cycle_anneal="linear", warmup="none")
+    assert lrs(build_lr_hook(recipe), FakeRunner(6, 5, 0.2), [2, 8]) == pytest.approx([0.056, 0.2])
+    recipe = Recipe(lr=0.2, max_epochs=6, lr_policy="poly", lr_power=2.0, min_lr=0.01, warmup="linear",
+                    warmup_iters=7, warmup_epochs=20, warmup_ratio=0.5)
+    assert lrs(build_lr_hook(recipe), FakeRunner(6, 5, 0.2), [0, 15]) == pytest.approx([0.1, 0.0575])
+
+
+def test_recipe_builds_momentum_hooks():
+    assert build_momentum_hook(Recipe()) is None
+    hook = build_momentum_hook(Recipe(optimizer="sgd", momentum_policy="step", momentum_step_every=2,
+                                      momentum_gamma=0.5))
+    runner = FakeRunner(6, 5, 0.2, optimizer=sgd())
+    assert momenta(hook, runner, [9, 10]) == pytest.approx([0.9, 0.45])
+    hook = build_momentum_hook(Recipe(momentum_policy="cyclic", momentum_target_ratio=[0.8 / 0.9, 1.0]))
+    assert momenta(hook, FakeRunner(6, 5, 0.2, optimizer=sgd()), [12]) == pytest.approx([0.8])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(lr_policy="step"), "'lr_steps'.*or 'lr_step_every'"),
+    (dict(lr_policy="step", lr_steps=[3, 2]), "'lr_steps' must be positive and increasing"),
+    (dict(lr_policy="step", lr_steps=[2], lr_step_every=3), "not both"),
+    (dict(lr_policy="step", lr_steps=[2], min_lr_ratio=0.1), "'min_lr_ratio' applies to.*use 'min_lr'"),
+    (dict(min_lr=0.1, min_lr_ratio=0.1), "'min_lr'.*or 'min_lr_ratio'.*not both"),
+    (dict(lr_policy="cosine-restart"), "needs 'restart_periods'"),
+    (dict(lr_policy="cosine-restart", restart_periods=[4], max_epochs=10), "'restart_periods' covers 4.*lengthen"),
+    (dict(lr_policy="cosine-restart", restart_periods=[5, 5], restart_weights=[1.0]), "'restart_weights'"),
+    (dict(lr_policy="flat-cosine", flat_cosine_start=1.0), "'flat_cosine_start' must be in"),
+    (dict(lr_policy="one-cycle"), "set warmup: none"),
+    (dict(one_cycle_anneal="cosine"), "'one_cycle_anneal'"),
+    (dict(lr_policy="exp", lr_gamma=0.0), "'lr_gamma' must be > 0"),
+    (dict(warmup_epochs=0), "'warmup_epochs' > 0 or 'warmup_iters' > 0"),
+    (dict(warmup_ratio=1.5), "'warmup_ratio' must be in"),
+    (dict(warmup_epochs=11, max_epochs=10), "'warmup_epochs'.*exceeds"),
+    (dict(momentum_policy="sgdr"), "'momentum_policy'"),
+    (dict(momentum_policy="step"), "'momentum_steps'.*or 'momentum_step_every'"),
+    (dict(momentum_policy="cosine", optimizer="sgd", momentum=0.0), "set momentum"),
+    (dict(momentum_policy="step", momentum_steps=[2], min_momentum_ratio=0.5), "'min_momentum_ratio' applies"),
+    (dict(momentum_policy="cyclic", momentum_target_ratio=[0.9]), "'momentum_target_ratio' needs 2 values"),
+])
+def test_impossible_schedules_fail_before_work(overrides, message):
+    with pytest.raises(RecipeError, match=message):
+        Recipe(**overrides)
+
+
+def test_warmup_iters_replaces_warmup_epochs():
+    Recipe(warmup_iters=7, warmup_epochs=20, max_epochs=10)  # the epochs are ignored, so no error
+    Recipe(warmup="none", lr_policy="one-cycle", by_epoch=True)  # one-cycle ignores by_epoch
+
+
+def test_hooks_module_still_exports_the_schedule_hooks():
+    assert hooks.LrScheduleHook is LrScheduleHook and hooks.MomentumScheduleHook is MomentumScheduleHook

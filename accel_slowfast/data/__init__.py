@@ -4,7 +4,15 @@ The sample dict every dataset returns is documented in ``accel_slowfast/data/dat
 """
 
 from accel_slowfast.data.dataset import ClipDataset
-from accel_slowfast.data.index import VideoIndex, VideoRecord, read_list_file, read_ucf101_split
+from accel_slowfast.data.index import (
+    VideoIndex,
+    VideoRecord,
+    read_class_folders,
+    read_hmdb51_split,
+    read_list_file,
+    read_ucf101_split,
+)
 from accel_slowfast.data.synthetic import ensure_synthetic
 
-__all__ = ["ClipDataset", "VideoIndex", "VideoRecord", "ensure_synthetic", "read_list_file", "read_ucf101_split"]
+__all__ = ["ClipDataset", "VideoIndex", "VideoRecord", "ensure_synthetic", "read_class_folders", "read_hmdb51_split",
+           "read_list_file", "read_ucf101_split"]

@@ -1,4 +1,4 @@
-"""Map-style clip dataset: one clip per ``__getitem__``, decoded with pytorchvideo's PyAV decoder.
+"""Map-style clip dataset: one view (clip x spatial crop) per ``__getitem__``.
 
 A sample is a dict (the one contract the rest of the package relies on):
 
@@ -7,20 +7,33 @@ key             type                      meaning
 =============== ========================= ==================================================
 ``video``       ``[slow, fast]``          ``(C, T/alpha, H, W)`` and ``(C, T, H, W)`` float
                                           tensors, normalized; a fresh list per sample
-``label``       ``int``                   0-based class id
-``video_index`` ``int``                   position of the video in the index
-``clip_index``  ``int``                   which clip of the video (0 for train/val sampling)
+``label``       ``int``                   0-based class id of the clip returned
+``video_index`` ``int``                   position in the index of the video asked for
+``clip_index``  ``int``                   which temporal clip of that video (0..num_clips-1)
+``view_index``  ``int``                   clip_index * num_crops + crop index
+``replaced``    ``bool``                  the video failed to decode and another video's clip
+                                          stands in (train: trained on; eval: not scored)
 =============== ========================= ==================================================
 
 After ``torch.utils.data.default_collate`` every entry gains a leading batch dimension
 (``video`` stays a two-item list).
 
-Randomness (clip offset, crop, flip) comes from a generator seeded by
+Sampling (``clip_sampling``): ``random`` (training: offset uniform over the valid range),
+``centre`` (validation) or ``uniform`` (multi-view test, ``num_clips`` clips, see ``views.py``);
+videos shorter than a clip loop. Randomness comes from a generator seeded by
 ``(seed, epoch, index)``, so a sample is the same whatever worker, process or resume point
-produces it. ``set_epoch`` is called through Accelerate's prepared loader every epoch.
+produces it; ``set_epoch`` is called through Accelerate's prepared loader every epoch.
+
+Bad videos never stop a run: a view whose video cannot be decoded (corrupt, truncated, empty,
+missing, known bad from probing) is replaced by a clip of another video chosen from the same
+seed, so every process still yields the same number of batches. Each bad file is logged once,
+with its reason, and appended to ``bad_video_log`` (``<work_dir>/bad_videos.txt``).
 """
 
-from collections.abc import Callable
+import fcntl
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,20 +41,30 @@ import torch
 from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.transforms import pack_pathway
+from accel_slowfast.data.views import uniform_clip_offsets
+
+logger = logging.getLogger("accel_slowfast")
+
+CLIP_SAMPLING = ("random", "centre", "uniform")
+MAX_REPLACEMENTS = 20
 
 
 class ClipDataset(torch.utils.data.Dataset):
-    """Clips of ``clip_len`` frames taken every ``frame_interval`` frames from indexed videos.
+    """Views of ``clip_len`` frames taken every ``frame_interval`` frames from indexed videos.
 
     Args:
         index: the videos and labels.
         clip_len: frames per clip (the fast pathway's length).
         frame_interval: source frames between two sampled frames.
-        transform: clip transform on float ``(C, T, H, W)`` 0-255 frames.
+        transforms: one transform per spatial crop, on float ``(C, T, H, W)`` 0-255 frames
+            (training and validation: one).
         alpha: the model's slow/fast frame-rate ratio.
-        random_clip: a uniformly random clip offset (training) instead of the centre clip.
+        clip_sampling: ``random``, ``centre`` or ``uniform``.
+        num_clips: temporal clips per video (``uniform`` only).
         seed: base of the per-sample random generator.
         decoder: a name in ``accel_slowfast.data.decoding.DECODERS``.
+        known_bad: ``{video_index: reason}`` found before training (e.g. by probing).
+        bad_video_log: file that lists each bad video once (shared by processes and workers).
     """
 
     def __init__(
@@ -50,49 +73,117 @@ class ClipDataset(torch.utils.data.Dataset):
         *,
         clip_len: int,
         frame_interval: int,
-        transform: Callable[[torch.Tensor], torch.Tensor],
+        transforms: Sequence[Callable[[torch.Tensor], torch.Tensor]],
         alpha: int,
-        random_clip: bool,
+        clip_sampling: str = "random",
+        num_clips: int = 1,
         seed: int = 0,
         decoder: str = "pyav",
+        known_bad: dict[int, str] | None = None,
+        bad_video_log: str | Path | None = None,
     ):
+        if clip_sampling not in CLIP_SAMPLING:
+            raise ValueError(f"clip_sampling must be one of {CLIP_SAMPLING}, got {clip_sampling!r}")
+        if num_clips > 1 and clip_sampling != "uniform":
+            raise ValueError("num_clips > 1 needs clip_sampling='uniform'")
         self.index = index
-        self.clip_len = clip_len
-        self.frame_interval = frame_interval
-        self.transform = transform
-        self.alpha = alpha
-        self.random_clip = random_clip
-        self.seed = seed
-        self.decoder = decoder
+        self.clip_len, self.frame_interval, self.alpha = clip_len, frame_interval, alpha
+        self.transforms = list(transforms)
+        self.clip_sampling, self.num_clips = clip_sampling, num_clips
+        self.seed, self.decoder = seed, decoder
+        self.known_bad = dict(known_bad or {})
+        self.bad_video_log = Path(bad_video_log) if bad_video_log else None
         self.epoch = 0
+        self._reported: set[str] = set()
+        self._cached: tuple[int, torch.Tensor] | None = None  # the last video's decoded clips
+
+    @property
+    def views_per_video(self) -> int:
+        return self.num_clips * len(self.transforms)
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.index) * self.views_per_video
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _rng(self, *keys: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, *keys]))
+
     def __getitem__(self, idx: int) -> dict:
-        record = self.index.records[idx]
-        sample_seed = int(np.random.SeedSequence([self.seed, self.epoch, idx]).generate_state(1)[0])
-        frames = self.decode(record.path, np.random.default_rng(sample_seed))
+        video_index, view_index = divmod(idx, self.views_per_video)
+        clip_index, crop_index = divmod(view_index, len(self.transforms))
+        source = video_index
+        for attempt in range(MAX_REPLACEMENTS + 1):
+            if attempt:  # a deterministic stand-in: the same on every process, worker and resume
+                source = int(self._rng(idx, attempt).integers(len(self.index)))
+            try:
+                frames = self._clip(source, clip_index, self._rng(idx))
+                break
+            except Exception as error:  # noqa: BLE001 - any decoding failure is a bad video
+                self._report_bad(source, f"{type(error).__name__}: {error}")
+        else:
+            raise RuntimeError(f"{MAX_REPLACEMENTS + 1} videos in a row failed to decode around video {video_index} "
+                               f"({self.index.records[video_index].path}); see {self.bad_video_log or 'the log'}")
         with torch.random.fork_rng(devices=[]):  # pytorchvideo/torchvision transforms draw from torch's RNG
-            torch.manual_seed(sample_seed)
-            frames = self.transform(frames)
-        return {"video": pack_pathway(frames, self.alpha), "label": record.label, "video_index": idx, "clip_index": 0}
+            torch.manual_seed(int(self._rng(idx).integers(2**63)))
+            frames = self.transforms[crop_index](frames)
+        return {
+            "video": pack_pathway(frames, self.alpha),
+            "label": self.index.records[source].label,
+            "video_index": video_index,
+            "clip_index": clip_index,
+            "view_index": view_index,
+            "replaced": source != video_index,
+        }
 
     def frame_indices(self, num_frames: int, rng: np.random.Generator) -> np.ndarray:
-        """Source-frame indices of one clip, looping over the video when it is too short."""
+        """Source-frame indices ``(num_clips, clip_len)``, looping over videos that are too short."""
         span = self.clip_len * self.frame_interval
-        if self.random_clip:
-            offset = int(rng.integers(0, num_frames - span + 1)) if num_frames > span else 0
+        if self.clip_sampling == "random":
+            offsets = np.array([rng.integers(0, num_frames - span + 1) if num_frames > span else 0])
+        elif self.clip_sampling == "centre":
+            offsets = np.array([max((num_frames - span) // 2, 0)])
         else:
-            offset = max((num_frames - span) // 2, 0)
-        return (offset + np.arange(self.clip_len) * self.frame_interval) % num_frames
+            offsets = uniform_clip_offsets(num_frames, span, self.num_clips)
+        return (offsets[:, None] + np.arange(self.clip_len) * self.frame_interval) % num_frames
 
-    def decode(self, path, rng: np.random.Generator) -> torch.Tensor:
-        """Decode the frames of one clip of ``path`` as float ``(C, T, H, W)`` in 0-255."""
-        with open_video(path, self.decoder) as video:
-            if video.num_frames <= 0:
-                raise RuntimeError(f"{path}: the video has no frames")
-            return video.get_frames(self.frame_indices(video.num_frames, rng))
+    def _clip(self, video_index: int, clip_index: int, rng: np.random.Generator) -> torch.Tensor:
+        """Frames ``(C, T, H, W)`` of one clip; every clip of a video is decoded in one pass."""
+        if video_index in self.known_bad:
+            raise RuntimeError(self.known_bad[video_index])
+        if self._cached is None or self._cached[0] != video_index or self.clip_sampling == "random":
+            with open_video(self.index.records[video_index].path, self.decoder) as video:
+                if video.num_frames <= 0:
+                    raise RuntimeError("the video has no frames")
+                indices = self.frame_indices(video.num_frames, rng)  # (num_clips, clip_len)
+                frames = video.get_frames(indices.reshape(-1))  # (C, num_clips * clip_len, H, W)
+            if frames.shape[1] != indices.size:
+                raise RuntimeError(f"decoded {frames.shape[1]} frames, expected {indices.size}")
+            self._cached = (video_index, frames)
+        frames = self._cached[1]
+        return frames[:, clip_index * self.clip_len:(clip_index + 1) * self.clip_len]
+
+    def _report_bad(self, video_index: int, reason: str) -> None:
+        path = str(self.index.records[video_index].path)
+        if path in self._reported:
+            return
+        self._reported.add(path)
+        if self.bad_video_log is None:
+            logger.warning("bad video %s (%s): replaced by another clip", path, reason)
+            return
+        self.bad_video_log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.bad_video_log, "a+") as log:  # workers and processes share it: lock, then dedupe
+            fcntl.flock(log, fcntl.LOCK_EX)
+            log.seek(0)
+            if not any(line.split("\t", 1)[0] == path for line in log.read().splitlines()):
+                log.write(f"{path}\t{reason}\n")
+                logger.warning("bad video %s (%s): replaced by another clip; listed in %s",
+                               path, reason, self.bad_video_log)
+            fcntl.flock(log, fcntl.LOCK_UN)
+
+
+def count_bad_videos(bad_video_log: str | Path) -> int:
+    """Number of distinct bad videos listed so far."""
+    path = Path(bad_video_log)
+    return len(path.read_text().splitlines()) if path.exists() else 0

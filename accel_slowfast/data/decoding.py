@@ -6,14 +6,40 @@ pytorchvideo's decoders, so transforms never depend on the backend. Select one w
 
 ============ ===================================================================================
 ``pyav``     the reference: pytorchvideo 0.1.5's ``EncodedVideoPyAV.get_clip`` over the clip's span
+``fast``     PyAV decoding of only what a clip needs: seek to the keyframe before the first index,
+             stop after the last, convert to RGB only the sampled frames (bitwise the same frames)
 ============ ===================================================================================
+
+Check that a decoder returns the reference's frames: ``pytest tests/test_decoding.py``.
 """
 
 from fractions import Fraction
 
+import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 from pytorchvideo.data.encoded_video_pyav import EncodedVideoPyAV
+
+
+def frame_count(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    """Frames in ``stream``: the header's count, else its duration, else a demuxing pass.
+
+    Every decoder uses this, so a clip sampler draws the same indices whatever the backend.
+    (Matroska/WebM headers carry neither a count nor a stream duration, and their container
+    duration may include the start offset, so those are counted packet by packet; demuxing
+    reads the file without decoding it.)
+    """
+    if stream.frames:
+        return stream.frames
+    fps = Fraction(stream.average_rate or stream.guessed_rate or stream.base_rate)
+    if stream.duration is not None:
+        return round(stream.duration * Fraction(stream.time_base) * fps)
+    start = 0 if stream.start_time is None else stream.start_time
+    container.seek(start, stream=stream)
+    count = sum(1 for packet in container.demux(stream) if packet.size)
+    container.seek(start, stream=stream)
+    return count
 
 
 class PyAVReference:
@@ -30,7 +56,7 @@ class PyAVReference:
         # pytorchvideo exposes only the duration; the frame count and rate are the stream's.
         stream = self._video._container.streams.video[0]
         self.fps = Fraction(stream.average_rate)
-        self.num_frames = stream.frames or int(self._video.duration * self.fps)
+        self.num_frames = frame_count(self._video._container, stream)
 
     def get_frames(self, indices: np.ndarray) -> torch.Tensor:
         """Frames ``indices`` (any order, repeats allowed) as float ``(C, T, H, W)`` in 0-255."""
@@ -53,7 +79,91 @@ class PyAVReference:
         self.close()
 
 
-DECODERS = {"pyav": PyAVReference}
+class PyAVFast:
+    """PyAV decoding of the frames a clip needs, and of nothing after the last one.
+
+    Frames are identified by index, ``round((pts - start_time) * time_base * fps)``, so a
+    stream that starts at a non-zero timestamp or whose timestamps jitter by less than half
+    a frame still maps each frame to its index. Only the sampled frames are converted to
+    RGB, by the reference's swscale conversion (``to_rgb()``), so the output is bitwise the
+    reference's. One reformatter serves every frame: ``frame.to_rgb()`` sets up a swscale
+    context (and its threads) per frame, which cost more than decoding the frame.
+
+    Args:
+        path: the video file.
+        threads: let FFmpeg decode with its own threads (``thread_type="AUTO"``). Off by
+            default: at UCF101's 320x240 it made decoding slower, and data-loader workers
+            already keep the cores busy.
+    """
+
+    def __init__(self, path, *, threads: bool = False):
+        self.path = str(path)
+        self._container = av.open(self.path)
+        try:
+            if not self._container.streams.video:
+                raise RuntimeError(f"{self.path}: no video stream")
+            self._stream = stream = self._container.streams.video[0]
+            if threads:
+                stream.thread_type = "AUTO"
+            self.fps = Fraction(stream.average_rate or stream.guessed_rate or stream.base_rate)
+            self._time_base = Fraction(stream.time_base)
+            self._start = stream.start_time or 0
+            self.num_frames = frame_count(self._container, stream)
+            self._to_rgb = VideoReformatter()
+        except Exception:
+            self._container.close()
+            raise
+
+    def _index(self, pts: int) -> int:
+        return round((pts - self._start) * self._time_base * self.fps)
+
+    def get_frames(self, indices: np.ndarray) -> torch.Tensor:
+        """Frames ``indices`` (any order, repeats allowed) as float ``(C, T, H, W)`` in 0-255."""
+        wanted = {int(i) for i in np.asarray(indices).ravel()}
+        first, last = min(wanted), max(wanted)
+        rgb = self._decode(wanted, first, last)
+        if not rgb:
+            raise RuntimeError(f"{self.path}: could not decode frames {first}..{last}")
+        # A header frame count may exceed what decodes: like the reference, an index past the
+        # last decoded frame gets the last decoded frame.
+        available = np.array(sorted(rgb))
+        chosen = available[np.maximum(np.searchsorted(available, indices, side="right") - 1, 0)]
+        clip = torch.from_numpy(np.stack([rgb[i] for i in chosen]))  # (T, H, W, C) uint8
+        return clip.permute(3, 0, 1, 2).to(torch.float32)  # (C, T, H, W)
+
+    def _decode(self, wanted: set[int], first: int, last: int) -> dict[int, np.ndarray]:
+        """RGB arrays of the ``wanted`` frames, decoding from the keyframe before ``first``."""
+        # Aim half a frame early, so timestamps rounded to a coarse time base still land before.
+        target = self._start + int((first - Fraction(1, 2)) / self.fps / self._time_base)
+        for retry, seek_pts in enumerate((max(target, self._start), self._start)):
+            self._container.seek(seek_pts, stream=self._stream, backward=True)
+            rgb, index = {}, None
+            for n, frame in enumerate(self._container.decode(self._stream)):
+                if frame.pts is not None:
+                    index = self._index(frame.pts)
+                elif index is not None or retry:  # no timestamp: the frame after the previous one
+                    index = 0 if index is None else index + 1
+                if n == 0 and not retry and (index is None or index > first):
+                    break  # the seek overshot (or left us lost): decode from the start instead
+                if index in wanted:
+                    rgb[index] = self._to_rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
+                if index >= last:
+                    return rgb
+            else:
+                return rgb  # the stream ended before ``last``
+        return rgb
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+DECODERS = {"pyav": PyAVReference, "fast": PyAVFast}
 
 
 def open_video(path, decoder: str = "pyav"):

@@ -2,10 +2,13 @@
 
 Every reader returns a ``VideoIndex``: records of ``(path, label)`` with 0-based labels, the
 class names, and the listed files that do not exist (``missing``: reported and left out, never
-fatal, so one absent video does not stop a 13k-video run).
+fatal, so one absent video does not stop a 13k-video run). ``accel_slowfast.data.probe`` adds
+per-video metadata (frame count, fps, size, audio, errors) as a ``datasets.Dataset``.
 
     index = read_ucf101_split("data/ucf101/UCF-101", "data/ucf101/ucfTrainTestlist", split=1, subset="train")
-    index = read_list_file("data/train_list.txt", data_root="data/videos")   # mmaction2 "path label"
+    index = read_hmdb51_split("data/hmdb51/videos", "data/hmdb51/splits", split=1, subset="test")
+    index = read_list_file("data/train_list.txt", data_root="data/videos")   # mmaction2 / Kinetics CSV
+    index = read_class_folders("data/my_videos/train")                      # <root>/<class>/*.mp4
 """
 
 import logging
@@ -13,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 
 
 @dataclass(frozen=True)
@@ -90,18 +95,58 @@ def read_ucf101_split(data_root: str | Path, annotation_dir: str | Path, split: 
     return _resolve(entries, Path(data_root), classes, list_path)
 
 
+def read_hmdb51_split(data_root: str | Path, annotation_dir: str | Path, split: int, subset: str) -> VideoIndex:
+    """Read HMDB51's ``<class>_test_split<N>.txt`` files (``name.avi 1`` train, ``2`` test, ``0`` unused).
+
+    Classes are the file-name prefixes in sorted order; videos live in ``data_root/<class>/``.
+    """
+    if split not in (1, 2, 3):
+        raise ValueError(f"HMDB51 has splits 1, 2 and 3; got split={split}")
+    if subset not in ("train", "test"):
+        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
+    suffix = f"_test_split{split}.txt"
+    files = sorted(Path(annotation_dir).glob(f"*{suffix}"))
+    if not files:
+        raise FileNotFoundError(f"no *{suffix} files in {annotation_dir}; check `annotation_dir` / `split`")
+    classes = [f.name[: -len(suffix)] for f in files]
+    wanted = "1" if subset == "train" else "2"
+    entries = []
+    for label, path in enumerate(files):
+        for number, line in enumerate(_read_lines(path), 1):
+            parts = line.split()
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise ValueError(f"{path}:{number}: expected '<video> 0|1|2', got {line!r}")
+            if parts[1] == wanted:
+                entries.append((f"{classes[label]}/{parts[0]}", label))
+    return _resolve(entries, Path(data_root), classes, Path(annotation_dir))
+
+
+def read_class_folders(root: str | Path, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> VideoIndex:
+    """Index ``root/<class>/<video>``: classes are the sub-folders in sorted order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"video folder {root} does not exist; check `data_root`")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{root} has no class sub-folders; expected {root}/<class>/<video>")
+    records = [VideoRecord(path, label) for label, name in enumerate(classes)
+               for path in sorted((root / name).iterdir()) if path.suffix.lower() in extensions]
+    return VideoIndex(records, classes)
+
+
 def read_list_file(
     list_path: str | Path, data_root: str | Path = "", classes: list[str] | None = None
 ) -> VideoIndex:
-    """Read an mmaction2 video list: ``relative/path.avi <label>`` per line, 0-based labels.
+    """Read a video list: ``relative/path.avi <label>`` per line, 0-based labels.
 
-    ``classes`` names the labels; by default they are named ``"0"``, ``"1"``, ... up to the
-    largest label found.
+    This is mmaction2's list format and PySlowFast's Kinetics CSV (``path label``, separated by
+    a space or a comma). ``classes`` names the labels; by default they are named ``"0"``,
+    ``"1"``, ... up to the largest label found.
     """
     list_path = Path(list_path)
     entries = []
     for number, line in enumerate(_read_lines(list_path), 1):
-        parts = line.rsplit(maxsplit=1)
+        parts = [part.strip() for part in (line.rsplit(",", 1) if "," in line else line.rsplit(maxsplit=1))]
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise ValueError(f"{list_path}:{number}: expected '<path> <label>', got {line!r}")
         entries.append((parts[0], int(parts[1])))

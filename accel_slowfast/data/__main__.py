@@ -1,0 +1,84 @@
+"""Check a recipe's data before training:
+
+    python -m accel_slowfast.data check RECIPE.yaml [--key=value ...] [--decode]
+
+Prints, for the training and validation sets, the class counts, and lists the videos that are
+missing, unreadable, empty or shorter than one clip (those loop). ``--decode`` also decodes the
+centre clip of every video with the recipe's decoder, which finds truncated files whose header
+still reads fine. Exits with status 1 when a video cannot be used.
+"""
+
+import argparse
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from accelerate import Accelerator
+
+from accel_slowfast.config import RecipeError, load_recipe
+from accel_slowfast.data.dataset import ClipDataset
+from accel_slowfast.data.index import VideoIndex
+from accel_slowfast.data.probe import probe_index
+
+
+def _decode_error(dataset: ClipDataset, i: int) -> str:
+    try:
+        dataset._clip(i, 0, np.random.default_rng(0))
+        return ""
+    except Exception as error:  # noqa: BLE001 - report whatever made it fail
+        return f"{type(error).__name__}: {error}"
+
+
+def check_split(name: str, index: VideoIndex, span: int, decode_with: ClipDataset | None) -> int:
+    """Print the report of one split; return the number of unusable videos."""
+    table = probe_index(index)
+    print(f"\n== {name}: {len(index)} videos, {len(index.classes)} classes ==")
+    counts = Counter(r.label for r in index.records)
+    width = max((len(c) for c in index.classes), default=5)
+    for label, cls in enumerate(index.classes):
+        print(f"  {cls:<{width}}  {counts.get(label, 0):6d}")
+    errors = {i: e for i, e in enumerate(table["error"]) if e}
+    if decode_with is not None:
+        todo = [i for i in range(len(index)) if i not in errors]
+        with ThreadPoolExecutor(4) as pool:
+            for i, error in zip(todo, pool.map(lambda i: _decode_error(decode_with, i), todo), strict=True):
+                if error:
+                    errors[i] = error
+    short = [i for i, n in enumerate(table["num_frames"]) if 0 < n < span and i not in errors]
+    for path in index.missing:
+        print(f"  MISSING     {path}")
+    for i, error in errors.items():
+        print(f"  UNREADABLE  {index.records[i].path}  ({error})")
+    for i in short:
+        print(f"  TOO SHORT   {index.records[i].path}  ({table['num_frames'][i]} frames < one clip of {span}; loops)")
+    print(f"  {len(index.missing)} missing, {len(errors)} unreadable, {len(short)} shorter than a clip")
+    return len(index.missing) + len(errors)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m accel_slowfast.data", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["check"])
+    parser.add_argument("--decode", action="store_true", help="also decode the centre clip of every video")
+    args, recipe_args = parser.parse_known_args(argv)
+    from accel_slowfast.training import build_indexes  # the same readers as training
+
+    try:
+        recipe = load_recipe(recipe_args)
+        train_index, val_index = build_indexes(recipe, Accelerator(cpu=True))
+    except (RecipeError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    span = recipe.clip_len * recipe.frame_interval
+    bad = 0
+    for name, index in (("train", train_index), ("val", val_index)):
+        decoder = None
+        if args.decode:
+            decoder = ClipDataset(index, clip_len=recipe.clip_len, frame_interval=recipe.frame_interval,
+                                  transforms=[lambda x: x], alpha=1, clip_sampling="centre", decoder=recipe.decoder)
+        bad += check_split(name, index, span, decoder)
+    raise SystemExit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Top-k labels of one video, averaged over the multi-view test protocol.
+
+    python -m accel_slowfast.predict VIDEO --checkpoint=PATH [--top_k=5]
+
+``PATH`` is an export folder (``accel_slowfast.export``) or a training checkpoint inside its
+work_dir. In a notebook::
+
+    model, config = load_model("exported/x")
+    predict(model, config, "v_ApplyEyeMakeup_g01_c01.avi")   # [("ApplyEyeMakeup", 0.93), ...]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
+from accel_slowfast.data.probe import probe_video
+from accel_slowfast.data.views import view_transforms
+from accel_slowfast.export import load_model
+from accel_slowfast.models import SlowFast
+
+
+@torch.no_grad()
+def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, batch_size: int = 8
+            ) -> list[tuple[str, float]]:
+    """``[(class name, probability), ...]`` of the ``top_k`` classes for ``video``."""
+    error = probe_video(video)["error"]
+    if error:
+        raise RuntimeError(f"cannot read {video}: {error}")
+    dataset = ClipDataset(
+        VideoIndex([VideoRecord(Path(video), 0)], config["classes"]),
+        clip_len=config["clip_len"], frame_interval=config["frame_interval"], alpha=model.alpha,
+        transforms=view_transforms(short_side=config["short_side"], crop_size=config["test_crop_size"],
+                                   num_crops=config["num_crops"], mean=config["mean"], std=config["std"]),
+        clip_sampling="uniform", num_clips=config["num_clips"], decoder=config.get("decoder", "pyav"),
+    )
+    device = next(model.parameters()).device
+    logits = []
+    for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size):
+        logits.append(model([x.to(device) for x in batch["video"]]).float().cpu())
+    scores = torch.cat(logits)  # (views, num_classes)
+    probs = (scores.softmax(dim=1) if config.get("average_clips", "prob") == "prob" else scores).mean(dim=0)
+    if config.get("average_clips", "prob") == "score":
+        probs = probs.softmax(dim=0)
+    top = np.argsort(-probs.numpy())[:top_k]
+    return [(config["classes"][k], float(probs[k])) for k in top]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m accel_slowfast.predict", description=__doc__.split("\n")[0])
+    parser.add_argument("video")
+    parser.add_argument("--checkpoint", required=True, help="export folder or training checkpoint")
+    parser.add_argument("--top_k", type=int, default=5)
+    args = parser.parse_args(argv)
+    try:
+        model, config = load_model(args.checkpoint)
+        results = predict(model, config, args.video, args.top_k)
+    except (FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    width = max(len(name) for name, _ in results)
+    for name, prob in results:
+        print(f"{name:<{width}}  {prob:.4f}")
+
+
+if __name__ == "__main__":
+    main()

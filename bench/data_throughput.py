@@ -1,0 +1,207 @@
+"""Training-clip throughput of one data-loading process: pytorchvideo's pipeline vs ours.
+
+Generates UCF101-like videos (320x240, 25 fps, MPEG-4 in AVI, 7 s of panning texture with
+moving blobs and sensor grain, so they compress like camera footage rather than flat colour)
+into a temporary folder, then times the seed's training clip (32 frames at interval 2, short
+side 256, RandomResizedCrop area 0.08-1 to 224, flip 0.5, normalize) through:
+
+    (a) pytorchvideo 0.1.5 ``labeled_video_dataset``: default PyAV decoder, RandomClipSampler
+        of 64/25 s, the seed's transform from pytorchvideo transforms via ApplyTransformToKey
+    (b) ``accel_slowfast.data.ClipDataset`` with ``decoder="pyav"`` (the reference decoder)
+    (c) ``ClipDataset`` with ``decoder="fast"``
+    (d) the decode limit: the fast decoder's ``get_frames`` of the same 32 frames, no transform
+
+Every row loads in ONE process: by default the main process (``num_workers=0``, torch and
+FFmpeg free to use every core), or a single DataLoader worker with ``--num-workers 1``.
+Run it from the repository root::
+
+    python bench/data_throughput.py [--videos 12] [--clips 48] [--num-workers 0]
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+import accel_slowfast  # noqa: F401  (first: makes pytorchvideo.transforms importable)
+from accel_slowfast.data import ClipDataset
+from accel_slowfast.data.decoding import open_video
+from accel_slowfast.data.index import VideoIndex, VideoRecord
+from accel_slowfast.data.transforms import train_transform
+
+WIDTH, HEIGHT, FPS, SECONDS = 320, 240, 25, 7
+CLIP_LEN, INTERVAL, SHORT_SIDE, CROP, AREA, FLIP = 32, 2, 256, 224, (0.08, 1.0), 0.5
+MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+
+
+def _smooth_noise(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A ``(H, W, 3)`` float texture with detail at several scales (like a scene, not noise)."""
+    texture = torch.zeros(1, 3, height, width)
+    for cell, weight in ((64, 60.0), (16, 30.0), (4, 15.0), (2, 8.0)):
+        coarse = torch.from_numpy(rng.normal(0, weight, size=(1, 3, height // cell + 2, width // cell + 2)))
+        texture += torch.nn.functional.interpolate(coarse.float(), size=(height, width), mode="bicubic")
+    return texture[0].permute(1, 2, 0).numpy() + 128
+
+
+def render(rng: np.random.Generator) -> np.ndarray:
+    """One UCF101-like video ``(T, H, W, 3)`` uint8: a panning scene, moving blobs, grain."""
+    frames_n = FPS * SECONDS
+    velocity = rng.uniform(-1.5, 1.5, size=2)  # camera pan, pixels per frame
+    margin = np.ceil(np.abs(velocity) * frames_n).astype(int) + 1
+    scene = _smooth_noise(rng, HEIGHT + margin[0], WIDTH + margin[1])
+    ys, xs = np.arange(HEIGHT)[:, None], np.arange(WIDTH)[None, :]
+    blobs = [(rng.uniform(0, HEIGHT), rng.uniform(0, WIDTH), rng.uniform(-3, 3, size=2), rng.uniform(15, 40),
+              rng.uniform(-90, 90, size=3)) for _ in range(3)]
+    video = np.empty((frames_n, HEIGHT, WIDTH, 3), np.uint8)
+    for t in range(frames_n):
+        y0, x0 = (np.where(velocity > 0, 0, margin - 1) + velocity * t).astype(int)
+        frame = scene[y0:y0 + HEIGHT, x0:x0 + WIDTH].copy()
+        for cy, cx, (vy, vx), radius, colour in blobs:  # actors: soft discs moving across the scene
+            bump_y = np.exp(-((ys - (cy + vy * t) % HEIGHT) ** 2) / (2 * radius**2))
+            bump_x = np.exp(-((xs - (cx + vx * t) % WIDTH) ** 2) / (2 * radius**2))
+            frame += (bump_y * bump_x)[..., None] * colour
+        frame += rng.normal(0, 2, size=frame.shape)  # sensor grain
+        video[t] = np.clip(frame, 0, 255)
+    return video
+
+
+def write_avi(path: Path, frames: np.ndarray) -> None:
+    """MPEG-4 part 2 in AVI at UCF101's bit rate (~0.5 Mbit/s), FFmpeg's 12-frame GOP."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.bit_rate, stream.codec_context.gop_size = 500_000, 12
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def generate(out_dir: Path, count: int, seed: int) -> list[Path]:
+    paths = []
+    for i in range(count):
+        path = out_dir / f"v_Bench_g{i // 4 + 1:02d}_c{i % 4 + 1:02d}.avi"
+        write_avi(path, render(np.random.default_rng([seed, i])))
+        paths.append(path)
+    return paths
+
+
+def pytorchvideo_loader(paths: list[Path], out_dir: Path, num_workers: int):
+    """(a): pytorchvideo 0.1.5's own pipeline, as its UCF101/Kinetics tutorials build it."""
+    from pytorchvideo.data import labeled_video_dataset, make_clip_sampler
+    from pytorchvideo.transforms import (
+        ApplyTransformToKey,
+        Normalize,
+        RandomResizedCrop,
+        ShortSideScale,
+        UniformTemporalSubsample,
+    )
+    from torchvision.transforms import Compose, RandomHorizontalFlip
+
+    listing = out_dir / "list.txt"
+    listing.write_text("".join(f"{path} {i % 4}\n" for i, path in enumerate(paths)))
+    transform = ApplyTransformToKey("video", Compose([
+        UniformTemporalSubsample(CLIP_LEN),  # 64 decoded frames -> 32, interval 2
+        ShortSideScale(SHORT_SIDE),
+        RandomResizedCrop(target_height=CROP, target_width=CROP, scale=AREA, aspect_ratio=(3 / 4, 4 / 3)),
+        RandomHorizontalFlip(FLIP),
+        Normalize(MEAN, STD),
+    ]))
+    dataset = labeled_video_dataset(str(listing), make_clip_sampler("random", CLIP_LEN * INTERVAL / FPS),
+                                    transform=transform, decode_audio=False)
+    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers,
+                                       persistent_workers=num_workers > 0)
+
+
+def clip_dataset(paths: list[Path], decoder: str) -> ClipDataset:
+    transform = train_transform(short_side=SHORT_SIDE, crop_size=CROP, crop_area=AREA, flip_ratio=FLIP,
+                                mean=MEAN, std=STD)
+    index = VideoIndex([VideoRecord(path, i % 4) for i, path in enumerate(paths)], ["a", "b", "c", "d"])
+    return ClipDataset(index, clip_len=CLIP_LEN, frame_interval=INTERVAL, transforms=[transform], alpha=8,
+                       clip_sampling="random", decoder=decoder)
+
+
+class DecodeOnly(torch.utils.data.Dataset):
+    """(d): the clip's frames from the fast decoder, with ClipDataset's sampling, nothing else."""
+
+    def __init__(self, dataset: ClipDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, idx: int) -> torch.Tensor:
+        record, rng = self.dataset.index.records[idx], np.random.default_rng(idx)
+        with open_video(record.path, "fast") as video:
+            return video.get_frames(self.dataset.frame_indices(video.num_frames, rng).reshape(-1))
+
+
+def endless(loader_factory):
+    """Clips from a loader, started again whenever it runs out (pytorchvideo's ends per pass)."""
+    while True:
+        yield from loader_factory()
+
+
+def measure(rows: dict, clips: int, rounds: int) -> dict[str, float]:
+    """Median clips/s per row over ``rounds`` rounds; rows take turns, so a noisy neighbour on
+    the machine slows every row alike instead of the one that happened to run at the time."""
+    streams = {name: endless(factory) for name, factory in rows.items()}
+    for stream in streams.values():
+        next(stream)  # warm-up: imports, worker start, first file open
+    rates = {name: [] for name in rows}
+    for _ in range(rounds):
+        for name, stream in streams.items():
+            start = time.perf_counter()
+            for _ in range(clips // rounds):
+                next(stream)
+            rates[name].append(clips // rounds / (time.perf_counter() - start))
+    return {name: float(np.median(values)) for name, values in rates.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--videos", type=int, default=12)
+    parser.add_argument("--clips", type=int, default=48, help="clips timed per row")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds the rows take turns in")
+    parser.add_argument("--num-workers", type=int, default=0, choices=(0, 1),
+                        help="0: load in the main process; 1: in one DataLoader worker")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        paths = generate(tmp, args.videos, args.seed)
+        megabytes = sum(p.stat().st_size for p in paths) / 2**20
+        print(f"{args.videos} videos {WIDTH}x{HEIGHT}, {FPS} fps, {SECONDS} s, MPEG-4/AVI ({megabytes:.1f} MiB); "
+              f"clip {CLIP_LEN}x{INTERVAL}, {CROP} px; {args.clips} clips per row; "
+              f"{'main process' if args.num_workers == 0 else 'one worker process'}, "
+              f"torch threads {torch.get_num_threads()}")
+
+        persistent = args.num_workers > 0
+
+        def map_loader(dataset):
+            sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=10**6,
+                                                     generator=torch.Generator().manual_seed(args.seed))
+            return lambda: torch.utils.data.DataLoader(dataset, batch_size=None, sampler=sampler,
+                                                       num_workers=args.num_workers, persistent_workers=persistent)
+
+        loader_a = pytorchvideo_loader(paths, tmp, args.num_workers)
+        rows = {
+            "(a) pytorchvideo labeled_video_dataset": lambda: loader_a,
+            "(b) ClipDataset, decoder=pyav": map_loader(clip_dataset(paths, "pyav")),
+            "(c) ClipDataset, decoder=fast": map_loader(clip_dataset(paths, "fast")),
+            "(d) fast decode only, no transform": map_loader(DecodeOnly(clip_dataset(paths, "fast"))),
+        }
+        rates = measure(rows, args.clips, args.rounds)
+        for name, rate in rates.items():
+            print(f"{name:<40} {rate:7.2f} clips/s  {1000 / rate:7.1f} ms/clip")
+        a, c, d = (rates[name] for name in rows if name[:3] in ("(a)", "(c)", "(d)"))
+        print(f"(c)/(a) = {c / a:.2f}x (target >= 5)   (c)/(d) = {c / d:.2f}x (target >= 0.7)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Bad videos never stop training: each kind is replaced deterministically and listed once."""
+
+import json
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_recipe
+
+from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
+from accel_slowfast.data.synthetic import write_video
+from accel_slowfast.data.transforms import val_transform
+from accel_slowfast.training import train
+
+NORM = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+
+def _frames(n, h=32, w=40, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, size=(n, h, w, 3), dtype=np.uint8)
+
+
+def _write_with_audio(path: Path, frames: np.ndarray, fps: int) -> None:
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("mpeg4", rate=fps)
+        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        audio = container.add_stream("mp2", rate=16000, layout="mono")
+        for i, frame in enumerate(frames):
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 640), np.int16), format="s16", layout="mono")
+            samples.sample_rate, samples.pts = 16000, i * 640
+            for packet in audio.encode(samples):
+                container.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode():
+                container.mux(packet)
+
+
+@pytest.fixture
+def mixed_videos(tmp_path) -> dict[str, Path]:
+    """One video of every kind: good ones with quirks, and broken ones."""
+    paths = {name: tmp_path / f"{name}.avi" for name in
+             ("good", "short", "odd_size", "odd_fps", "audio", "corrupt", "empty", "deleted")}
+    write_video(paths["good"], _frames(24), fps=25)
+    write_video(paths["short"], _frames(5), fps=25)  # shorter than one clip: loops
+    write_video(paths["odd_size"], _frames(24, h=18, w=66), fps=25)
+    write_video(paths["odd_fps"], _frames(24), fps=7)
+    _write_with_audio(paths["audio"], _frames(24), fps=25)
+    paths["corrupt"].write_bytes(np.random.default_rng(0).bytes(5000))
+    paths["empty"].write_bytes(b"")
+    write_video(paths["deleted"], _frames(24), fps=25)
+    return paths
+
+
+GOOD = ("good", "short", "odd_size", "odd_fps", "audio")
+BAD = ("corrupt", "empty", "deleted")
+
+
+def _dataset(paths, log, **kwargs):
+    index = VideoIndex([VideoRecord(p, i % 2) for i, p in enumerate(paths.values())], ["a", "b"])
+    return ClipDataset(index, clip_len=8, frame_interval=2, alpha=4, clip_sampling="centre", bad_video_log=log,
+                       transforms=[val_transform(short_side=32, crop_size=32, **NORM)], **kwargs)
+
+
+def test_every_kind_of_video_yields_a_clip_and_bad_ones_are_listed_once(mixed_videos, tmp_path):
+    log = tmp_path / "work" / "bad_videos.txt"
+    dataset = _dataset(mixed_videos, log)
+    mixed_videos["deleted"].unlink()  # disappears after indexing
+    names = list(mixed_videos)
+    for _ in range(2):  # a second epoch must not list them again
+        loader = torch.utils.data.DataLoader(dataset, batch_size=3, num_workers=2)
+        batches = list(loader)
+        replaced = torch.cat([b["replaced"] for b in batches]).tolist()
+        assert replaced == [name in BAD for name in names]
+        assert all(b["video"][1].shape[1:] == (3, 8, 32, 32) for b in batches)
+    lines = log.read_text().splitlines()
+    assert sorted(Path(line.split("\t")[0]).stem for line in lines) == sorted(BAD)
+    assert all(line.split("\t")[1] for line in lines)  # every entry says why
+
+
+def test_replacement_is_deterministic_and_the_same_in_every_worker(mixed_videos, tmp_path):
+    dataset = _dataset(mixed_videos, tmp_path / "bad.txt", seed=3)
+    corrupt = list(mixed_videos).index("corrupt")
+    first = dataset[corrupt]
+    again = _dataset(mixed_videos, tmp_path / "bad2.txt", seed=3)[corrupt]
+    assert first["replaced"] and first["video_index"] == corrupt
+    assert first["label"] == again["label"] and torch.equal(first["video"][1], again["video"][1])
+
+
+def test_known_bad_videos_are_not_decoded(mixed_videos, tmp_path):
+    dataset = _dataset(mixed_videos, tmp_path / "bad.txt", known_bad={0: "probe: broken header"})
+    assert dataset[0]["replaced"]
+    assert "probe: broken header" in (tmp_path / "bad.txt").read_text()
+
+
+def test_all_videos_bad_is_a_clear_error(tmp_path):
+    (tmp_path / "a.avi").write_bytes(b"")
+    dataset = _dataset({"a": tmp_path / "a.avi"}, tmp_path / "bad.txt")
+    with pytest.raises(RuntimeError, match="failed to decode"):
+        dataset[0]
+
+
+def test_training_runs_to_the_end_with_bad_videos_and_eval_counts_them(tiny_root, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_root, data)
+    (data / "MoveUp/v_MoveUp_g02_c01.avi").write_bytes(b"")                       # train: empty
+    (data / "ZoomIn/v_ZoomIn_g03_c02.avi").write_bytes(b"\x00garbage" * 500)       # train: corrupt
+    (data / "MoveDown/v_MoveDown_g01_c01.avi").write_bytes(b"")                    # val: empty
+    (data / "ZoomOut/v_ZoomOut_g02_c02.avi").unlink()                               # train: missing
+    recipe = tiny_recipe(data, tmp_path / "run", max_epochs=2, num_workers=2)
+    runner = train(recipe)
+    assert runner.epoch == 2
+    listed = [Path(line.split("\t")[0]).stem for line in (tmp_path / "run" / "bad_videos.txt").read_text().splitlines()]
+    assert sorted(listed) == ["v_MoveDown_g01_c01", "v_MoveUp_g02_c01", "v_ZoomIn_g03_c02"]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in records if r["mode"] == "val"]
+    assert [(r["num_videos"], r["num_failed"]) for r in val] == [(9, 1), (9, 1)]
+    assert any(r.get("bad_clip_ratio", 0) > 0 for r in records if r["mode"] == "train")

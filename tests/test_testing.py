@@ -1,0 +1,90 @@
+"""test.py (multi-view evaluation and its reports), export/load_model and predict."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_recipe
+
+from accel_slowfast.export import export_model, load_model
+from accel_slowfast.models import build_model
+from accel_slowfast.predict import predict
+from accel_slowfast.testing import run_test
+from accel_slowfast.training import train
+
+REPO = Path(__file__).parents[1]
+VIEWS = dict(num_clips=2, num_crops=3, test_crop_size=32)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_root, tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp("trained") / "run"
+    recipe = tiny_recipe(tiny_root, work_dir, max_epochs=1, **VIEWS)
+    train(recipe)
+    return recipe, work_dir / "checkpoints" / "epoch_1"
+
+
+def test_multi_view_test_writes_metrics_and_reports(trained, tmp_path):
+    recipe, checkpoint = trained
+    recipe = type(recipe)(**{**recipe.to_dict(), "work_dir": str(tmp_path)})
+    metrics = run_test(recipe, checkpoint)
+    assert metrics["num_videos"] == 10 and metrics["num_failed"] == 0 and metrics["num_views"] == 60
+    assert json.loads((tmp_path / "test_metrics.json").read_text()) == metrics
+    with open(tmp_path / "test_predictions.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 10 and all(len(r["top5"].split()) == 5 for r in rows)
+    accuracy = sum(int(r["correct"]) for r in rows) / 10
+    assert accuracy == pytest.approx(metrics["top1_acc"])
+    with open(tmp_path / "test_per_class.csv") as file:
+        per_class = list(csv.DictReader(file))
+    assert [r["class"] for r in per_class] == ["MoveDown", "MoveSideways", "MoveUp", "ZoomIn", "ZoomOut"]
+    assert sum(int(r["videos"]) for r in per_class) == 10
+    assert (tmp_path / "test_confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_test_refuses_a_checkpoint_of_another_model(trained, tmp_path):
+    recipe, _ = trained
+    torch.save(build_model("slowfast_tiny", num_classes=7).state_dict(), tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="does not fit"):
+        run_test(type(recipe)(**{**recipe.to_dict(), "work_dir": str(tmp_path)}), tmp_path / "other.pth")
+
+
+def test_export_load_and_predict(trained, tmp_path, tiny_root):
+    _, checkpoint = trained
+    out = export_model(checkpoint, tmp_path / "export")
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json"}
+    model, config = load_model(out)
+    assert config["classes"][0] == "MoveDown" and not model.training
+    video = next((tiny_root / "MoveUp").glob("*.avi"))
+    top = predict(model, config, video)
+    assert [name for name, _ in top] and len(top) == 5 and sorted(top, key=lambda t: -t[1]) == top
+    assert sum(p for _, p in top) == pytest.approx(1.0, abs=1e-5)
+    from_checkpoint = predict(*load_model(checkpoint), video)
+    assert [n for n, _ in from_checkpoint] == [n for n, _ in top]
+    result = subprocess.run([sys.executable, "-m", "accel_slowfast.predict", str(video), f"--checkpoint={out}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 5 and top[0][0] in result.stdout.splitlines()[0]
+
+
+def test_test_py_with_two_processes_equals_one(tiny_root, tmp_path):
+    torch.manual_seed(0)
+    torch.save(build_model("slowfast_tiny", num_classes=5).state_dict(), tmp_path / "weights.pth")
+    args = [f"--data_root={tiny_root}", "--clip_len=8", "--short_side=32", "--crop_size=32", "--test_crop_size=32",
+            "--num_clips=2", "--batch_size=4", "--num_workers=0", f"--checkpoint={tmp_path / 'weights.pth'}"]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    results = []
+    for processes in (1, 2):
+        work_dir = tmp_path / f"p{processes}"
+        launcher = [sys.executable] if processes == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        run = subprocess.run([*launcher, str(REPO / "test.py"), *args, f"--work_dir={work_dir}"], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        results.append(json.loads((work_dir / "test_metrics.json").read_text()))
+    assert results[0] == results[1] and results[0]["num_videos"] == 10 and results[0]["num_views"] == 60

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+
+from accel_slowfast.data import ClipDataset, read_ucf101_split
+from accel_slowfast.data.views import SpatialCrop, aggregate_views, uniform_clip_offsets, view_transforms
+
+NORM = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+
+def test_uniform_clip_offsets_follow_mmaction2():
+    # REFERENCE.md §1: offset i * avg + avg / 2, avg = (n - 64 + 1) / 10
+    n, span = 175, 64
+    avg = (n - span + 1) / 10
+    assert uniform_clip_offsets(n, span, 10).tolist() == [int(avg / 2 + i * avg) for i in range(10)]
+    assert uniform_clip_offsets(40, 64, 3).tolist() == [0, 0, 0]
+
+
+def test_three_crops_cover_the_long_side():
+    frames = torch.arange(8.0).repeat(3, 1, 4, 1)  # (C, T, H=4, W=8), value = column
+    crops = [SpatialCrop(4, k, 3)(frames) for k in range(3)]
+    assert [c[0, 0, 0].tolist() for c in crops] == [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7]]
+    assert SpatialCrop(4, 0, 1)(frames)[0, 0, 0].tolist() == [2, 3, 4, 5]
+
+
+def test_multi_view_dataset_yields_every_view_of_every_video(tiny_root):
+    index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")
+    dataset = ClipDataset(index, clip_len=4, frame_interval=2, alpha=2, clip_sampling="uniform", num_clips=2,
+                          transforms=view_transforms(short_side=32, crop_size=32, num_crops=3, **NORM))
+    assert len(dataset) == len(index) * 6
+    samples = [dataset[i] for i in range(12)]
+    assert [(s["video_index"], s["clip_index"], s["view_index"]) for s in samples[:6]] == [
+        (0, 0, 0), (0, 0, 1), (0, 0, 2), (0, 1, 3), (0, 1, 4), (0, 1, 5)]
+    assert all(s["video"][1].shape == (3, 4, 32, 32) for s in samples)
+    # the three crops of one clip differ (40x32 frames: left/centre/right)
+    assert not torch.equal(samples[0]["video"][1], samples[2]["video"][1])
+    assert not torch.equal(samples[0]["video"][1], samples[3]["video"][1])  # another clip
+
+
+@pytest.mark.parametrize("average_clips", ["prob", "score"])
+def test_aggregate_views_averages_per_video_and_excludes_failed_videos(average_clips):
+    scores = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0], [5.0, 0.0], [0.0, 3.0], [3.0, 0.0]])
+    video = np.array([0, 0, 1, 1, 2, 2])
+    failed = np.array([False, False, False, True, False, False])
+    videos, out, bad = aggregate_views(scores, video, failed, average_clips)
+    assert videos.tolist() == [0, 2] and bad.tolist() == [1]
+    if average_clips == "score":
+        np.testing.assert_allclose(out, [[1.0, 0.5], [1.5, 1.5]])
+    else:
+        softmax = lambda x: np.exp(x) / np.exp(x).sum()  # noqa: E731
+        np.testing.assert_allclose(out[0], (softmax(scores[0]) + softmax(scores[1])) / 2)
+
+
+def test_recipe_builds_the_thirty_view_test_set(tiny_root, tmp_path):
+    from accelerate import Accelerator
+    from conftest import tiny_recipe
+
+    from accel_slowfast.training import build_test_dataset
+
+    recipe = tiny_recipe(tiny_root, tmp_path, test_crop_size=32)
+    assert (recipe.num_clips, recipe.num_crops, recipe.average_clips) == (10, 3, "prob")
+    (tmp_path).mkdir(exist_ok=True)
+    index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")
+    dataset = build_test_dataset(recipe, index, Accelerator(cpu=True))
+    assert len(dataset) == 30 * len(index)
+    sample = dataset[29]
+    assert (sample["clip_index"], sample["view_index"]) == (9, 29) and sample["video"][1].shape == (3, 8, 32, 32)
