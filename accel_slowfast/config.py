@@ -11,6 +11,7 @@ string: write ``1.0e-4``) and impossible combinations, naming the key and the fi
 
 import dataclasses
 import difflib
+import importlib.util
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -64,8 +65,10 @@ class Recipe:
     decoder: str = _f("pyav", f"Video decoder: {', '.join(sorted(DECODERS))} (see accel_slowfast/data/decoding.py).")
     clip_len: int = _f(16, "Frames per clip (the fast pathway's length); a multiple of the model's alpha.")
     frame_interval: int = _f(2, "Source frames between two sampled frames.")
-    short_side: int = _f(56, "Frames are resized so their short side has this length.")
+    short_side: int = _f(56, "Validation/test frames are resized to this short side (training crops are scale-free).")
     crop_size: int = _f(56, "Side of the square crop fed to the model.")
+    short_side_jitter: list[int] = _f([], "Train with PySlowFast's scale jitter: random short side in [min, max], "
+                                          "then a random crop (instead of RandomResizedCrop), e.g. [256, 320].")
     crop_area_min: float = _f(0.5, "Smallest RandomResizedCrop area, as a fraction of the frame (seed: 0.08).")
     flip_ratio: float = _f(0.5, "Probability of a horizontal flip in training.")
     mean: list[float] = _f([123.675, 116.28, 103.53], "RGB mean on the 0-255 scale.")
@@ -127,10 +130,35 @@ class Recipe:
     log_interval: int = _f(5, "Write a train record every this many iterations.")
     eval_interval: int = _f(2, "Evaluate every this many epochs (and after the last one).")
     checkpoint_interval: int = _f(5, "Save a resumable checkpoint every this many epochs (and after the last one).")
+    checkpoint_interval_iters: int = _f(0, "Also save one every this many iterations (resume mid-epoch); 0: never.")
     max_keep_ckpts: int = _f(2, "Keep this many newest epoch checkpoints; 0 keeps all.")
     resume_from: str = _f("", "Checkpoint folder to resume everything from, or 'auto' for the newest in work_dir.")
     load_from: str = _f("", "Weights to start from (non-strict; skipped keys are reported).")
-    report_to: str = _f("none", f"Trackers: {', '.join(REPORT_TO)}.")
+    ema: bool = _f(False, "Keep an exponential moving average of the weights (mmcv's EMAHook): evaluation, the best "
+                          "checkpoint, epoch checkpoints and the final model use it.")
+    ema_momentum: float = _f(2.0e-4, "ema: weight m of the new weights per update, ema = (1 - m) * ema + m * weights.")
+    ema_interval: int = _f(1, "ema: update every this many iterations (with momentum ema_momentum ** ema_interval).")
+    ema_warm_up: int = _f(100, "ema: the momentum at iteration i is at most (1 + i) / (ema_warm_up + i).")
+    precise_bn_batches: int = _f(0, "Before each evaluation, set BatchNorm statistics to their average over this many "
+                                    "training batches per process (PySlowFast's precise BN, which uses 200); 0: off.")
+    sync_bn: bool = _f(False, "Convert BatchNorm to SyncBatchNorm (statistics over every process's batch); GPU "
+                              "processes only, skipped with one process.")
+    early_stop_metric: str = _f("", "Stop when this validation metric (top1_acc, top5_acc, mean_class_accuracy) has "
+                                    "not improved for early_stop_patience evaluations; empty: never.")
+    early_stop_patience: int = _f(5, "early_stop_metric: evaluations without improvement before the run stops.")
+    early_stop_rule: str = _f("greater", "early_stop_metric: 'greater' or 'less' is better.")
+    empty_cache: str = _f("none", "torch.cuda.empty_cache(): none, epoch (after every epoch) or iter (also after "
+                                  "every iteration); nothing on CPU.")
+    profile_iters: list[int] = _f([], "torch.profiler over the first iterations: [active] or [wait, warmup, active]; "
+                                      "writes a Chrome trace to <work_dir>/profiler/ (main process). Empty: off.")
+    report_to: str = _f("none", f"Trackers: {', '.join(REPORT_TO)} (all = wandb + tensorboard); see "
+                                "accel_slowfast/trackers.py.")
+    wandb_project: str = _f("accel_slowfast", "wandb project (TensorBoard: the event folder under work_dir).")
+    wandb_entity: str = _f("", "wandb entity (user or team); empty: your default entity.")
+    run_name: str = _f("", "Tracker run name; empty: the work_dir's folder name.")
+    wandb_tags: list[str] = _f([], "wandb run tags, e.g. --wandb_tags ucf101 r50.")
+    log_val_clips: int = _f(4, "wandb: validation clips shown with true and predicted labels per evaluation; 0: none.")
+    log_checkpoint: bool = _f(True, "wandb: upload the best checkpoint as a model artifact at the end of the run.")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -150,8 +178,8 @@ class Recipe:
                     "checkpoint_interval"):
             if getattr(self, key) < 1:
                 raise RecipeError(f"recipe key '{key}' must be >= 1, got {getattr(self, key)}")
-        for key in ("num_workers", "max_keep_ckpts", "base_batch_size", "warmup_epochs", "grad_clip", "min_lr",
-                    "weight_decay", "lr"):
+        for key in ("num_workers", "max_keep_ckpts", "checkpoint_interval_iters", "base_batch_size",
+                    "warmup_epochs", "grad_clip", "min_lr", "weight_decay", "lr"):
             if getattr(self, key) < 0:
                 raise RecipeError(f"recipe key '{key}' must be >= 0, got {getattr(self, key)}")
         if not -1 <= self.frozen_stages <= NUM_STAGES:
@@ -161,6 +189,10 @@ class Recipe:
         if self.clip_len % alpha:
             raise RecipeError(f"recipe key 'clip_len' ({self.clip_len}) must be a multiple of {self.model}'s alpha "
                               f"({alpha}); try clip_len={max(alpha, self.clip_len // alpha * alpha)}")
+        if self.short_side_jitter and (len(self.short_side_jitter) != 2 or
+                                       not self.crop_size <= self.short_side_jitter[0] <= self.short_side_jitter[1]):
+            raise RecipeError(f"recipe key 'short_side_jitter' must be [min, max] with crop_size <= min <= max, "
+                              f"got {self.short_side_jitter}")
         if self.num_crops not in (1, 3):
             raise RecipeError(f"recipe key 'num_crops' must be 1 or 3, got {self.num_crops}")
         if self.average_clips not in AVERAGE_CLIPS:
@@ -184,8 +216,31 @@ class Recipe:
         if self.dataset == "list" and not (self.train_list and self.val_list):
             raise RecipeError("dataset 'list' needs 'train_list' and 'val_list' (mmaction2 list files)")
         self._validate_schedules()
+        if self.log_val_clips < 0:
+            raise RecipeError(f"recipe key 'log_val_clips' must be >= 0, got {self.log_val_clips}")
+        if self.report_to in ("wandb", "tensorboard", "all") and not self.wandb_project:
+            raise RecipeError("recipe key 'wandb_project' is empty; name a project (e.g. --wandb_project=slowfast)")
+        for tracker, package in (("wandb", "wandb"), ("tensorboard", "tensorboard")):
+            if self.report_to in (tracker, "all") and importlib.util.find_spec(package) is None:
+                raise RecipeError(f"report_to '{self.report_to}' needs the {package} package: pip install {package} "
+                                  "(or set --report_to=none)")
         if self.resume_from and self.load_from:
             raise RecipeError("set either 'resume_from' (continue a run) or 'load_from' (start from weights), not both")
+        if self.ema and not 0 < self.ema_momentum < 1:
+            raise RecipeError(f"recipe key 'ema_momentum' must be in (0, 1) (mmcv: 2.0e-4), got {self.ema_momentum}")
+        for key in ("ema_interval", "ema_warm_up", "early_stop_patience"):
+            if getattr(self, key) < 1:
+                raise RecipeError(f"recipe key '{key}' must be >= 1, got {getattr(self, key)}")
+        if self.precise_bn_batches < 0:
+            raise RecipeError(f"recipe key 'precise_bn_batches' must be >= 0 (0: off), got {self.precise_bn_batches}")
+        for key, allowed in (("early_stop_metric", ("", "top1_acc", "top5_acc", "mean_class_accuracy")),
+                             ("early_stop_rule", ("greater", "less")), ("empty_cache", ("none", "epoch", "iter"))):
+            if getattr(self, key) not in allowed:
+                raise RecipeError(f"recipe key '{key}' is {getattr(self, key)!r}; choose one of {list(allowed)}")
+        if len(self.profile_iters) not in (0, 1, 3) or self.profile_iters and (
+                min(self.profile_iters) < 0 or self.profile_iters[-1] < 1):
+            raise RecipeError(f"recipe key 'profile_iters' must be [active] or [wait, warmup, active], active >= 1 "
+                              f"(e.g. --profile_iters 1 1 3); got {self.profile_iters}")
 
     def _validate_schedules(self) -> None:
         """The LR, warmup and momentum keys (formulas in ``accel_slowfast/schedules.py``)."""

@@ -31,12 +31,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from accel_slowfast.evaluation import evaluate
+from accel_slowfast.evaluation import score_videos
 from accel_slowfast.schedules import LrScheduleHook as LrScheduleHook  # the schedule hooks live with their formulas
 from accel_slowfast.schedules import MomentumScheduleHook as MomentumScheduleHook
 
 CHECKPOINT_DIR = "checkpoints"
 EPOCH_CHECKPOINT_PREFIX = "epoch_"
+ITER_CHECKPOINT_PREFIX = "iter_"
 
 
 class OptimizerHook:
@@ -117,7 +118,9 @@ class EvalHook:
         epoch = runner.epoch + 1
         if epoch % self.interval and epoch != runner.max_epochs:
             return
-        metrics = evaluate(runner.model, self.data_loader, runner.accelerator)
+        results = score_videos(runner.model, self.data_loader, runner.accelerator)
+        runner.eval_results = results  # per-video scores, for TrackerHook (confusion matrix, clips)
+        metrics = results.metrics()
         if metrics["num_failed"]:
             runner.logger.warning("Epoch %d: %d validation videos could not be decoded and were not scored "
                                   "(listed in bad_videos.txt)", epoch, metrics["num_failed"])
@@ -174,8 +177,10 @@ class LoggerHook:
         self.json_path.write_text("".join(line + "\n" for line in kept))
 
     def before_train_epoch(self, runner) -> None:
-        runner.log_buffer.clear()
-        self._logged_inner = 0
+        start = runner.start_inner_iter  # > 0 when resuming mid-epoch: keep the restored values
+        if not start:
+            runner.log_buffer.clear()
+        self._logged_inner = start - start % self.interval
         if self.progress_bar and runner.accelerator.is_main_process:
             self._bar = tqdm(total=len(runner.data_loader), desc=f"epoch {runner.epoch + 1}/{runner.max_epochs}",
                              leave=False, dynamic_ncols=True)
@@ -255,32 +260,47 @@ class LoggerHook:
 
 
 class CheckpointHook:
-    """Save the full training state every ``interval`` epochs and after the last epoch.
+    """Save the full training state every ``interval`` epochs, after the last epoch, and every
+    ``interval_iters`` iterations (0: never) — so a run can resume from any of those moments.
 
     ``accelerator.save_state`` writes model, optimizer, grad scaler, every process's RNG
     states, the sampler and the objects registered with ``register_for_checkpointing`` (the
     runner's progress, below) into a temporary folder that the main process renames to
-    ``checkpoints/epoch_<N>`` once complete: a half-written checkpoint is never picked up.
-    Keeps the newest ``max_keep_ckpts`` epoch checkpoints (0 keeps all).
+    ``checkpoints/epoch_<N>`` or ``checkpoints/iter_<N>`` once complete: a half-written
+    checkpoint is never picked up. Iteration checkpoints are taken after an optimizer step
+    only, so no partly accumulated gradient is lost. ``max_keep_ckpts`` newest checkpoints are
+    kept (0 keeps all); the best weights are a separate file and never deleted.
     """
 
     priority = "LOWEST"
 
-    def __init__(self, progress: "RunnerProgress", interval: int = 1, max_keep_ckpts: int = 0):
+    def __init__(self, progress: "RunnerProgress", interval: int = 1, max_keep_ckpts: int = 0,
+                 interval_iters: int = 0):
         self.progress, self.interval, self.max_keep_ckpts = progress, interval, max_keep_ckpts
+        self.interval_iters = interval_iters
+
+    def after_train_iter(self, runner) -> None:
+        done = runner.iter + 1
+        end_of_epoch = runner.inner_iter + 1 == len(runner.data_loader)  # the epoch checkpoint follows
+        if (self.interval_iters and done % self.interval_iters == 0 and not end_of_epoch
+                and runner.accelerator.sync_gradients):
+            self.save(runner, f"{ITER_CHECKPOINT_PREFIX}{done}", epoch=runner.epoch, inner_iter=runner.inner_iter + 1,
+                      iter=done)
 
     def after_train_epoch(self, runner) -> None:
         epoch = runner.epoch + 1
         if epoch % self.interval and epoch != runner.max_epochs:
             return
+        self.save(runner, f"{EPOCH_CHECKPOINT_PREFIX}{epoch}", epoch=epoch, inner_iter=0, iter=runner.iter)
+
+    def save(self, runner, name: str, **position: int) -> None:
         accelerator = runner.accelerator
         root = runner.work_dir / CHECKPOINT_DIR
-        final = root / f"{EPOCH_CHECKPOINT_PREFIX}{epoch}"
-        staging = root / f".tmp_{EPOCH_CHECKPOINT_PREFIX}{epoch}"
+        final, staging = root / name, root / f".tmp_{name}"
         if accelerator.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
         accelerator.wait_for_everyone()
-        self.progress.record(runner, epoch=epoch)
+        self.progress.record(runner, **position)
         accelerator.save_state(str(staging))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
@@ -288,28 +308,32 @@ class CheckpointHook:
             shutil.rmtree(final, ignore_errors=True)
             os.replace(staging, final)
             runner.logger.info("Saved checkpoint %s", final)
-            self._prune(root)
+            if self.max_keep_ckpts > 0:
+                for old in sorted_checkpoints(root)[: -self.max_keep_ckpts]:
+                    shutil.rmtree(old, ignore_errors=True)
         accelerator.wait_for_everyone()
-
-    def _prune(self, root: Path) -> None:
-        if self.max_keep_ckpts <= 0:
-            return
-        for old in sorted_epoch_checkpoints(root)[: -self.max_keep_ckpts]:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 class RunnerProgress:
-    """The runner's position (epoch, iter, meta) as a checkpointable object for Accelerate."""
+    """The runner's position as a checkpointable object for Accelerate: ``epoch`` (the epoch to
+    run next, or the one in progress), ``inner_iter`` (its iterations done), ``iter`` (global
+    iterations done), ``meta`` (best score...) and the log buffer's values not yet logged."""
 
     def __init__(self):
-        self.state: dict[str, Any] = {"epoch": 0, "iter": 0, "meta": {}}
+        self.state: dict[str, Any] = {"epoch": 0, "inner_iter": 0, "iter": 0, "meta": {}, "log_history": {}}
 
-    def record(self, runner, epoch: int) -> None:
-        self.state = {"epoch": epoch, "iter": runner.iter, "meta": dict(runner.meta)}
+    def record(self, runner, epoch: int, inner_iter: int, iter: int) -> None:
+        history = {key: [(float(value), count) for value, count in entries]
+                   for key, entries in runner.log_buffer.history.items()} if inner_iter else {}
+        self.state = {"epoch": epoch, "inner_iter": inner_iter, "iter": iter, "meta": dict(runner.meta),
+                      "log_history": history}
 
     def restore(self, runner) -> None:
         runner.epoch, runner.iter = self.state["epoch"], self.state["iter"]
+        runner.start_inner_iter = self.state.get("inner_iter", 0)
         runner.meta.update(self.state["meta"])
+        for key, entries in self.state.get("log_history", {}).items():
+            runner.log_buffer.history[key] = [tuple(entry) for entry in entries]
 
     def state_dict(self) -> dict[str, Any]:
         return self.state
@@ -318,17 +342,21 @@ class RunnerProgress:
         self.state = state
 
 
-def sorted_epoch_checkpoints(root: Path) -> list[Path]:
-    """Complete epoch checkpoints under ``root``, oldest first."""
+def sorted_checkpoints(root: Path) -> list[Path]:
+    """Complete epoch and iteration checkpoints under ``root``, oldest (fewest iterations) first."""
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(EPOCH_CHECKPOINT_PREFIX)]
-    return sorted(found, key=lambda p: int(p.name[len(EPOCH_CHECKPOINT_PREFIX):]))
+    found = []
+    for path in root.iterdir():
+        meta = path / "meta.json"
+        if path.is_dir() and path.name.startswith((EPOCH_CHECKPOINT_PREFIX, ITER_CHECKPOINT_PREFIX)) and meta.exists():
+            found.append((json.loads(meta.read_text())["iter"], path.name.startswith(EPOCH_CHECKPOINT_PREFIX), path))
+    return [path for *_, path in sorted(found)]
 
 
 def find_resume_checkpoint(work_dir: Path) -> Path | None:
-    """The newest complete epoch checkpoint of ``work_dir`` (for ``resume_from: auto``)."""
-    found = sorted_epoch_checkpoints(Path(work_dir) / CHECKPOINT_DIR)
+    """The newest complete checkpoint of ``work_dir`` (for ``resume_from: auto``)."""
+    found = sorted_checkpoints(Path(work_dir) / CHECKPOINT_DIR)
     return found[-1] if found else None
 
 

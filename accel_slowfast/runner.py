@@ -74,10 +74,11 @@ class Runner:
     State the hooks read (and some write): ``epoch`` (0-based index of the current epoch,
     incremented after ``after_train_epoch`` as in mmcv, so it counts finished epochs between
     epochs), ``iter`` (train
-    iterations finished, global), ``inner_iter`` (index in the current epoch), ``max_epochs``,
+    iterations finished, global), ``inner_iter`` (index in the current epoch), ``start_inner_iter``
+    (iterations of the current epoch already done before a mid-epoch resume), ``max_epochs``,
     ``max_iters``, ``mode`` (``"train"``/``"val"``), ``outputs`` (the last ``train_step``
     result), ``log_buffer``, ``data_loader`` (the current one), ``meta`` (free-form, saved in
-    checkpoints).
+    checkpoints), ``stop_training`` (set by a hook: the run ends after the current epoch).
 
     Args:
         model: the prepared model.
@@ -109,6 +110,8 @@ class Runner:
         self.epoch = 0
         self.iter = 0
         self.inner_iter = 0
+        self.start_inner_iter = 0
+        self.stop_training = False  # a hook (early stopping) ends the run after the current epoch
         self.max_epochs = 0
         self.max_iters = 0
         self.mode = "train"
@@ -156,10 +159,10 @@ class Runner:
         if "train" in data_loaders:
             self.max_iters = max_epochs * len(data_loaders["train"])
         self.call_hook("before_run")
-        while self.epoch < max_epochs:
+        while self.epoch < max_epochs and not self.stop_training:
             for mode, epochs in workflow:
                 for _ in range(epochs):
-                    if mode == "train" and self.epoch >= max_epochs:
+                    if self.stop_training or mode == "train" and self.epoch >= max_epochs:
                         break
                     getattr(self, mode)(data_loaders[mode])
         self.call_hook("after_run")
@@ -169,7 +172,10 @@ class Runner:
         self.model.train()
         self.mode, self.data_loader = "train", data_loader
         self.call_hook("before_train_epoch")
-        for self.inner_iter, batch in enumerate(data_loader):
+        start, self.start_inner_iter = self.start_inner_iter, 0
+        if start:  # resuming mid-epoch: the sampler's order is the epoch's, skip what was done
+            data_loader = self.accelerator.skip_first_batches(data_loader, start)
+        for self.inner_iter, batch in enumerate(data_loader, start):
             with self.accelerator.accumulate(self.model):
                 self.call_hook("before_train_iter")
                 self.outputs = self.train_step(self.model, batch, True)

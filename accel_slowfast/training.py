@@ -34,6 +34,7 @@ from accel_slowfast.data.probe import probe_index
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.export import CLASSES_FILE
+from accel_slowfast.extra_hooks import build_extra_hooks, convert_sync_batchnorm
 from accel_slowfast.hooks import (
     CheckpointHook,
     EvalHook,
@@ -45,9 +46,10 @@ from accel_slowfast.hooks import (
     find_resume_checkpoint,
     setup_text_logger,
 )
-from accel_slowfast.models import PRESETS, SlowFast, build_model, count_parameters
+from accel_slowfast.models import PRESETS, SlowFast, build_model, model_report
 from accel_slowfast.runner import Runner
 from accel_slowfast.schedules import build_lr_hook, build_momentum_hook
+from accel_slowfast.trackers import TrackerHook, init_trackers, tracker_names
 
 BAD_VIDEO_LOG = "bad_videos.txt"
 
@@ -61,11 +63,10 @@ def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mod
 
 
 def build_accelerator(recipe: Recipe) -> Accelerator:
-    trackers = {"none": None, "all": "all"}.get(recipe.report_to, [recipe.report_to])
     return Accelerator(
         mixed_precision=recipe.mixed_precision,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        log_with=trackers,
+        log_with=tracker_names(recipe) or None,  # all = wandb + tensorboard, not every installed tracker
         project_dir=recipe.work_dir,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
     )
@@ -134,7 +135,8 @@ def build_datasets(
                 seed=recipe.seed, decoder=recipe.decoder, bad_video_log=bad_video_log)
     train_set = ClipDataset(
         train_index,
-        transforms=[train_transform(short_side=recipe.short_side, crop_size=recipe.crop_size,
+        transforms=[train_transform(short_side_jitter=tuple(recipe.short_side_jitter) or None,
+                                    crop_size=recipe.crop_size,
                                     crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio, **norm)],
         clip_sampling="random",
         known_bad=find_bad_videos(train_index, accelerator, bad_video_log),
@@ -164,13 +166,16 @@ def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerat
 
 
 def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator, train: bool) -> DataLoader:
-    # Workers are re-created every epoch (not persistent) so they see the dataset's new epoch.
+    # Workers are re-created every epoch (not persistent) so they see the dataset's new epoch. The
+    # loader's own generator keeps iterator creation from drawing on torch's global RNG, whose
+    # checkpointed state must be the same whether an epoch started here or was resumed mid-way.
     return DataLoader(
         dataset,
         batch_size=recipe.batch_size,
         shuffle=train,
         num_workers=recipe.num_workers,
         pin_memory=accelerator.device.type == "cuda",
+        generator=torch.Generator().manual_seed(recipe.seed),
     )
 
 
@@ -211,14 +216,17 @@ def train(recipe: Recipe) -> Runner:
     model = build_model(recipe.model, recipe.num_classes, recipe.dropout, frozen_stages=recipe.frozen_stages)
     if recipe.load_from:
         load_weights(model, recipe.load_from)
+    size = model_report(model, recipe.clip_len, recipe.crop_size)
+    model = convert_sync_batchnorm(model, recipe.sync_bn, accelerator, logger)  # before prepare (DDP)
     optimizer = build_optimizer(model, recipe, accelerator)
     train_loader = build_loader(train_set, recipe, accelerator, train=True)
     val_loader = build_loader(val_set, recipe, accelerator, train=False)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
 
     logger.info("Recipe:\n%s", yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
-    logger.info("Model %s: %.2f M parameters; %d classes", recipe.model,
-                count_parameters(model) / 1e6, recipe.num_classes)
+    logger.info("Model %s: %.2f M parameters (%.2f M trainable), %.2f GFLOPs per %d x %d² view; %d classes",
+                recipe.model, size["params_m"], size["trainable_params_m"], size["gflops_per_view"],
+                recipe.clip_len, recipe.crop_size, recipe.num_classes)
     logger.info("Data: %d training videos (%d iterations/epoch on each of %d processes), %d validation videos",
                 len(train_set), len(train_loader), accelerator.num_processes, len(val_set))
     logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
@@ -234,17 +242,25 @@ def train(recipe: Recipe) -> Runner:
     runner.register_hook(IterTimerHook())
     runner.register_hook(EvalHook(val_loader, interval=recipe.eval_interval))
     runner.register_hook(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none"))
-    runner.register_hook(CheckpointHook(progress, recipe.checkpoint_interval, recipe.max_keep_ckpts))
+    if tracker_names(recipe):  # after LoggerHook: confusion matrix, clips, best-checkpoint artifact
+        runner.register_hook(TrackerHook(val_set, num_clips=recipe.log_val_clips, log_checkpoint=recipe.log_checkpoint,
+                                         mean=recipe.mean, std=recipe.std))
+    for hook in build_extra_hooks(recipe, model, train_loader):  # EMA, precise BN, early stop, cache, profiler
+        runner.register_hook(hook)
+        if hasattr(hook, "state_dict"):  # the EMA weights: saved with, and resumed from, every checkpoint
+            accelerator.register_for_checkpointing(hook)
+    runner.register_hook(CheckpointHook(progress, recipe.checkpoint_interval, recipe.max_keep_ckpts,
+                                        interval_iters=recipe.checkpoint_interval_iters))
 
     resume = resolve_resume(recipe, logger)
     if resume is not None:
         if not resume.is_dir():
-            raise RecipeError(f"resume_from: {resume} is not a checkpoint folder (checkpoints/epoch_N)")
+            raise RecipeError(f"resume_from: {resume} is not a checkpoint folder (checkpoints/epoch_N or iter_N)")
         accelerator.load_state(str(resume))
         progress.restore(runner)
-        logger.info("Resumed from %s at epoch %d, iteration %d", resume, runner.epoch, runner.iter)
-    if recipe.report_to != "none":
-        accelerator.init_trackers(work_dir.name, config=recipe.to_dict())
+        logger.info("Resumed from %s at epoch %d (iteration %d of it), global iteration %d", resume,
+                    runner.epoch + 1, runner.start_inner_iter, runner.iter)
+    init_trackers(accelerator, recipe, resumed=resume is not None)
     runner.run({"train": train_loader}, [("train", 1)], recipe.max_epochs)
     accelerator.end_training()
     return runner

@@ -117,7 +117,7 @@ def pytorchvideo_loader(paths: list[Path], out_dir: Path, num_workers: int):
 
 
 def clip_dataset(paths: list[Path], decoder: str) -> ClipDataset:
-    transform = train_transform(short_side=SHORT_SIDE, crop_size=CROP, crop_area=AREA, flip_ratio=FLIP,
+    transform = train_transform(crop_size=CROP, crop_area=AREA, flip_ratio=FLIP,
                                 mean=MEAN, std=STD)
     index = VideoIndex([VideoRecord(path, i % 4) for i, path in enumerate(paths)], ["a", "b", "c", "d"])
     return ClipDataset(index, clip_len=CLIP_LEN, frame_interval=INTERVAL, transforms=[transform], alpha=8,
@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         megabytes = sum(p.stat().st_size for p in paths) / 2**20
         print(f"{args.videos} videos {WIDTH}x{HEIGHT}, {FPS} fps, {SECONDS} s, MPEG-4/AVI ({megabytes:.1f} MiB); "
               f"clip {CLIP_LEN}x{INTERVAL}, {CROP} px; {args.clips} clips per row; "
-              f"{'main process' if args.num_workers == 0 else 'one worker process'}, "
-              f"torch threads {torch.get_num_threads()}")
+              + (f"main process (num_workers=0), torch threads {torch.get_num_threads()}" if args.num_workers == 0
+                 else "one DataLoader worker (num_workers=1), torch threads 1"))
 
         persistent = args.num_workers > 0
 

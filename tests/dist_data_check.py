@@ -27,7 +27,7 @@ def main(root: str, out: str) -> None:
     lists = f"{root}/ucfTrainTestlist"
     clip = dict(clip_len=8, frame_interval=2, alpha=4, seed=0, bad_video_log=f"{out}.bad.txt")
     train_set = ClipDataset(read_ucf101_split(root, lists, 1, "train"), clip_sampling="random", **clip,
-                            transforms=[train_transform(short_side=32, crop_size=32, crop_area=(0.5, 1.0),
+                            transforms=[train_transform(crop_size=32, crop_area=(0.5, 1.0),
                                                         flip_ratio=0.5, **NORM)])
     val_set = ClipDataset(read_ucf101_split(root, lists, 1, "test"), clip_sampling="centre", **clip,
                           transforms=[val_transform(short_side=32, crop_size=32, **NORM)])

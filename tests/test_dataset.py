@@ -13,7 +13,7 @@ NORM = dict(mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
 
 
 def _dataset(index, train=True, clip_len=8, interval=2, alpha=4, seed=0, size=32, **kwargs):
-    transform = (train_transform(short_side=size, crop_size=size, crop_area=(0.08, 1.0), flip_ratio=0.5, **NORM)
+    transform = (train_transform(crop_size=size, crop_area=(0.08, 1.0), flip_ratio=0.5, **NORM)
                  if train else val_transform(short_side=size, crop_size=size, **NORM))
     return ClipDataset(index, clip_len=clip_len, frame_interval=interval, transforms=[transform], alpha=alpha,
                        clip_sampling="random" if train else "centre", seed=seed, **kwargs)

@@ -97,3 +97,25 @@ def test_frozen_stages_train_only_the_rest_and_keep_frozen_batchnorm_statistics(
         build_model("slowfast_tiny", 3, frozen_stages=5)
     with pytest.raises(RecipeError, match="'frozen_stages'"):
         Recipe(frozen_stages=-2)
+
+
+def test_model_report_counts_parameters_and_flops():
+    from accel_slowfast.models import model_report
+
+    model = build_model("slowfast_tiny", num_classes=5)
+    report = model_report(model, clip_len=8, crop_size=32)
+    assert report["params_m"] == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6)
+    # FLOPs grow with the view: 4x the pixels -> ~4x the FLOPs
+    bigger = model_report(model, clip_len=8, crop_size=64)
+    assert 3.5 < bigger["gflops_per_view"] / report["gflops_per_view"] < 4.5
+    assert model.training  # the report leaves the mode as it was
+
+
+def test_model_report_command_prints_the_seed_model_size():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "accel_slowfast.models", "slowfast_tiny", "--crop_size=32"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "slowfast_tiny" in result.stdout and "GFLOPs/view" in result.stdout

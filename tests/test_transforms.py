@@ -10,7 +10,7 @@ MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
 def _train(crop_size=32, flip_ratio=0.5, crop_area=(0.08, 1.0), **norm):
     norm = norm or dict(mean=MEAN, std=STD)
-    return train_transform(short_side=40, crop_size=crop_size, crop_area=crop_area, flip_ratio=flip_ratio, **norm)
+    return train_transform(crop_size=crop_size, crop_area=crop_area, flip_ratio=flip_ratio, **norm)
 
 
 def _coordinates(t=4, h=48, w=64) -> torch.Tensor:
@@ -84,3 +84,15 @@ def test_pack_pathway_keeps_every_alpha_th_frame_for_the_slow_pathway():
     assert fast is frames and slow[0, :, 0, 0].tolist() == [0.0, 4.0, 8.0, 12.0]
     with pytest.raises(ValueError, match="multiple"):
         pack_pathway(frames[:, :10], alpha=4)
+
+
+def test_short_side_jitter_is_pyslowfast_scale_then_random_crop():
+    from accel_slowfast.data.transforms import train_transform as build
+
+    transform = build(crop_size=16, crop_area=(0.08, 1.0), flip_ratio=0.0, mean=(0.0,) * 3, std=(1.0,) * 3,
+                      short_side_jitter=(20, 30))
+    frames = torch.arange(32 * 48, dtype=torch.float32).view(1, 1, 32, 48).expand(3, 4, 32, 48).contiguous()
+    out = transform(frames.clone())
+    assert out.shape == (3, 4, 16, 16)
+    # a plain crop of a resized frame: values increase along rows and columns
+    assert (out[0, 0, :, 1:] > out[0, 0, :, :-1]).all() and (out[0, 0, 1:, :] > out[0, 0, :-1, :]).all()

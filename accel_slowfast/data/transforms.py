@@ -4,6 +4,8 @@ Frames enter as float ``(C, T, H, W)`` in 0-255 RGB (what pytorchvideo's decoder
 the pipelines follow the seed recipe (REFERENCE.md §1):
 
     train: RandomResizedCrop(area, aspect 3/4-4/3) to crop_size² -> flip -> normalize
+           or, with short_side_jitter (PySlowFast's): random short side in [min, max] ->
+           random crop_size² crop -> flip -> normalize
     val:   short side -> centre crop crop_size² -> normalize
 
 The seed resizes the short side to 256 before its RandomResizedCrop. A crop drawn as a
@@ -14,36 +16,35 @@ one resampling instead of two, and about half the time (interpolating a whole 32
 """
 
 import torch
-from pytorchvideo.transforms import Normalize, RandomResizedCrop, ShortSideScale
-from torchvision.transforms import CenterCrop, Compose, RandomHorizontalFlip
+from pytorchvideo.transforms import Normalize, RandomResizedCrop, RandomShortSideScale, ShortSideScale
+from torchvision.transforms import CenterCrop, Compose, RandomCrop, RandomHorizontalFlip
 
 
 def train_transform(
     *,
-    short_side: int,
     crop_size: int,
     crop_area: tuple[float, float],
     flip_ratio: float,
     mean: tuple[float, ...],
     std: tuple[float, ...],
+    short_side_jitter: tuple[int, int] | None = None,
 ) -> Compose:
-    """The seed's training augmentation on a ``(C, T, H, W)`` clip; draws from torch's global RNG.
+    """The training augmentation on a ``(C, T, H, W)`` clip; draws from torch's global RNG.
 
-    ``short_side`` is part of the recipe but does not change the views: the crop is taken
-    from the decoded frames, the same fraction of the frame as after a short-side resize,
-    then resized straight to ``crop_size``.
+    By default the seed's RandomResizedCrop (``crop_area`` of the frame, taken from the decoded
+    frames and resized once, see the module docstring); with ``short_side_jitter=(min, max)``
+    PySlowFast's scale jitter and a random ``crop_size`` crop instead.
     """
-    del short_side  # scale-free: see the module docstring
+    if short_side_jitter:
+        crop = [RandomShortSideScale(*short_side_jitter), RandomCrop(crop_size)]
+    else:
+        crop = [RandomResizedCrop(target_height=crop_size, target_width=crop_size, scale=crop_area,
+                                  aspect_ratio=(3 / 4, 4 / 3))]
     return Compose(
         [
-            RandomResizedCrop(
-                target_height=crop_size,
-                target_width=crop_size,
-                scale=crop_area,
-                aspect_ratio=(3 / 4, 4 / 3),
-            ),
+            *crop,
             RandomHorizontalFlip(flip_ratio),  # flips the last (W) dimension
-            Normalize(mean, std, inplace=True),  # the crop's resize made a fresh tensor
+            Normalize(mean, std, inplace=True),  # the resize made a fresh tensor
         ]
     )
 

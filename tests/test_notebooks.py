@@ -1,0 +1,43 @@
+"""The notebooks run headless, top to bottom, in a real kernel, on the tiny configuration, and are
+committed without outputs."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_the_three_notebooks_exist():
+    assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_data_and_augmentations", "03_evaluate_and_analyse"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear the outputs"
+    source = "\n".join(cell.source for cell in nb.cells)
+    assert "ACCEL_SLOWFAST_NB_TINY" in source and "import accel_slowfast" not in source.replace("from ", "")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path, tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    # The kernel inherits the environment: the tiny configuration, outputs under tmp_path, and
+    # conftest's throw-away ACCEL_SLOWFAST_CACHE for the generated dataset.
+    monkeypatch.setenv("ACCEL_SLOWFAST_NB_TINY", "1")
+    monkeypatch.setenv("ACCEL_SLOWFAST_NB_WORK_DIRS", str(tmp_path / "work_dirs"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("ACCEL_SLOWFAST_NB_CHECKPOINT", raising=False)
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+              if out.output_type == "error"]
+    assert not errors
+    assert list((tmp_path / "work_dirs").iterdir()), "the notebook wrote nothing under its work_dirs"

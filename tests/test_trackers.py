@@ -1,0 +1,175 @@
+"""Trackers: what an offline wandb run and TensorBoard receive from a tiny training run, read back from disk."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_recipe
+
+from accel_slowfast.config import Recipe, RecipeError
+from accel_slowfast.trackers import RUN_ID_FILE, confusion_matrix, denormalize, gif_bytes, tracker_names
+from accel_slowfast.training import train
+
+BLOCK = 32768  # the .wandb file is a LevelDB-style log: 32 KiB blocks of 7-byte-headed chunks
+
+
+def read_wandb_records(path: Path) -> list:
+    """Every protobuf ``Record`` of an (offline) run's ``.wandb`` file."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, pending, records = 7, b"", []
+    while pos + 7 <= len(data):
+        if BLOCK - pos % BLOCK < 7:  # a block's tail too short for a header is padding
+            pos += BLOCK - pos % BLOCK
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        pending += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST chunk: a record is complete
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+def history(records) -> dict[int, dict[str, str]]:
+    """``{step: {key: json value}}`` from the history records (nested keys joined by '/')."""
+    steps: dict[int, dict[str, str]] = {}
+    for record in records:
+        if record.WhichOneof("record_type") == "history":
+            items = {"/".join(item.nested_key) or item.key: item.value_json for item in record.history.item}
+            steps.setdefault(record.history.step.num, {}).update(items)
+    return steps
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb_home" / var.lower()))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_report_to_names_and_validation():
+    assert tracker_names(Recipe()) == []
+    assert tracker_names(Recipe(report_to="all")) == ["wandb", "tensorboard"]
+    assert tracker_names(Recipe(report_to="tensorboard")) == ["tensorboard"]
+    with pytest.raises(RecipeError, match="'report_to'"):
+        Recipe(report_to="mlflow")
+    with pytest.raises(RecipeError, match="'wandb_project'"):
+        Recipe(report_to="wandb", wandb_project="")
+    with pytest.raises(RecipeError, match="'log_val_clips'"):
+        Recipe(log_val_clips=-1)
+
+
+def test_denormalize_inverts_the_normalization():
+    frames = np.random.default_rng(0).integers(0, 256, (3, 4, 6, 5)).astype(np.float32)  # (C, T, H, W)
+    mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+    normalized = (torch.from_numpy(frames) - torch.tensor(mean)[:, None, None, None]) / torch.tensor(std)[
+        :, None, None, None]
+    out = denormalize(normalized, mean, std)
+    assert out.dtype == np.uint8 and out.shape == (4, 6, 5, 3)  # (T, H, W, C)
+    np.testing.assert_array_equal(out, frames.transpose(1, 2, 3, 0).astype(np.uint8))
+
+
+def test_gif_has_every_frame_enlarged():
+    from PIL import Image
+
+    frames = np.random.default_rng(0).integers(0, 256, (5, 16, 20, 3), dtype=np.uint8)  # identical ones merge
+    with Image.open(gif_bytes(frames, min_side=64)) as gif:
+        assert gif.n_frames == 5 and gif.size == (80, 64)
+
+
+def test_confusion_matrix_rows_are_true_classes():
+    confusion = confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 3)
+    np.testing.assert_array_equal(confusion, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
+
+
+def test_offline_wandb_and_tensorboard_receive_everything(tiny_root, tmp_path, offline_wandb):
+    work_dir = tmp_path / "run"
+    recipe = tiny_recipe(tiny_root, work_dir, report_to="all", wandb_tags=["tiny"], run_name="tiny-run",
+                         log_val_clips=2)
+    train(recipe)
+
+    run_id = (work_dir / RUN_ID_FILE).read_text().strip()
+    (run_dir,) = (work_dir / "wandb").glob(f"offline-run-*-{run_id}")
+    records = read_wandb_records(run_dir / f"run-{run_id}.wandb")
+    kinds = {r.WhichOneof("record_type") for r in records}
+    assert {"run", "config", "history", "artifact"} <= kinds
+
+    run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+    assert run.display_name == "tiny-run" and list(run.tags) == ["tiny"] and run.project == "accel_slowfast"
+    config = {u.key: json.loads(u.value_json) for r in records if r.WhichOneof("record_type") == "config"
+              for u in r.config.update if u.key}
+    assert config["lr"] == recipe.lr and config["work_dir"] == str(work_dir) and config["wandb_tags"] == ["tiny"]
+
+    # train scalars at the global iteration (log_interval 2, 5 iterations per epoch); val ones at each epoch's end
+    steps = history(records)
+    train_steps = sorted(s for s, v in steps.items() if "train/loss" in v)
+    assert train_steps == [2, 4, 5, 7, 9, 10]
+    for s in train_steps:
+        assert {"train/lr", "train/grad_norm", "train/time", "train/data_time"} <= set(steps[s])
+    metrics = [json.loads(line) for line in (work_dir / "metrics.jsonl").read_text().splitlines()]
+    for val in (m for m in metrics if m["mode"] == "val"):
+        logged = steps[val["iter"]]
+        assert json.loads(logged["val/top1_acc"]) == pytest.approx(val["top1_acc"])
+        assert json.loads(logged["val/epoch"]) == val["epoch"]  # epoch is a value, never the step
+        for key in ("val/confusion_matrix_table/_type", "val/per_class/_type", "val/mistakes/_type"):
+            assert json.loads(logged[key]) == "table-file"
+        assert json.loads(logged["val/clips/count"]) == 2
+    assert sorted(s for s, v in steps.items() if "val/top1_acc" in v) == [5, 10]
+
+    # the media files behind them
+    files = run_dir / "files" / "media"
+    per_class = sorted((files / "table" / "val").glob("per_class_*.table.json"))
+    assert len(per_class) == 2
+    table = json.loads(per_class[-1].read_text())
+    assert table["columns"] == ["class", "videos", "correct", "accuracy"] and len(table["data"]) == 5
+    assert sum(row[1] for row in table["data"]) == 10  # the 10 validation videos
+    assert len(list((files / "table" / "val").glob("confusion_matrix_table_*.table.json"))) == 2
+    gifs = list((files / "videos" / "val").glob("clips_*.gif"))
+    assert len(gifs) == 4  # 2 clips x 2 evaluations
+    captions = json.loads(steps[10]["val/clips/captions"])
+    assert all("true: " in c and "predicted: " in c for c in captions)
+
+    # the best checkpoint as a model artifact, with what predict/export need beside it
+    artifacts = [r.artifact for r in records if r.WhichOneof("record_type") == "artifact" and r.artifact.type == "model"]
+    assert len(artifacts) == 1 and artifacts[0].name == f"model-{run_id}" and "best" in artifacts[0].aliases
+    paths = {entry.path for entry in artifacts[0].manifest.contents}
+    assert {"recipe.yaml", "classes.json"} <= paths and any(p.startswith("best_top1_acc_epoch_") for p in paths)
+
+    # TensorBoard: scalars at the same steps, confusion matrix image, per-class text
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(work_dir / "accel_slowfast"), size_guidance={"images": 0}).Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 5, 7, 9, 10]
+    assert [e.step for e in events.Scalars("val/top1_acc")] == [5, 10]
+    assert [e.step for e in events.Images("val/confusion_matrix")] == [5, 10]
+    assert (work_dir / "val_confusion.png").exists()
+
+
+def test_resumed_run_continues_the_same_wandb_run(tiny_root, tmp_path, offline_wandb):
+    work_dir = tmp_path / "run"
+    train(tiny_recipe(tiny_root, work_dir, report_to="wandb", max_epochs=1, log_val_clips=0, log_checkpoint=False))
+    first_id = (work_dir / RUN_ID_FILE).read_text().strip()
+    train(tiny_recipe(tiny_root, work_dir, report_to="wandb", max_epochs=2, log_val_clips=0, log_checkpoint=False,
+                      resume_from="auto"))
+    assert (work_dir / RUN_ID_FILE).read_text().strip() == first_id
+    runs = sorted((work_dir / "wandb").glob(f"offline-run-*-{first_id}"))
+    assert len(runs) >= 1
+    records = [r for d in runs for r in read_wandb_records(d / f"run-{first_id}.wandb")]
+    resumed = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert {r.run_id for r in resumed} == {first_id}
+    steps = history(records)
+    assert sorted(s for s, v in steps.items() if "val/top1_acc" in v) == [5, 10]  # epoch 2 continued the run
+
+    # a fresh run in the same work_dir is a new wandb run
+    train(tiny_recipe(tiny_root, work_dir, report_to="wandb", max_epochs=1, log_val_clips=0, log_checkpoint=False))
+    assert (work_dir / RUN_ID_FILE).read_text().strip() != first_id
