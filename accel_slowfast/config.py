@@ -130,6 +130,7 @@ class Recipe:
     log_interval: int = _f(5, "Write a train record every this many iterations.")
     eval_interval: int = _f(2, "Evaluate every this many epochs (and after the last one).")
     checkpoint_interval: int = _f(5, "Save a resumable checkpoint every this many epochs (and after the last one).")
+    skip_nonfinite_loss: bool = _f(False, "Skip the optimizer step on a NaN/inf loss instead of stopping the run.")
     checkpoint_interval_iters: int = _f(0, "Also save one every this many iterations (resume mid-epoch); 0: never.")
     max_keep_ckpts: int = _f(2, "Keep this many newest epoch checkpoints; 0 keeps all.")
     resume_from: str = _f("", "Checkpoint folder to resume everything from, or 'auto' for the newest in work_dir.")

@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from accel_slowfast.evaluation import score_videos
+from accel_slowfast.faults import NonFiniteLossError, any_process
 from accel_slowfast.schedules import LrScheduleHook as LrScheduleHook  # the schedule hooks live with their formulas
 from accel_slowfast.schedules import MomentumScheduleHook as MomentumScheduleHook
 
@@ -46,21 +47,43 @@ class OptimizerHook:
     Inside the runner's ``accelerator.accumulate`` block Accelerate scales the loss by
     ``1 / gradient_accumulation_steps``, skips the gradient all-reduce on all but the last
     micro-batch, and turns ``step``/``zero_grad`` into no-ops there: N micro-batches make one step.
+
+    A NaN/inf loss (on any process) raises ``NonFiniteLossError`` naming the iteration and the
+    last checkpoint, before anything is stepped; with ``skip_nonfinite`` the accumulation window
+    is dropped instead (no step) and counted in ``runner.meta["skipped_steps"]``. The check
+    reads one value per iteration: the price of never stepping on a NaN.
     """
 
     priority = "ABOVE_NORMAL"
 
-    def __init__(self, grad_clip: float = 0.0):
-        self.grad_clip = grad_clip
+    def __init__(self, grad_clip: float = 0.0, skip_nonfinite: bool = False):
+        self.grad_clip, self.skip_nonfinite = grad_clip, skip_nonfinite
 
     def after_train_iter(self, runner) -> None:
         accelerator = runner.accelerator
-        accelerator.backward(runner.outputs["loss"])
+        loss = runner.outputs["loss"]
+        if any_process(accelerator, not bool(torch.isfinite(loss.detach()).all())):
+            self._nonfinite(runner, float(loss.detach().float().mean()))
+            return
+        accelerator.backward(loss)
         if accelerator.sync_gradients and self.grad_clip > 0:
             grad_norm = accelerator.clip_grad_norm_(runner.model.parameters(), self.grad_clip)
             runner.log_buffer.update({"grad_norm": grad_norm})
         runner.optimizer.step()
         runner.optimizer.zero_grad()
+
+    def _nonfinite(self, runner, value: float) -> None:
+        where = f"iteration {runner.iter + 1} (epoch {runner.epoch + 1}, iteration {runner.inner_iter + 1} of it)"
+        if not self.skip_nonfinite:
+            last = find_resume_checkpoint(runner.work_dir)
+            raise NonFiniteLossError(
+                f"loss is {value} at {where}; nothing was stepped. The last good checkpoint is "
+                f"{last or 'none yet'}. Lower lr, keep grad_clip on, or set skip_nonfinite_loss to skip such steps.")
+        runner.meta["skipped_steps"] = runner.meta.get("skipped_steps", 0) + 1
+        runner.logger.warning("loss is %s at %s: optimizer step skipped (%d so far)", value, where,
+                              runner.meta["skipped_steps"])
+        if runner.accelerator.sync_gradients:  # drop the whole accumulation window
+            runner.optimizer.zero_grad()
 
 
 class SamplerSeedHook:

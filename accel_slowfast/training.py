@@ -35,6 +35,7 @@ from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.export import CLASSES_FILE
 from accel_slowfast.extra_hooks import build_extra_hooks, convert_sync_batchnorm
+from accel_slowfast.faults import InterruptHook, NonFiniteLossError, check_work_dir
 from accel_slowfast.hooks import (
     CheckpointHook,
     EvalHook,
@@ -203,7 +204,7 @@ def train(recipe: Recipe) -> Runner:
     accelerator = build_accelerator(recipe)
     work_dir = Path(recipe.work_dir)
     if accelerator.is_main_process:
-        work_dir.mkdir(parents=True, exist_ok=True)
+        check_work_dir(work_dir, checkpoint_bytes=0)  # writable, before any work
         save_recipe(recipe, work_dir / "recipe.yaml")
     accelerator.wait_for_everyone()
     logger = setup_text_logger(work_dir, accelerator.is_main_process)
@@ -217,6 +218,8 @@ def train(recipe: Recipe) -> Runner:
     if recipe.load_from:
         load_weights(model, recipe.load_from)
     size = model_report(model, recipe.clip_len, recipe.crop_size)
+    if accelerator.is_main_process:  # room for a checkpoint: weights + optimizer state (<= 2 per weight)
+        check_work_dir(work_dir, checkpoint_bytes=3 * sum(p.numel() * p.element_size() for p in model.parameters()))
     model = convert_sync_batchnorm(model, recipe.sync_bn, accelerator, logger)  # before prepare (DDP)
     optimizer = build_optimizer(model, recipe, accelerator)
     train_loader = build_loader(train_set, recipe, accelerator, train=True)
@@ -237,7 +240,7 @@ def train(recipe: Recipe) -> Runner:
     runner.register_hook(build_lr_hook(recipe))
     if recipe.momentum_policy != "none":
         runner.register_hook(build_momentum_hook(recipe))
-    runner.register_hook(OptimizerHook(recipe.grad_clip))
+    runner.register_hook(OptimizerHook(recipe.grad_clip, skip_nonfinite=recipe.skip_nonfinite_loss))
     runner.register_hook(SamplerSeedHook())
     runner.register_hook(IterTimerHook())
     runner.register_hook(EvalHook(val_loader, interval=recipe.eval_interval))
@@ -249,8 +252,10 @@ def train(recipe: Recipe) -> Runner:
         runner.register_hook(hook)
         if hasattr(hook, "state_dict"):  # the EMA weights: saved with, and resumed from, every checkpoint
             accelerator.register_for_checkpointing(hook)
-    runner.register_hook(CheckpointHook(progress, recipe.checkpoint_interval, recipe.max_keep_ckpts,
-                                        interval_iters=recipe.checkpoint_interval_iters))
+    checkpoint = CheckpointHook(progress, recipe.checkpoint_interval, recipe.max_keep_ckpts,
+                                interval_iters=recipe.checkpoint_interval_iters)
+    runner.register_hook(checkpoint)
+    runner.register_hook(InterruptHook(checkpoint))  # Ctrl-C / SIGTERM: checkpoint, then stop
 
     resume = resolve_resume(recipe, logger)
     if resume is not None:
@@ -267,7 +272,8 @@ def train(recipe: Recipe) -> Runner:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``train.py`` entry point: recipe errors print one line and exit with status 2."""
+    """``train.py`` entry point: recipe errors print one line and exit with status 2; a non-finite
+    loss exits with 1; an interrupt (after its checkpoint) with 130."""
     import sys
 
     from accel_slowfast.config import load_recipe
@@ -282,3 +288,9 @@ def main(argv: list[str] | None = None) -> None:
     except RecipeError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt as error:
+        print(f"stopped: {error or 'interrupted'}; resume with --resume_from=auto", file=sys.stderr)
+        raise SystemExit(130) from None

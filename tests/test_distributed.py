@@ -53,3 +53,24 @@ def test_evaluation_with_two_processes_equals_one(runs):
     one, two = runs
     assert two["metrics"] == one["metrics"]
     assert one["metrics"]["num_videos"] == 9 and one["metrics"]["num_failed"] == 1
+
+
+def test_two_processes_with_half_batches_train_like_one_with_the_full_batch(tmp_path):
+    import torch
+
+    script = Path(__file__).with_name("dist_equivalence_check.py")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    results = []
+    for processes in (1, 2):
+        launcher = [sys.executable] if processes == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        out = tmp_path / f"p{processes}.pt"
+        run = subprocess.run([*launcher, str(script), str(out), "8"], env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        results.append(torch.load(out))
+    one, two = results
+    assert len(one["lrs"]) == len(two["lrs"]) == 6 and one["lrs"] == two["lrs"]  # the same LR at every iteration
+    for key, value in one["state"].items():
+        torch.testing.assert_close(two["state"][key], value, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(one["state"]["4.weight"], torch.zeros_like(one["state"]["4.weight"]))

@@ -1,6 +1,7 @@
 """The optional hooks of accel_slowfast/extra_hooks.py, on tiny Linear/BatchNorm models through the Runner,
 and once end to end with train()."""
 
+import inspect
 import json
 import logging
 from dataclasses import replace
@@ -377,5 +378,5 @@ def test_events_are_the_runners():
     hooks = (EMAHook(torch.nn.Linear(1, 1)), PreciseBNHook([]), EarlyStoppingHook("top1_acc", 1), EmptyCacheHook(),
              ProfilerHook())
     for hook in hooks:
-        methods = [name for name in dir(hook) if not name.startswith("_") and callable(getattr(hook, name))]
+        methods = [name for name in dir(hook) if not name.startswith("_") and inspect.ismethod(getattr(hook, name))]
         assert set(methods) - {"state_dict", "load_state_dict"} <= set(EVENTS), type(hook).__name__

@@ -40,4 +40,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     errors = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
               if out.output_type == "error"]
     assert not errors
-    assert list((tmp_path / "work_dirs").iterdir()), "the notebook wrote nothing under its work_dirs"
+    written = {"01_quickstart": ["quickstart/metrics.jsonl", "quickstart/exported/model.safetensors"],
+               "03_evaluate_and_analyse": ["evaluate/test_metrics.json", "evaluate/test_predictions.csv"]}
+    for name in written.get(path.stem, []):
+        assert (tmp_path / "work_dirs" / name).exists(), f"{path.name} did not write {name}"
