@@ -12,6 +12,7 @@ string: write ``1.0e-4``) and impossible combinations, naming the key and the fi
 import dataclasses
 import difflib
 import importlib.util
+import shutil
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -125,10 +126,15 @@ class Recipe:
     momentum_cyclic_times: int = _f(1, "momentum cyclic: cycles over the run.")
     momentum_step_ratio_up: float = _f(0.4, "momentum cyclic: fraction of each cycle going down to the lowest.")
     gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.")
+    channels_last: bool = _f(False, "Train in torch.channels_last_3d memory format (model and inputs); faster "
+                                    "convolutions on GPUs with tensor cores, usually with mixed_precision.")
+    compile: bool = _f(False, "torch.compile the model (in place, so checkpoint keys are unchanged); needs Triton "
+                              "on GPU or a C++ compiler on CPU; the first iterations are slow while it compiles.")
     mixed_precision: str = _f("no", f"Mixed precision: {', '.join(MIXED_PRECISION)}.")
     # --- hooks ---
     log_interval: int = _f(5, "Write a train record every this many iterations.")
     eval_interval: int = _f(2, "Evaluate every this many epochs (and after the last one).")
+    workflow: list[str] = _f(["train:1"], "mmcv's workflow as mode:epochs, e.g. train:2 val:1 (val: validation loss).")
     checkpoint_interval: int = _f(5, "Save a resumable checkpoint every this many epochs (and after the last one).")
     skip_nonfinite_loss: bool = _f(False, "Skip the optimizer step on a NaN/inf loss instead of stopping the run.")
     checkpoint_interval_iters: int = _f(0, "Also save one every this many iterations (resume mid-epoch); 0: never.")
@@ -194,6 +200,13 @@ class Recipe:
                                        not self.crop_size <= self.short_side_jitter[0] <= self.short_side_jitter[1]):
             raise RecipeError(f"recipe key 'short_side_jitter' must be [min, max] with crop_size <= min <= max, "
                               f"got {self.short_side_jitter}")
+        for phase in self.workflow:
+            mode, _, epochs = phase.partition(":")
+            if mode not in ("train", "val") or not epochs.isdigit() or int(epochs) < 1:
+                raise RecipeError(f"recipe key 'workflow' has {phase!r}; write mode:epochs with mode train or val, "
+                                  "e.g. --workflow train:2 val:1")
+        if not any(phase.startswith("train:") for phase in self.workflow):
+            raise RecipeError("recipe key 'workflow' needs a train phase, e.g. --workflow train:1")
         if self.num_crops not in (1, 3):
             raise RecipeError(f"recipe key 'num_crops' must be 1 or 3, got {self.num_crops}")
         if self.average_clips not in AVERAGE_CLIPS:
@@ -225,6 +238,9 @@ class Recipe:
             if self.report_to in (tracker, "all") and importlib.util.find_spec(package) is None:
                 raise RecipeError(f"report_to '{self.report_to}' needs the {package} package: pip install {package} "
                                   "(or set --report_to=none)")
+        if self.compile and not (importlib.util.find_spec("triton") or shutil.which("g++") or shutil.which("clang++")):
+            raise RecipeError("recipe key 'compile' needs Triton (GPU) or a C++ compiler (CPU), found neither; "
+                              "install one or set --compile=false")
         if self.resume_from and self.load_from:
             raise RecipeError("set either 'resume_from' (continue a run) or 'load_from' (start from weights), not both")
         if self.ema and not 0 < self.ema_momentum < 1:

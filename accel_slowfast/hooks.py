@@ -8,11 +8,19 @@ hook                 priority         does
 ``LrScheduleHook``   VERY_HIGH (10)   sets the LR of every param group before each iteration
 ``OptimizerHook``    ABOVE_NORMAL(40) backward, L2 gradient clipping, step (accumulation aware)
 ``SamplerSeedHook``  NORMAL (50)      ``set_epoch`` on the loader: shuffling and augmentation
+``EMAHook``          NORMAL (50)      [extra] weight average, swapped in for evaluation/checkpoints
+``EmptyCacheHook``   NORMAL (50)      [extra] ``torch.cuda.empty_cache()`` after epochs/iterations
+``PreciseBNHook``    BELOW_NORMAL(60) [extra] BN statistics of N train batches before evaluation
 ``IterTimerHook``    LOW (70)         ``time`` and ``data_time`` per iteration
 ``EvalHook``         LOW (70)         metrics every ``interval`` epochs and at the last one
+EarlyStoppingHook    80               [extra] ends the run when a val metric stops improving
 ``LoggerHook``       VERY_LOW (90)    text log, ``metrics.jsonl``, trackers, progress bar
+``ProfilerHook``     LOWEST (100)     [extra] ``torch.profiler`` Chrome trace of a window of iterations
 ``CheckpointHook``   LOWEST (100)     resumable state every ``interval`` epochs and at the end
 ==================== ================ =======================================================
+
+[extra]: optional hooks in ``extra_hooks.py``, switched on by recipe keys (``ema``, ``empty_cache``,
+``precise_bn_batches``, ``early_stop_metric``, ``profile_iters``).
 
 ``CheckpointHook`` runs last (mmcv: NORMAL) so an epoch's checkpoint already holds that
 epoch's evaluation (best score) and its log lines: a resumed run neither forgets the best
@@ -227,6 +235,9 @@ class LoggerHook:
             self._write(runner, {"mode": "val", "epoch": runner.epoch + 1, "iter": runner.iter, **metrics})
             runner.log_buffer.clear_output()
 
+    def before_val_epoch(self, runner) -> None:
+        runner.log_buffer.clear()  # the train epoch before it is fully logged
+
     def after_val_epoch(self, runner) -> None:
         runner.log_buffer.average()
         record = {"mode": "val", "epoch": runner.epoch, "iter": runner.iter}
@@ -312,8 +323,8 @@ class CheckpointHook:
 
     def after_train_epoch(self, runner) -> None:
         epoch = runner.epoch + 1
-        if epoch % self.interval and epoch != runner.max_epochs:
-            return
+        if epoch % self.interval and epoch != runner.max_epochs and not runner.stop_training:
+            return  # (an early-stopped run still gets its last epoch's checkpoint)
         self.save(runner, f"{EPOCH_CHECKPOINT_PREFIX}{epoch}", epoch=epoch, inner_iter=0, iter=runner.iter)
 
     def save(self, runner, name: str, **position: int) -> None:

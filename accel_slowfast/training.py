@@ -73,6 +73,23 @@ def build_accelerator(recipe: Recipe) -> Accelerator:
     )
 
 
+def _to_channels_last(module: torch.nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: the ``[slow, fast]`` input in ``channels_last_3d`` like the weights."""
+    (video,) = args
+    return ([x.contiguous(memory_format=torch.channels_last_3d) for x in video],)  # each (B, C, T, H, W)
+
+
+def apply_fast_path(model: SlowFast, recipe: Recipe) -> SlowFast:
+    """``channels_last``: weights and inputs in ``channels_last_3d``; ``compile``: ``torch.compile``
+    in place (``nn.Module.compile``), so the module, its state-dict keys and checkpoints are unchanged."""
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last_3d)
+        model.register_forward_pre_hook(_to_channels_last)
+    if recipe.compile:
+        model.compile()
+    return model
+
+
 def seed_everything(recipe: Recipe, accelerator: Accelerator) -> None:
     """Seed python/numpy/torch; with ``deterministic``, deterministic kernels (warn-only on CUDA,
     where 3-D pooling's backward has no deterministic kernel)."""
@@ -224,6 +241,7 @@ def train(recipe: Recipe) -> Runner:
     optimizer = build_optimizer(model, recipe, accelerator)
     train_loader = build_loader(train_set, recipe, accelerator, train=True)
     val_loader = build_loader(val_set, recipe, accelerator, train=False)
+    model = apply_fast_path(model, recipe)  # after the optimizer: compile/channels_last keep the same parameters
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
 
     logger.info("Recipe:\n%s", yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
@@ -266,7 +284,8 @@ def train(recipe: Recipe) -> Runner:
         logger.info("Resumed from %s at epoch %d (iteration %d of it), global iteration %d", resume,
                     runner.epoch + 1, runner.start_inner_iter, runner.iter)
     init_trackers(accelerator, recipe, resumed=resume is not None)
-    runner.run({"train": train_loader}, [("train", 1)], recipe.max_epochs)
+    workflow = [(mode, int(epochs)) for mode, _, epochs in (phase.partition(":") for phase in recipe.workflow)]
+    runner.run({"train": train_loader, "val": val_loader}, workflow, recipe.max_epochs)
     accelerator.end_training()
     return runner
 

@@ -246,7 +246,8 @@ def test_early_stopping_stops_at_the_right_epoch(tmp_path):
     # a stop ends the whole workflow (no val epoch after it) and a resumed stopped run ends at once
     runner, events = _stopping_run(tmp_path, [0.5, 0.4, 0.9], patience=1, workflow=(("train", 1), ("val", 1)))
     assert runner.epoch == 2 and events.count("before_val_epoch") == 1
-    runner, events = _stopping_run(tmp_path, [0.5, 0.4, 0.9], patience=1, meta={"early_stop": runner.meta["early_stop"]})
+    stopped = {"early_stop": runner.meta["early_stop"]}
+    runner, events = _stopping_run(tmp_path, [0.5, 0.4, 0.9], patience=1, meta=stopped)
     assert runner.epoch == 0 and events == ["before_run", "after_run"]
 
 

@@ -119,3 +119,16 @@ def test_model_report_command_prints_the_seed_model_size():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "slowfast_tiny" in result.stdout and "GFLOPs/view" in result.stdout
+
+
+def test_seed_model_size_matches_the_published_figures():
+    """SlowFast R50 4x16, 400 classes: 34.5 M parameters and 36.4 GFLOPs per view (REFERENCE.md §1).
+
+    The published 36.4 GFLOPs is the count at the 256 px test crop (PySlowFast/pytorchvideo's
+    fvcore convention, one multiply-add = one FLOP); the same count at 224 px is 27.8.
+    """
+    from accel_slowfast.models import model_report
+
+    report = model_report(build_model("slowfast_r50_4x16", num_classes=400), clip_len=32, crop_size=256)
+    assert report["params_m"] == pytest.approx(34.5, rel=0.02)
+    assert report["gflops_per_view"] == pytest.approx(36.4, rel=0.02)

@@ -140,7 +140,8 @@ def test_offline_wandb_and_tensorboard_receive_everything(tiny_root, tmp_path, o
     assert all("true: " in c and "predicted: " in c for c in captions)
 
     # the best checkpoint as a model artifact, with what predict/export need beside it
-    artifacts = [r.artifact for r in records if r.WhichOneof("record_type") == "artifact" and r.artifact.type == "model"]
+    artifacts = [r.artifact for r in records
+                 if r.WhichOneof("record_type") == "artifact" and r.artifact.type == "model"]
     assert len(artifacts) == 1 and artifacts[0].name == f"model-{run_id}" and "best" in artifacts[0].aliases
     paths = {entry.path for entry in artifacts[0].manifest.contents}
     assert {"recipe.yaml", "classes.json"} <= paths and any(p.startswith("best_top1_acc_epoch_") for p in paths)

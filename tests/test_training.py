@@ -155,3 +155,19 @@ def test_readme_default_run_learns_motion(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     records = _records(tmp_path / "work_dirs" / "synthetic_slowfast_tiny")
     assert [r for r in records if r["mode"] == "val"][-1]["top1_acc"] >= 0.9
+
+
+def test_val_workflow_logs_validation_loss_as_mmcv(tiny_root, tmp_path):
+    recipe = tiny_recipe(tiny_root, tmp_path / "run", max_epochs=2, workflow=["train:1", "val:1"], eval_interval=2)
+    train(recipe)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r for r in records if r["mode"] == "val" and "loss" in r]
+    assert [(r["epoch"], r["iter"]) for r in losses] == [(1, 5), (2, 10)] and all(r["loss"] > 0 for r in losses)
+    assert "lr" not in losses[0] and "top1_acc" not in losses[0]
+
+
+def test_workflow_key_is_validated():
+    with pytest.raises(ValueError, match="workflow"):
+        Recipe(workflow=["val:1"])
+    with pytest.raises(ValueError, match="mode:epochs"):
+        Recipe(workflow=["train"])

@@ -1,0 +1,48 @@
+"""The benchmarks run: each ``bench/*.py`` in its tiny mode prints its table (timings are not checked).
+
+Benchmarks are scripts, not timed tests; this only guards them against breaking. They run as
+subprocesses from the repository root, as their docstrings say.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_bench(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_gpu_throughput_tiny_prints_a_row_per_precision():
+    out = run_bench("gpu_throughput.py", "--tiny")
+    assert "slowfast_tiny" in out and "clips/s" in out and "MFU" in out
+    for row in ("fp32", "bf16", "bf16+channels_last"):
+        assert any(line.split()[0] == row for line in out.splitlines() if line.strip()), out
+
+
+def test_loop_overhead_tiny_prints_both_loops_and_the_ratio():
+    out = run_bench("loop_overhead.py", "--tiny")
+    assert "(a) hand-written Accelerate loop" in out and "(b) Runner" in out
+    assert "(b)/(a) = " in out
+
+
+def test_memory_tiny_prints_one_row_per_epoch():
+    out = run_bench("memory.py", "--tiny", "--epochs", "2")
+    rows = [line.split() for line in out.splitlines()]
+    rows = [row for row in rows if len(row) == 5 and all(cell.replace(".", "").isdigit() for cell in row)]
+    assert [row[0] for row in rows] == ["1", "2"], out
+    assert "worker RSS change" in out
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_vs_mmaction2_tiny_prints_our_row():
+    out = run_bench("vs_mmaction2.py", "--tiny")
+    assert "time/iter (s)" in out and "data_time (s)" in out
+    assert any(line.startswith("ours ") for line in out.splitlines()), out
