@@ -6,6 +6,7 @@
 hook                 priority         does
 ==================== ================ =======================================================
 ``LrScheduleHook``   VERY_HIGH (10)   sets the LR of every param group before each iteration
+``MomentumSchedule`` HIGH (30)        momentum (SGD) or beta1 (Adam) schedules (``schedules.py``)
 ``OptimizerHook``    ABOVE_NORMAL(40) backward, L2 gradient clipping, step (accumulation aware)
 ``SamplerSeedHook``  NORMAL (50)      ``set_epoch`` on the loader: shuffling and augmentation
 ``EMAHook``          NORMAL (50)      [extra] weight average, swapped in for evaluation/checkpoints
@@ -13,10 +14,11 @@ hook                 priority         does
 ``PreciseBNHook``    BELOW_NORMAL(60) [extra] BN statistics of N train batches before evaluation
 ``IterTimerHook``    LOW (70)         ``time`` and ``data_time`` per iteration
 ``EvalHook``         LOW (70)         metrics every ``interval`` epochs and at the last one
-EarlyStoppingHook    80               [extra] ends the run when a val metric stops improving
+``EarlyStoppingHook`` 80              [extra] ends the run when a val metric stops improving
 ``LoggerHook``       VERY_LOW (90)    text log, ``metrics.jsonl``, trackers, progress bar
 ``ProfilerHook``     LOWEST (100)     [extra] ``torch.profiler`` Chrome trace of a window of iterations
-``CheckpointHook``   LOWEST (100)     resumable state every ``interval`` epochs and at the end
+``CheckpointHook``   LOWEST (100)     resumable state every ``interval`` epochs / iterations and at the end
+``InterruptHook``    LOWEST (100)     Ctrl-C / SIGTERM: checkpoint after the step, then stop (``faults.py``)
 ==================== ================ =======================================================
 
 [extra]: optional hooks in ``extra_hooks.py``, switched on by recipe keys (``ema``, ``empty_cache``,
