@@ -30,6 +30,7 @@ from accel_slowfast.data import (
     read_list_file,
     read_ucf101_split,
 )
+from accel_slowfast.data.dataset import list_bad_videos
 from accel_slowfast.data.probe import probe_index
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
@@ -129,12 +130,7 @@ def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: 
         table = probe_index(index)
     bad = {i: error for i, error in enumerate(table["error"]) if error}
     if bad and accelerator.is_main_process:
-        listed = set(bad_video_log.read_text().split("\n")) if bad_video_log.exists() else set()
-        with open(bad_video_log, "a") as log:
-            for i, reason in bad.items():
-                line = f"{index.records[i].path}\t{reason}"
-                if line not in listed:
-                    log.write(line + "\n")
+        list_bad_videos(bad_video_log, {str(index.records[i].path): reason for i, reason in bad.items()})
     return bad
 
 

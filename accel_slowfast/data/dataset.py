@@ -171,19 +171,23 @@ class ClipDataset(torch.utils.data.Dataset):
         self._reported.add(path)
         if self.bad_video_log is None:
             logger.warning("bad video %s (%s): replaced by another clip", path, reason)
-            return
-        self.bad_video_log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.bad_video_log, "a+") as log:  # workers and processes share it: lock, then dedupe
-            fcntl.flock(log, fcntl.LOCK_EX)
-            log.seek(0)
-            if not any(line.split("\t", 1)[0] == path for line in log.read().splitlines()):
-                log.write(f"{path}\t{reason}\n")
-                logger.warning("bad video %s (%s): replaced by another clip; listed in %s",
-                               path, reason, self.bad_video_log)
-            fcntl.flock(log, fcntl.LOCK_UN)
+        elif list_bad_videos(self.bad_video_log, {path: reason}):
+            logger.warning("bad video %s (%s): replaced by another clip; listed in %s",
+                           path, reason, self.bad_video_log)
 
 
-def count_bad_videos(bad_video_log: str | Path) -> int:
-    """Number of distinct bad videos listed so far."""
-    path = Path(bad_video_log)
-    return len(path.read_text().splitlines()) if path.exists() else 0
+def list_bad_videos(bad_video_log: str | Path, reasons: dict[str, str]) -> list[str]:
+    """Append ``path<TAB>reason`` lines for the paths not listed yet; return those paths.
+
+    Workers and processes share the file: it is locked while read and appended.
+    """
+    log_path = Path(bad_video_log)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a+") as log:
+        fcntl.flock(log, fcntl.LOCK_EX)
+        log.seek(0)
+        listed = {line.split("\t", 1)[0] for line in log.read().splitlines()}
+        new = [path for path in reasons if path not in listed]
+        log.write("".join(f"{path}\t{reasons[path]}\n" for path in new))
+        fcntl.flock(log, fcntl.LOCK_UN)
+    return new
