@@ -20,6 +20,7 @@ freezes blocks 0..k, so ``frozen_stages=4`` is linear probing.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -188,7 +189,22 @@ def build_model(
         head_pool=nn.AdaptiveAvgPool3d,
         **{**preset.kwargs, **overrides},
     )
+    _use_python_ints(net)
     return SlowFast(net.blocks, preset.alpha, frozen_stages)
+
+
+def _use_python_ints(net: nn.Module) -> None:
+    """Turn the numpy integers that ``create_slowfast`` computes into the strides, paddings and
+    kernel sizes of its convolutions and pools into Python ints. torch.compile traces numpy scalars
+    as tensors, so Inductor fails on those convolutions (``aten._local_scalar_dense``, seen with
+    torch 2.11 on CUDA) and falls back to eager execution in pieces."""
+    for module in net.modules():
+        for attr in ("kernel_size", "stride", "padding", "dilation"):
+            value = getattr(module, attr, None)
+            if isinstance(value, (tuple, list)):
+                setattr(module, attr, tuple(int(v) if isinstance(v, Integral) else v for v in value))
+            elif isinstance(value, Integral):
+                setattr(module, attr, int(value))
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -1,4 +1,4 @@
-"""Training throughput of SlowFast on one accelerator: fp32, bf16, bf16 + channels_last, bf16 + compile.
+"""Training throughput of SlowFast on one accelerator: fp32, bf16, bf16 + channels_last, bf16 + compile, all three.
 
 Each row trains the same model (fresh weights, same seed) on one batch held on the device, the
 way ``accel_slowfast.training`` does: forward, cross-entropy, backward, L2 gradient clipping at
@@ -11,8 +11,9 @@ peak memory, and model FLOP utilisation (MFU)::
 
 Forward FLOPs come from ``accel_slowfast.models.model_report`` (fvcore, one multiply-add = one
 FLOP, so SlowFast R50 4x16 counts 36.4 GFLOPs at 256 px, ~27.8 at 224 px); the peak is the dense
-bf16 tensor-core figure of the card (fp32 rows use its fp32 non-tensor figure), or
-``--peak-tflops``. Run from the repository root::
+bf16 tensor-core figure of the card, or ``--peak-tflops``. fp32 rows are measured against the
+TF32 tensor-core peak, since cuDNN runs fp32 convolutions in TF32 by default
+(``torch.backends.cudnn.allow_tf32``). Run from the repository root::
 
     python bench/gpu_throughput.py                         # SlowFast R50 4x16, 224 px, batch 8
     python bench/gpu_throughput.py --batch-size 16 --steps 30
@@ -36,18 +37,13 @@ from accel_slowfast.config import Recipe
 from accel_slowfast.models import PRESETS, build_model, model_report
 from accel_slowfast.training import apply_fast_path
 
-# Dense (no sparsity) peak TFLOP/s as (bf16 tensor core, fp32 without tensor cores), from the
-# vendors' data sheets; matched against torch.cuda.get_device_name() in this order.
+# Dense (no sparsity) peak TFLOP/s as (bf16, TF32) tensor-core figures from NVIDIA's data sheets,
+# matched against torch.cuda.get_device_name() in this order; other cards take --peak-tflops.
 PEAK_TFLOPS = {
-    "H200": (989.0, 67.0),
-    "H100 PCIe": (756.0, 51.0),
-    "H100": (989.0, 67.0),  # SXM
-    "A100": (312.0, 19.5),
-    "L40S": (362.0, 91.6),
-    "A10G": (70.0, 31.2),  # AWS A10G; A10 below
-    "A10": (125.0, 31.2),
-    "L4": (121.0, 30.3),
-    "RTX 4090": (165.0, 82.6),
+    "H200": (989.0, 494.5),
+    "H100 PCIe": (756.0, 378.0),
+    "H100": (989.0, 494.5),  # SXM
+    "A100": (312.0, 156.0),
 }
 
 
@@ -64,11 +60,12 @@ ROWS = (
     Row("bf16", bf16=True),
     Row("bf16+channels_last", bf16=True, channels_last=True),
     Row("bf16+compile", bf16=True, compile=True),
+    Row("bf16+channels_last+compile", bf16=True, channels_last=True, compile=True),
 )
 
 
 def device_peak(device: torch.device, override: float | None) -> tuple[float, float] | None:
-    """(bf16, fp32) peak TFLOP/s of ``device``, or None when unknown."""
+    """(bf16, TF32) peak TFLOP/s of ``device``, or None when unknown."""
     if override:
         return override, override
     if device.type != "cuda":
@@ -140,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (compile needs a few)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per row")
     parser.add_argument("--rows", nargs="+", choices=[row.name for row in ROWS],
-                        help="rows to run (default: all; --tiny on a CPU leaves out bf16+compile)")
+                        help="rows to run (default: all; --tiny on a CPU leaves out the compile rows)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, if not in the table")
     parser.add_argument("--tiny", action="store_true",
                         help="slowfast_tiny, 8 frames at 32 px, batch 2, 1 warm-up + 2 steps: a smoke run for CPUs")
@@ -159,16 +156,16 @@ def main(argv: list[str] | None = None) -> None:
     gflops = model_report(build_model(args.model, args.num_classes), args.clip_len, args.size)["gflops_per_view"]
     print(f"{args.model}, {args.clip_len} frames x {args.size}² px, batch {args.batch_size}, "
           f"{gflops:.2f} GFLOPs forward per clip (x3 per training step); device: {name}; "
-          f"peak {'unknown' if peak is None else f'{peak[0]:.0f} TFLOP/s bf16, {peak[1]:.1f} fp32'}; "
+          f"peak {'unknown' if peak is None else f'{peak[0]:.0f} TFLOP/s bf16, {peak[1]:.1f} TF32'}; "
           f"torch {torch.__version__}; {args.warmup} warm-up + {args.steps} timed steps per row")
-    print(f"{'row':<20} {'step (s)':>9} {'clips/s':>9} {'TFLOP/s':>8} {'MFU':>6} {'peak mem (GiB)':>15} "
+    print(f"{'row':<26} {'step (s)':>9} {'clips/s':>9} {'TFLOP/s':>8} {'MFU':>6} {'peak mem (GiB)':>15} "
           f"{'warm-up (s)':>12}")
     for row in (row for row in ROWS if row.name in args.rows):
         result = run_row(row, args, device)
         clips_s = args.batch_size / result["step_s"]
         tflops = 3 * gflops * clips_s / 1e3
         mfu = "-" if peak is None else f"{tflops / peak[0 if row.bf16 else 1]:.1%}"
-        print(f"{row.name:<20} {result['step_s']:>9.4f} {clips_s:>9.2f} {tflops:>8.3g} {mfu:>6} "
+        print(f"{row.name:<26} {result['step_s']:>9.4f} {clips_s:>9.2f} {tflops:>8.3g} {mfu:>6} "
               f"{result['memory_gib']:>15.2f} {result['warmup_s']:>12.1f}", flush=True)
 
 

@@ -32,6 +32,17 @@ def test_forward_does_not_overwrite_the_input_list():
     torch.testing.assert_close(first, second)
 
 
+def test_compile_sees_python_int_strides_not_tensors():
+    # pytorchvideo computes strides as numpy ints, which Dynamo lifts into graph inputs (tensors);
+    # Inductor then failed on those convolutions on CUDA and ran the model eagerly in pieces.
+    model = build_model("slowfast_tiny", 5)
+    fast = torch.randn(1, 3, 8, 32, 32)
+    explained = torch._dynamo.explain(model)([fast[:, :, ::4], fast])
+    assert explained.graph_break_count == 0
+    inputs = [node.name for node in explained.graphs[0].graph.nodes if node.op == "placeholder"]
+    assert not [name for name in inputs if name.endswith(("stride_0_", "padding_0_", "kernel_size_0_"))], inputs
+
+
 def test_r50_8x8_is_state_dict_compatible_with_pytorchvideo_slowfast_r50():
     hub = create_slowfast(model_num_class=400)  # the architecture of the hub's slowfast_r50
     ours = build_model("slowfast_r50_8x8", num_classes=400)
