@@ -44,7 +44,7 @@ def run_config(checkpoint: str | Path) -> dict:
 def export_model(checkpoint: str | Path, out_dir: str | Path) -> Path:
     """Write ``checkpoint`` (any file ``load_from`` reads, inside a work_dir) as an export folder."""
     config = run_config(checkpoint)
-    model = build_model(config["model"], config["num_classes"])
+    model = build_model(config["model"], config["num_classes"], mean=config["mean"], std=config["std"])
     report = load_weights(model, checkpoint)
     if report["missing"] or report["shape_mismatch"]:
         raise RuntimeError(f"{checkpoint} does not fit {config['model']}: {report}")
@@ -60,11 +60,11 @@ def load_model(path: str | Path) -> tuple[SlowFast, dict]:
     path = Path(path)
     if (path / "config.json").exists() and (path / "model.safetensors").exists():
         config = json.loads((path / "config.json").read_text())
-        model = build_model(config["model"], config["num_classes"])
+        model = build_model(config["model"], config["num_classes"], mean=config["mean"], std=config["std"])
         model.load_state_dict(load_file(str(path / "model.safetensors")))
         return model.eval(), config
     config = run_config(path)
-    model = build_model(config["model"], config["num_classes"])
+    model = build_model(config["model"], config["num_classes"], mean=config["mean"], std=config["std"])
     report = load_weights(model, path)
     if report["missing"] or report["shape_mismatch"]:
         raise RuntimeError(f"{path} does not fit {config['model']}: {report}")

@@ -129,8 +129,16 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255: the seed recipe's normalization
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
 class SlowFast(nn.Module):
     """A SlowFast classifier taking ``[slow, fast]`` and returning logits ``(B, num_classes)``.
+
+    Input clips are uint8 RGB (0-255), as ``ClipDataset`` yields them: the model normalizes them
+    with ``mean`` and ``std`` (0-255 scale) on its own device, like mmaction2 1.x's data
+    preprocessor. Float clips are taken as normalized already.
 
     pytorchvideo's multipathway blocks overwrite their input list in place, so ``forward``
     copies the list first: calling the model twice on the same batch gives the same result.
@@ -141,8 +149,12 @@ class SlowFast(nn.Module):
     lateral conv trainable, a frozen block here includes the fusion that follows it.
     """
 
-    def __init__(self, blocks: nn.ModuleList, alpha: int, frozen_stages: int = -1):
+    def __init__(self, blocks: nn.ModuleList, alpha: int, frozen_stages: int = -1,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
         super().__init__()
+        # Not in the state dict: checkpoints stay pytorchvideo's layout; the recipe holds them.
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1, 1), persistent=False)
         if not -1 <= frozen_stages <= NUM_STAGES:
             raise ValueError(f"frozen_stages must be in [-1, {NUM_STAGES}], got {frozen_stages}")
         self.blocks = blocks
@@ -160,14 +172,22 @@ class SlowFast(nn.Module):
         return self
 
     def forward(self, video: Sequence[torch.Tensor]) -> torch.Tensor:
-        x = list(video)  # [slow (B, C, T/alpha, H, W), fast (B, C, T, H, W)]
+        # [slow (B, C, T/alpha, H, W), fast (B, C, T, H, W)], a fresh list; uint8 is normalized
+        x = [(v - self.mean) / self.std if v.dtype == torch.uint8 else v for v in video]
         for block in self.blocks:
             x = block(x)
         return x  # (B, num_classes)
 
 
 def build_model(
-    name: str, num_classes: int, dropout: float = 0.5, *, frozen_stages: int = -1, **overrides: Any
+    name: str,
+    num_classes: int,
+    dropout: float = 0.5,
+    *,
+    frozen_stages: int = -1,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    **overrides: Any,
 ) -> SlowFast:
     """Build preset ``name`` with a fresh ``num_classes``-way head.
 
@@ -177,6 +197,7 @@ def build_model(
         dropout: dropout rate before the classifier.
         frozen_stages: freeze the stems and res stages 1..k of both pathways (see ``SlowFast``);
             4 trains the classifier only (linear probing), -1 trains everything.
+        mean, std: RGB normalization of uint8 input clips, on the 0-255 scale (the recipe's).
         overrides: ``create_slowfast`` arguments replacing the preset's, e.g. ``model_depth=18,
             stem_dim_outs=(8, 1)`` for a narrow, shallow variant of the same architecture.
     """
@@ -190,7 +211,7 @@ def build_model(
         **{**preset.kwargs, **overrides},
     )
     _use_python_ints(net)
-    return SlowFast(net.blocks, preset.alpha, frozen_stages)
+    return SlowFast(net.blocks, preset.alpha, frozen_stages, mean, std)
 
 
 def _use_python_ints(net: nn.Module) -> None:

@@ -34,7 +34,7 @@ def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, ba
         VideoIndex([VideoRecord(Path(video), 0)], config["classes"]),
         clip_len=config["clip_len"], frame_interval=config["frame_interval"], alpha=model.alpha,
         transforms=view_transforms(short_side=config["short_side"], crop_size=config["test_crop_size"],
-                                   num_crops=config["num_crops"], mean=config["mean"], std=config["std"]),
+                                   num_crops=config["num_crops"]),
         clip_sampling="uniform", num_clips=config["num_clips"], decoder=config.get("decoder", "pyav"),
     )
     device = next(model.parameters()).device

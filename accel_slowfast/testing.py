@@ -36,7 +36,7 @@ def run_test(recipe: Recipe, checkpoint: str | Path) -> dict:
     logger = setup_text_logger(work_dir, accelerator.is_main_process, prefix="test")
     _, index = build_indexes(recipe, accelerator)
     dataset = build_test_dataset(recipe, index, accelerator)
-    model = build_model(recipe.model, recipe.num_classes)
+    model = build_model(recipe.model, recipe.num_classes, mean=recipe.mean, std=recipe.std)
     report = load_weights(model, checkpoint)
     if report["missing"] or report["shape_mismatch"]:
         raise RecipeError(f"checkpoint {checkpoint} does not fit model '{recipe.model}' with "

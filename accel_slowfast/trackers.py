@@ -86,13 +86,6 @@ def init_trackers(accelerator: Accelerator, recipe: Recipe, resumed: bool) -> No
             tracker.store_init_configuration(config)
 
 
-def denormalize(clip: "np.ndarray | Any", mean: list[float], std: list[float]) -> np.ndarray:
-    """A normalized ``(C, T, H, W)`` clip (tensor or array) as uint8 frames ``(T, H, W, C)``."""
-    clip = np.asarray(clip, dtype=np.float32)
-    frames = clip * np.asarray(std, np.float32)[:, None, None, None] + np.asarray(mean, np.float32)[:, None, None, None]
-    return np.clip(frames, 0, 255).round().astype(np.uint8).transpose(1, 2, 3, 0)
-
-
 def gif_bytes(frames: np.ndarray, fps: int = 8, min_side: int = 128) -> io.BytesIO:
     """uint8 frames ``(T, H, W, 3)`` as an animated GIF (Pillow; no moviepy/imageio needed),
     enlarged with nearest-neighbour sampling so that small training crops stay visible."""
@@ -125,15 +118,12 @@ class TrackerHook:
         val_dataset: the validation ``ClipDataset`` (paths, class names, clips for the videos).
         num_clips: validation clips sent to wandb per evaluation (0: none).
         log_checkpoint: upload the best checkpoint as a wandb ``model`` artifact in ``after_run``.
-        mean, std: the normalization to undo for the clips (0-255 scale).
     """
 
     priority = "VERY_LOW"
 
-    def __init__(self, val_dataset, *, num_clips: int = 4, log_checkpoint: bool = True,
-                 mean: list[float] = (123.675, 116.28, 103.53), std: list[float] = (58.395, 57.12, 57.375)):
+    def __init__(self, val_dataset, *, num_clips: int = 4, log_checkpoint: bool = True):
         self.val_dataset, self.num_clips, self.log_checkpoint = val_dataset, num_clips, log_checkpoint
-        self.mean, self.std = list(mean), list(std)
         self._logged = None
 
     @staticmethod
@@ -194,7 +184,7 @@ class TrackerHook:
         for row in rows.tolist():
             video = int(results.videos[row])
             sample = self.val_dataset[video * self.val_dataset.views_per_video]
-            frames = denormalize(sample["video"][1], self.mean, self.std)  # fast pathway: every frame
+            frames = sample["video"][1].permute(1, 2, 3, 0).numpy()  # fast pathway, uint8 (T, H, W, C)
             name = Path(self.val_dataset.index.records[video].path).name
             caption = (f"{name} | true: {names[results.labels[row]]} | predicted: {names[predictions[row]]} "
                        f"({results.scores[row, predictions[row]]:.2f})")

@@ -143,7 +143,6 @@ def build_datasets(
         if len(index.classes) > recipe.num_classes:
             raise RecipeError(f"the {name} set has {len(index.classes)} classes but 'num_classes' is "
                               f"{recipe.num_classes}; set --num_classes={len(index.classes)}")
-    norm = dict(mean=tuple(recipe.mean), std=tuple(recipe.std))
     bad_video_log = Path(recipe.work_dir) / BAD_VIDEO_LOG
     clip = dict(clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
                 seed=recipe.seed, decoder=recipe.decoder, bad_video_log=bad_video_log)
@@ -151,14 +150,14 @@ def build_datasets(
         train_index,
         transforms=[train_transform(short_side_jitter=tuple(recipe.short_side_jitter) or None,
                                     crop_size=recipe.crop_size,
-                                    crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio, **norm)],
+                                    crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio)],
         clip_sampling="random",
         known_bad=find_bad_videos(train_index, accelerator, bad_video_log),
         **clip,
     )
     val_set = ClipDataset(
         val_index,
-        transforms=[val_transform(short_side=recipe.short_side, crop_size=recipe.crop_size, **norm)],
+        transforms=[val_transform(short_side=recipe.short_side, crop_size=recipe.crop_size)],
         clip_sampling="centre",
         known_bad=find_bad_videos(val_index, accelerator, bad_video_log),
         **clip,
@@ -173,7 +172,7 @@ def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerat
         index,
         clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
         transforms=view_transforms(short_side=recipe.short_side, crop_size=recipe.test_crop_size,
-                                   num_crops=recipe.num_crops, mean=tuple(recipe.mean), std=tuple(recipe.std)),
+                                   num_crops=recipe.num_crops),
         clip_sampling="uniform", num_clips=recipe.num_clips, seed=recipe.seed, decoder=recipe.decoder,
         known_bad=find_bad_videos(index, accelerator, bad_video_log), bad_video_log=bad_video_log,
     )
@@ -227,7 +226,8 @@ def train(recipe: Recipe) -> Runner:
     if accelerator.is_main_process:  # class names for predict/export
         (work_dir / CLASSES_FILE).write_text(json.dumps(train_index.classes))
     train_set, val_set = build_datasets(recipe, train_index, val_index, accelerator)
-    model = build_model(recipe.model, recipe.num_classes, recipe.dropout, frozen_stages=recipe.frozen_stages)
+    model = build_model(recipe.model, recipe.num_classes, recipe.dropout, frozen_stages=recipe.frozen_stages,
+                        mean=recipe.mean, std=recipe.std)
     if recipe.load_from:
         load_weights(model, recipe.load_from)
     size = model_report(model, recipe.clip_len, recipe.crop_size)
@@ -260,8 +260,7 @@ def train(recipe: Recipe) -> Runner:
     runner.register_hook(EvalHook(val_loader, interval=recipe.eval_interval))
     runner.register_hook(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none"))
     if tracker_names(recipe):  # after LoggerHook: confusion matrix, clips, best-checkpoint artifact
-        runner.register_hook(TrackerHook(val_set, num_clips=recipe.log_val_clips, log_checkpoint=recipe.log_checkpoint,
-                                         mean=recipe.mean, std=recipe.std))
+        runner.register_hook(TrackerHook(val_set, num_clips=recipe.log_val_clips, log_checkpoint=recipe.log_checkpoint))
     for hook in build_extra_hooks(recipe, model, train_loader):  # EMA, precise BN, early stop, cache, profiler
         runner.register_hook(hook)
         if hasattr(hook, "state_dict"):  # the EMA weights: saved with, and resumed from, every checkpoint

@@ -9,7 +9,11 @@ side 256, RandomResizedCrop area 0.08-1 to 224, flip 0.5, normalize) through:
         of 64/25 s, the seed's transform from pytorchvideo transforms via ApplyTransformToKey
     (b) ``accel_slowfast.data.ClipDataset`` with ``decoder="pyav"`` (the reference decoder)
     (c) ``ClipDataset`` with ``decoder="fast"``
-    (d) the decode limit: the fast decoder's ``get_frames`` of the same 32 frames, no transform
+    (d) the decode limit: the fast decoder's ``get_frames`` of the same 32 frames (uint8), no transform
+
+Rows (b) and (c) end with uint8 clips: our pipeline normalizes in the model, on its device, as
+mmaction2 1.x's data preprocessor does (``accel_slowfast.models.SlowFast``); (a) normalizes on
+the CPU, as pytorchvideo's pipeline does.
 
 Every row loads in ONE process: by default the main process (``num_workers=0``, torch and
 FFmpeg free to use every core), or a single DataLoader worker with ``--num-workers 1``.
@@ -117,8 +121,7 @@ def pytorchvideo_loader(paths: list[Path], out_dir: Path, num_workers: int):
 
 
 def clip_dataset(paths: list[Path], decoder: str) -> ClipDataset:
-    transform = train_transform(crop_size=CROP, crop_area=AREA, flip_ratio=FLIP,
-                                mean=MEAN, std=STD)
+    transform = train_transform(crop_size=CROP, crop_area=AREA, flip_ratio=FLIP)
     index = VideoIndex([VideoRecord(path, i % 4) for i, path in enumerate(paths)], ["a", "b", "c", "d"])
     return ClipDataset(index, clip_len=CLIP_LEN, frame_interval=INTERVAL, transforms=[transform], alpha=8,
                        clip_sampling="random", decoder=decoder)

@@ -18,8 +18,6 @@ from accel_slowfast.evaluation import evaluate
 from accel_slowfast.hooks import set_loader_epoch
 from accel_slowfast.models import build_model
 
-NORM = dict(mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
-
 
 def main(root: str, out: str) -> None:
     accelerator = Accelerator(cpu=True, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True,
@@ -28,9 +26,9 @@ def main(root: str, out: str) -> None:
     clip = dict(clip_len=8, frame_interval=2, alpha=4, seed=0, bad_video_log=f"{out}.bad.txt")
     train_set = ClipDataset(read_ucf101_split(root, lists, 1, "train"), clip_sampling="random", **clip,
                             transforms=[train_transform(crop_size=32, crop_area=(0.5, 1.0),
-                                                        flip_ratio=0.5, **NORM)])
+                                                        flip_ratio=0.5)])
     val_set = ClipDataset(read_ucf101_split(root, lists, 1, "test"), clip_sampling="centre", **clip,
-                          transforms=[val_transform(short_side=32, crop_size=32, **NORM)])
+                          transforms=[val_transform(short_side=32, crop_size=32)])
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=2, shuffle=True, num_workers=1)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=4, num_workers=1)
     torch.manual_seed(0)

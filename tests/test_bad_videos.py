@@ -15,8 +15,6 @@ from accel_slowfast.data.synthetic import write_video
 from accel_slowfast.data.transforms import val_transform
 from accel_slowfast.training import train
 
-NORM = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-
 
 def _frames(n, h=32, w=40, seed=0):
     return np.random.default_rng(seed).integers(0, 255, size=(n, h, w, 3), dtype=np.uint8)
@@ -62,7 +60,7 @@ BAD = ("corrupt", "empty", "deleted")
 def _dataset(paths, log, **kwargs):
     index = VideoIndex([VideoRecord(p, i % 2) for i, p in enumerate(paths.values())], ["a", "b"])
     return ClipDataset(index, clip_len=8, frame_interval=2, alpha=4, clip_sampling="centre", bad_video_log=log,
-                       transforms=[val_transform(short_side=32, crop_size=32, **NORM)], **kwargs)
+                       transforms=[val_transform(short_side=32, crop_size=32)], **kwargs)
 
 
 def test_every_kind_of_video_yields_a_clip_and_bad_ones_are_listed_once(mixed_videos, tmp_path):

@@ -82,7 +82,7 @@ def test_frames_equal_the_reference(videos, name, decoder):
         for indices in _index_sets(NUM_FRAMES):
             expected = reference.get_frames(indices)
             frames = video.get_frames(indices)
-            assert frames.dtype == torch.float32 and frames.shape == (3, len(indices), 32, 48)
+            assert frames.dtype == torch.uint8 and frames.shape == (len(indices), 32, 48, 3)
             assert torch.equal(frames, expected), f"{name}, {decoder}: indices {indices.tolist()}"
 
 
@@ -93,8 +93,8 @@ def test_frames_are_the_encoded_frames_in_order(videos, decoder):
         decoded = np.stack([frame.to_rgb().to_ndarray() for frame in container.decode(video=0)])  # (T, H, W, 3)
     indices = np.array([39, 0, 21, 20, 20, 6])
     with open_video(path, decoder) as video:
-        frames = video.get_frames(indices)  # (C, T, H, W)
-    np.testing.assert_array_equal(frames.permute(1, 2, 3, 0).numpy(), decoded[indices])
+        frames = video.get_frames(indices)  # (T, H, W, C)
+    np.testing.assert_array_equal(frames.numpy(), decoded[indices])
 
 
 @pytest.mark.parametrize("decoder", FAST_DECODERS)

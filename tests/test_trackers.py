@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import tiny_recipe
 
 from accel_slowfast.config import Recipe, RecipeError
-from accel_slowfast.trackers import RUN_ID_FILE, confusion_matrix, denormalize, gif_bytes, tracker_names
+from accel_slowfast.trackers import RUN_ID_FILE, confusion_matrix, gif_bytes, tracker_names
 from accel_slowfast.training import train
 
 BLOCK = 32768  # the .wandb file is a LevelDB-style log: 32 KiB blocks of 7-byte-headed chunks
@@ -67,16 +66,6 @@ def test_report_to_names_and_validation():
         Recipe(report_to="wandb", wandb_project="")
     with pytest.raises(RecipeError, match="'log_val_clips'"):
         Recipe(log_val_clips=-1)
-
-
-def test_denormalize_inverts_the_normalization():
-    frames = np.random.default_rng(0).integers(0, 256, (3, 4, 6, 5)).astype(np.float32)  # (C, T, H, W)
-    mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
-    normalized = (torch.from_numpy(frames) - torch.tensor(mean)[:, None, None, None]) / torch.tensor(std)[
-        :, None, None, None]
-    out = denormalize(normalized, mean, std)
-    assert out.dtype == np.uint8 and out.shape == (4, 6, 5, 3)  # (T, H, W, C)
-    np.testing.assert_array_equal(out, frames.transpose(1, 2, 3, 0).astype(np.uint8))
 
 
 def test_gif_has_every_frame_enlarged():

@@ -3,9 +3,7 @@ import pytest
 import torch
 
 from accel_slowfast.data import ClipDataset, read_ucf101_split
-from accel_slowfast.data.views import SpatialCrop, aggregate_views, uniform_clip_offsets, view_transforms
-
-NORM = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+from accel_slowfast.data.views import aggregate_views, uniform_clip_offsets, view_transforms
 
 
 def test_uniform_clip_offsets_follow_mmaction2():
@@ -17,16 +15,19 @@ def test_uniform_clip_offsets_follow_mmaction2():
 
 
 def test_three_crops_cover_the_long_side():
-    frames = torch.arange(8.0).repeat(3, 1, 4, 1)  # (C, T, H=4, W=8), value = column
-    crops = [SpatialCrop(4, k, 3)(frames) for k in range(3)]
+    frames = torch.arange(8, dtype=torch.uint8).view(1, 1, 8, 1).expand(1, 4, 8, 3)  # (T, H=4, W=8, C), value = column
+    crops = [view(frames) for view in view_transforms(short_side=4, crop_size=4, num_crops=3)]
     assert [c[0, 0, 0].tolist() for c in crops] == [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7]]
-    assert SpatialCrop(4, 0, 1)(frames)[0, 0, 0].tolist() == [2, 3, 4, 5]
+    (centre,) = view_transforms(short_side=4, crop_size=4, num_crops=1)
+    assert centre(frames)[0, 0, 0].tolist() == [2, 3, 4, 5]
+    with pytest.raises(ValueError, match="num_crops"):
+        view_transforms(short_side=4, crop_size=4, num_crops=2)
 
 
 def test_multi_view_dataset_yields_every_view_of_every_video(tiny_root):
     index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")
     dataset = ClipDataset(index, clip_len=4, frame_interval=2, alpha=2, clip_sampling="uniform", num_clips=2,
-                          transforms=view_transforms(short_side=32, crop_size=32, num_crops=3, **NORM))
+                          transforms=view_transforms(short_side=32, crop_size=32, num_crops=3))
     assert len(dataset) == len(index) * 6
     samples = [dataset[i] for i in range(12)]
     assert [(s["video_index"], s["clip_index"], s["view_index"]) for s in samples[:6]] == [

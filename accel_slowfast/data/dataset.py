@@ -5,8 +5,9 @@ A sample is a dict (the one contract the rest of the package relies on):
 =============== ========================= ==================================================
 key             type                      meaning
 =============== ========================= ==================================================
-``video``       ``[slow, fast]``          ``(C, T/alpha, H, W)`` and ``(C, T, H, W)`` float
-                                          tensors, normalized; a fresh list per sample
+``video``       ``[slow, fast]``          ``(C, T/alpha, H, W)`` and ``(C, T, H, W)`` uint8
+                                          RGB tensors (the model normalizes them on its
+                                          device); a fresh list per sample
 ``label``       ``int``                   0-based class id of the clip returned
 ``video_index`` ``int``                   position in the index of the video asked for
 ``clip_index``  ``int``                   which temporal clip of that video (0..num_clips-1)
@@ -56,8 +57,8 @@ class ClipDataset(torch.utils.data.Dataset):
         index: the videos and labels.
         clip_len: frames per clip (the fast pathway's length).
         frame_interval: source frames between two sampled frames.
-        transforms: one transform per spatial crop, on float ``(C, T, H, W)`` 0-255 frames
-            (training and validation: one).
+        transforms: one transform per spatial crop, from a decoder's uint8 ``(T, H, W, C)``
+            frames to a uint8 ``(C, T, H, W)`` clip (training and validation: one).
         alpha: the model's slow/fast frame-rate ratio.
         clip_sampling: ``random``, ``centre`` or ``uniform``.
         num_clips: temporal clips per video (``uniform`` only).
@@ -125,8 +126,10 @@ class ClipDataset(torch.utils.data.Dataset):
         else:
             raise RuntimeError(f"{MAX_REPLACEMENTS + 1} videos in a row failed to decode around video {video_index} "
                                f"({self.index.records[video_index].path}); see {self.bad_video_log or 'the log'}")
-        with torch.random.fork_rng(devices=[]):  # pytorchvideo/torchvision transforms draw from torch's RNG
-            torch.manual_seed(int(self._rng(idx).integers(2**63)))
+        with torch.random.fork_rng(devices=[]):  # the transforms draw from torch's (CPU) RNG
+            # The CPU generator only: torch.manual_seed also queues a seed for every GPU backend,
+            # recording a stack trace each time (0.8 ms a sample).
+            torch.default_generator.manual_seed(int(self._rng(idx).integers(2**63)))
             frames = self.transforms[crop_index](frames)
         return {
             "video": pack_pathway(frames, self.alpha),
@@ -149,7 +152,7 @@ class ClipDataset(torch.utils.data.Dataset):
         return (offsets[:, None] + np.arange(self.clip_len) * self.frame_interval) % num_frames
 
     def _clip(self, video_index: int, clip_index: int, rng: np.random.Generator) -> torch.Tensor:
-        """Frames ``(C, T, H, W)`` of one clip; every clip of a video is decoded in one pass."""
+        """uint8 frames ``(T, H, W, C)`` of one clip; every clip of a video is decoded in one pass."""
         if video_index in self.known_bad:
             raise RuntimeError(self.known_bad[video_index])
         if self._cached is None or self._cached[0] != video_index or self.clip_sampling == "random":
@@ -157,12 +160,12 @@ class ClipDataset(torch.utils.data.Dataset):
                 if video.num_frames <= 0:
                     raise RuntimeError("the video has no frames")
                 indices = self.frame_indices(video.num_frames, rng)  # (num_clips, clip_len)
-                frames = video.get_frames(indices.reshape(-1))  # (C, num_clips * clip_len, H, W)
-            if frames.shape[1] != indices.size:
-                raise RuntimeError(f"decoded {frames.shape[1]} frames, expected {indices.size}")
+                frames = video.get_frames(indices.reshape(-1))  # (num_clips * clip_len, H, W, C)
+            if frames.shape[0] != indices.size:
+                raise RuntimeError(f"decoded {frames.shape[0]} frames, expected {indices.size}")
             self._cached = (video_index, frames)
         frames = self._cached[1]
-        return frames[:, clip_index * self.clip_len:(clip_index + 1) * self.clip_len]
+        return frames[clip_index * self.clip_len:(clip_index + 1) * self.clip_len]
 
     def _report_bad(self, video_index: int, reason: str) -> None:
         path = str(self.index.records[video_index].path)

@@ -1,8 +1,8 @@
 """Video decoders: open a file, report its frame count and rate, return chosen frames.
 
-Every decoder returns frames as float32 ``(C, T, H, W)`` in 0-255 RGB, the layout of
-pytorchvideo's decoders, so transforms never depend on the backend. Select one with the
-``decoder`` recipe key:
+Every decoder returns frames as uint8 ``(T, H, W, C)`` RGB, the layout FFmpeg converts to, so
+transforms never depend on the backend (``transforms.py`` turns them into the model's float
+``(C, T, H, W)``). Select one with the ``decoder`` recipe key:
 
 ============ ===================================================================================
 ``pyav``     the reference: pytorchvideo 0.1.5's ``EncodedVideoPyAV.get_clip`` over the clip's span
@@ -59,14 +59,15 @@ class PyAVReference:
         self.num_frames = frame_count(self._video._container, stream)
 
     def get_frames(self, indices: np.ndarray) -> torch.Tensor:
-        """Frames ``indices`` (any order, repeats allowed) as float ``(C, T, H, W)`` in 0-255."""
+        """Frames ``indices`` (any order, repeats allowed) as uint8 ``(T, H, W, C)``."""
         first, last = int(indices.min()), int(indices.max())
         # Frame i is shown on [i / fps, (i + 1) / fps); get_clip returns frames in [start, end).
         clip = self._video.get_clip(Fraction(first) / self.fps, Fraction(last + 1) / self.fps)["video"]
         if clip is None:
             raise RuntimeError(f"{self.path}: could not decode frames {first}..{last}")
         # A header frame count may exceed what decodes; clamp rather than index past the end.
-        return clip[:, np.minimum(indices - first, clip.shape[1] - 1)]
+        clip = clip[:, np.minimum(indices - first, clip.shape[1] - 1)]  # float (C, T, H, W) of integers 0-255
+        return clip.permute(1, 2, 3, 0).to(torch.uint8, memory_format=torch.contiguous_format)
 
     def close(self) -> None:
         self._video.close()
@@ -118,7 +119,7 @@ class PyAVFast:
         return round((pts - self._start) * self._time_base * self.fps)
 
     def get_frames(self, indices: np.ndarray) -> torch.Tensor:
-        """Frames ``indices`` (any order, repeats allowed) as float ``(C, T, H, W)`` in 0-255."""
+        """Frames ``indices`` (any order, repeats allowed) as uint8 ``(T, H, W, C)``."""
         wanted = {int(i) for i in np.asarray(indices).ravel()}
         first, last = min(wanted), max(wanted)
         rgb = self._decode(wanted, first, last)
@@ -128,10 +129,7 @@ class PyAVFast:
         # last decoded frame gets the last decoded frame.
         available = np.array(sorted(rgb))
         chosen = available[np.maximum(np.searchsorted(available, indices, side="right") - 1, 0)]
-        clip = torch.from_numpy(np.stack([rgb[i] for i in chosen]))  # (T, H, W, C) uint8
-        # Contiguous (C, T, H, W), unlike pytorchvideo's permuted view: the transforms that
-        # follow (crop-resize, normalize) ran ~1.4x slower on the interleaved layout.
-        return clip.permute(3, 0, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
+        return torch.from_numpy(np.stack([rgb[i] for i in chosen]))
 
     def _decode(self, wanted: set[int], first: int, last: int) -> dict[int, np.ndarray]:
         """RGB arrays of the ``wanted`` frames, decoding from the keyframe before ``first``."""

@@ -1,23 +1,133 @@
-"""Clip transforms built from pytorchvideo's, plus pathway packing.
+"""Clip transforms: decoded uint8 frames in, a uint8 ``(C, T, H, W)`` clip out; pathway packing.
 
-Frames enter as float ``(C, T, H, W)`` in 0-255 RGB (what pytorchvideo's decoders return);
-the pipelines follow the seed recipe (REFERENCE.md §1):
+Decoders return a clip as uint8 ``(T, H, W, C)`` RGB, the layout FFmpeg converts to. Every
+transform crops (a view) and resizes in uint8, through torch's vectorised bilinear kernel for
+channels-last uint8 images, and ends with a ``(C, T, H, W)`` view. Normalization is the model's
+first step, on its device (``models.SlowFast``, like mmaction2 1.x's data preprocessor): a
+uint8 clip is a quarter of the float one to pass between processes and to the GPU, and
+normalizing a 32-frame float clip on the CPU cost a third as much as decoding it
+(docs/PERFORMANCE.md). Resizing in uint8 rounds each resampled pixel to an integer level
+(within one level of the float result). The pipelines follow the seed recipe (REFERENCE.md §1):
 
-    train: RandomResizedCrop(area, aspect 3/4-4/3) to crop_size² -> flip -> normalize
+    train: RandomResizedCrop(area, aspect 3/4-4/3) to crop_size² -> flip
            or, with short_side_jitter (PySlowFast's): random short side in [min, max] ->
-           random crop_size² crop -> flip -> normalize
-    val:   short side -> centre crop crop_size² -> normalize
+           random crop_size² crop -> flip
+    val:   short side -> centre crop crop_size²
+    test:  short side -> crop k of num_crops (``views.view_transforms``)
 
 The seed resizes the short side to 256 before its RandomResizedCrop. A crop drawn as a
 fraction of the frame's area with a given aspect ratio is the same region at any scale, so
 training crops the decoded frames directly and resizes once: the same distribution of views,
-one resampling instead of two, and about half the time (interpolating a whole 32-frame clip to
-256 px cost as much as everything else in the transform).
+one resampling instead of two.
+
+Random parameters come from torch's global RNG, drawn as pytorchvideo's ``RandomResizedCrop``
+and ``RandomShortSideScale`` and torchvision's ``RandomCrop`` and ``RandomHorizontalFlip`` draw
+them (``ClipDataset`` seeds that RNG per sample).
 """
 
+import math
+
 import torch
-from pytorchvideo.transforms import Normalize, RandomResizedCrop, RandomShortSideScale, ShortSideScale
-from torchvision.transforms import CenterCrop, Compose, RandomCrop, RandomHorizontalFlip
+import torch.nn.functional as F
+from pytorchvideo.transforms.functional import _get_param_spatial_crop
+from torchvision.transforms import Compose
+
+
+def resize(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bilinear resize (``align_corners=False``, as pytorchvideo and mmaction2) of uint8 ``(T, H, W, C)``."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    resized = F.interpolate(frames.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=False)
+    return resized.permute(0, 2, 3, 1)  # the kernel writes channels-last: a free view back to (T, H, W, C)
+
+
+def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """``(height, width)`` with the short side at ``short_side`` and the aspect kept (pytorchvideo's rounding)."""
+    if width < height:
+        return int(math.floor(height / width * short_side)), short_side
+    return short_side, int(math.floor(width / height * short_side))
+
+
+def crop(frames: torch.Tensor, top: int, left: int, height: int, width: int) -> torch.Tensor:
+    """A view of the ``height`` x ``width`` window at ``(top, left)`` of every frame."""
+    if not (0 <= top and 0 <= left and top + height <= frames.shape[1] and left + width <= frames.shape[2]):
+        raise ValueError(f"a {height}x{width} crop at ({top}, {left}) does not fit "
+                         f"{frames.shape[1]}x{frames.shape[2]} frames")
+    return frames[:, top:top + height, left:left + width]
+
+
+class ShortSideScale:
+    """Resize so the short side is ``size``."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        return resize(frames, *short_side_size(frames.shape[1], frames.shape[2], self.size))
+
+
+class UniformCrop:
+    """A ``size``² crop at ``position`` 0, 1 or 2 (start, centre, end) of the long side, centred
+    on the short side: pytorchvideo's ``uniform_crop`` offsets. ``position=1`` is the centre crop."""
+
+    def __init__(self, size: int, position: int = 1):
+        if position not in (0, 1, 2):
+            raise ValueError(f"position must be 0, 1 or 2, got {position}")
+        self.size, self.position = size, position
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        height, width = frames.shape[1:3]
+        top, left = math.ceil((height - self.size) / 2), math.ceil((width - self.size) / 2)
+        if self.position != 1 and height > width:
+            top = 0 if self.position == 0 else height - self.size
+        elif self.position != 1:
+            left = 0 if self.position == 0 else width - self.size
+        return crop(frames, top, left, self.size, self.size)
+
+
+class RandomResizedCrop:
+    """Inception-style crop: ``area`` of the frame, aspect in ``aspect``, resized to ``size``²."""
+
+    def __init__(self, size: int, area: tuple[float, float], aspect: tuple[float, float] = (3 / 4, 4 / 3)):
+        self.size, self.area, self.aspect = size, tuple(area), tuple(aspect)
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        top, left, height, width = _get_param_spatial_crop(self.area, self.aspect, frames.shape[1], frames.shape[2])
+        return resize(crop(frames, top, left, height, width), self.size, self.size)
+
+
+class RandomShortSideCrop:
+    """PySlowFast's scale jitter: short side uniform in ``[min_size, max_size]``, then a random
+    ``size``² crop."""
+
+    def __init__(self, min_size: int, max_size: int, size: int):
+        self.min_size, self.max_size, self.size = min_size, max_size, size
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        frames = ShortSideScale(int(torch.randint(self.min_size, self.max_size + 1, (1,))))(frames)
+        top = int(torch.randint(0, frames.shape[1] - self.size + 1, (1,)))
+        left = int(torch.randint(0, frames.shape[2] - self.size + 1, (1,)))
+        return crop(frames, top, left, self.size, self.size)
+
+
+class RandomHorizontalFlip:
+    """Mirror every frame with probability ``p`` (one draw per clip, made even when ``p`` is 0)."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.flip(2) if torch.rand(1) < self.p else frames
+
+
+class ToChannelsFirst:
+    """uint8 ``(T, H, W, C)`` -> uint8 ``(C, T, H, W)``, the model's layout (a view: the batch's
+    collation copies it). The model normalizes on its own device (``models.SlowFast``)."""
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.dtype != torch.uint8:
+            raise TypeError(f"expected uint8 (T, H, W, C) frames from a decoder, got {frames.dtype}")
+        return frames.permute(3, 0, 1, 2)
 
 
 def train_transform(
@@ -25,33 +135,24 @@ def train_transform(
     crop_size: int,
     crop_area: tuple[float, float],
     flip_ratio: float,
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
     short_side_jitter: tuple[int, int] | None = None,
 ) -> Compose:
-    """The training augmentation on a ``(C, T, H, W)`` clip; draws from torch's global RNG.
+    """The training augmentation of a uint8 ``(T, H, W, C)`` clip; draws from torch's global RNG.
 
     By default the seed's RandomResizedCrop (``crop_area`` of the frame, taken from the decoded
     frames and resized once, see the module docstring); with ``short_side_jitter=(min, max)``
     PySlowFast's scale jitter and a random ``crop_size`` crop instead.
     """
     if short_side_jitter:
-        crop = [RandomShortSideScale(*short_side_jitter), RandomCrop(crop_size)]
+        random_crop = RandomShortSideCrop(*short_side_jitter, crop_size)
     else:
-        crop = [RandomResizedCrop(target_height=crop_size, target_width=crop_size, scale=crop_area,
-                                  aspect_ratio=(3 / 4, 4 / 3))]
-    return Compose(
-        [
-            *crop,
-            RandomHorizontalFlip(flip_ratio),  # flips the last (W) dimension
-            Normalize(mean, std, inplace=True),  # the resize made a fresh tensor
-        ]
-    )
+        random_crop = RandomResizedCrop(crop_size, crop_area)
+    return Compose([random_crop, RandomHorizontalFlip(flip_ratio), ToChannelsFirst()])
 
 
-def val_transform(*, short_side: int, crop_size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> Compose:
-    """The seed's validation transform: short-side resize then a centre crop."""
-    return Compose([ShortSideScale(short_side), CenterCrop(crop_size), Normalize(mean, std)])
+def val_transform(*, short_side: int, crop_size: int) -> Compose:
+    """The seed's validation transform: short-side resize, then a centre crop."""
+    return Compose([ShortSideScale(short_side), UniformCrop(crop_size), ToChannelsFirst()])
 
 
 def pack_pathway(frames: torch.Tensor, alpha: int) -> list[torch.Tensor]:

@@ -6,10 +6,9 @@
 """
 
 import numpy as np
-import torch
-from pytorchvideo.transforms import Normalize, ShortSideScale
-from pytorchvideo.transforms.functional import uniform_crop
 from torchvision.transforms import Compose
+
+from accel_slowfast.data.transforms import ShortSideScale, ToChannelsFirst, UniformCrop
 
 AVERAGE_CLIPS = ("prob", "score")
 
@@ -26,23 +25,13 @@ def uniform_clip_offsets(num_frames: int, span: int, num_clips: int) -> np.ndarr
     return np.zeros(num_clips, dtype=int)
 
 
-class SpatialCrop:
-    """Crop ``size`` x ``size`` at position ``index`` of ``num_crops`` (1: centre; 3: start/centre/end
-    of the long side) from a ``(C, T, H, W)`` clip."""
-
-    def __init__(self, size: int, index: int, num_crops: int):
-        if num_crops not in (1, 3):
-            raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
-        self.size, self.spatial_idx = size, 1 if num_crops == 1 else index
-
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        return uniform_crop(frames, self.size, self.spatial_idx)
-
-
-def view_transforms(*, short_side: int, crop_size: int, num_crops: int, mean, std) -> list[Compose]:
-    """One transform per spatial view: short-side resize, crop ``k`` of ``num_crops``, normalize."""
-    return [Compose([ShortSideScale(short_side), SpatialCrop(crop_size, k, num_crops), Normalize(mean, std)])
-            for k in range(num_crops)]
+def view_transforms(*, short_side: int, crop_size: int, num_crops: int) -> list[Compose]:
+    """One transform per spatial view of a uint8 ``(T, H, W, C)`` clip: short-side resize, crop
+    ``k`` of ``num_crops`` (1: the centre; 3: start, centre and end of the long side)."""
+    if num_crops not in (1, 3):
+        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+    positions = [1] if num_crops == 1 else [0, 1, 2]
+    return [Compose([ShortSideScale(short_side), UniformCrop(crop_size, k), ToChannelsFirst()]) for k in positions]
 
 
 def aggregate_views(
