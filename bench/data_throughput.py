@@ -9,17 +9,20 @@ side 256, RandomResizedCrop area 0.08-1 to 224, flip 0.5, normalize) through:
         of 64/25 s, the seed's transform from pytorchvideo transforms via ApplyTransformToKey
     (b) ``accel_slowfast.data.ClipDataset`` with ``decoder="pyav"`` (the reference decoder)
     (c) ``ClipDataset`` with ``decoder="fast"``
-    (d) the decode limit: the fast decoder's ``get_frames`` of the same 32 frames (uint8), no transform
+    (d) the decode limit: the fast decoder's ``get_frames`` of the same 32 frames (uint8), no
+        transform; it delivers a 224² window of them, the bytes (c) delivers
 
 Rows (b) and (c) end with uint8 clips: our pipeline normalizes in the model, on its device, as
 mmaction2 1.x's data preprocessor does (``accel_slowfast.models.SlowFast``); (a) normalizes on
 the CPU, as pytorchvideo's pipeline does.
 
-Every row loads in ONE process: by default the main process (``num_workers=0``, torch and
-FFmpeg free to use every core), or a single DataLoader worker with ``--num-workers 1``.
+Every row loads in ONE process: by default one DataLoader worker (``num_workers=1``, torch's
+one thread per worker; each clip also crosses to the main process through shared memory, as in
+training), or the main process with ``--num-workers 0`` (torch free to use every core, nothing
+crosses processes).
 Run it from the repository root::
 
-    python bench/data_throughput.py [--videos 12] [--clips 48] [--num-workers 0]
+    python bench/data_throughput.py [--videos 12] [--clips 48] [--num-workers 1]
 """
 
 import argparse
@@ -128,7 +131,11 @@ def clip_dataset(paths: list[Path], decoder: str) -> ClipDataset:
 
 
 class DecodeOnly(torch.utils.data.Dataset):
-    """(d): the clip's frames from the fast decoder, with ClipDataset's sampling, nothing else."""
+    """(d): the clip's frames from the fast decoder, with ClipDataset's sampling, and no transform.
+
+    It delivers a clip of the trained size, the top-left ``CROP``² window of the decoded frames
+    copied out (no resampling), so that (c) and (d) move the same bytes out of a worker.
+    """
 
     def __init__(self, dataset: ClipDataset):
         self.dataset = dataset
@@ -139,7 +146,8 @@ class DecodeOnly(torch.utils.data.Dataset):
     def __getitem__(self, idx: int) -> torch.Tensor:
         record, rng = self.dataset.index.records[idx], np.random.default_rng(idx)
         with open_video(record.path, "fast") as video:
-            return video.get_frames(self.dataset.frame_indices(video.num_frames, rng).reshape(-1))
+            frames = video.get_frames(self.dataset.frame_indices(video.num_frames, rng).reshape(-1))
+        return frames[:, :CROP, :CROP].clone()
 
 
 def endless(loader_factory):
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--videos", type=int, default=12)
     parser.add_argument("--clips", type=int, default=48, help="clips timed per row")
     parser.add_argument("--rounds", type=int, default=4, help="rounds the rows take turns in")
-    parser.add_argument("--num-workers", type=int, default=0, choices=(0, 1),
+    parser.add_argument("--num-workers", type=int, default=1, choices=(0, 1),
                         help="0: load in the main process; 1: in one DataLoader worker")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
