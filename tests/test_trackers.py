@@ -1,17 +1,21 @@
 """Trackers: what an offline wandb run and TensorBoard receive from a tiny training run, read back from disk."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import tiny_recipe
 
-from accel_slowfast.config import Recipe, RecipeError
+from accel_slowfast.config import Recipe, RecipeError, save_recipe
 from accel_slowfast.trackers import RUN_ID_FILE, confusion_matrix, gif_bytes, tracker_names
 from accel_slowfast.training import train
 
 BLOCK = 32768  # the .wandb file is a LevelDB-style log: 32 KiB blocks of 7-byte-headed chunks
+
+ROOT = Path(__file__).resolve().parent.parent  # train.py
 
 
 def read_wandb_records(path: Path) -> list:
@@ -145,12 +149,21 @@ def test_offline_wandb_and_tensorboard_receive_everything(tiny_root, tmp_path, o
     assert (work_dir / "val_confusion.png").exists()
 
 
+def _train_in_a_new_process(recipe: Recipe, recipe_file: Path) -> None:
+    """``python train.py RECIPE``: a resumed run is a new process (wandb keeps per-process state)."""
+    save_recipe(recipe, recipe_file)
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), str(recipe_file)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_resumed_run_continues_the_same_wandb_run(tiny_root, tmp_path, offline_wandb):
     work_dir = tmp_path / "run"
-    train(tiny_recipe(tiny_root, work_dir, report_to="wandb", max_epochs=1, log_val_clips=0, log_checkpoint=False))
+    options = dict(report_to="wandb", log_val_clips=0, log_checkpoint=False)
+    _train_in_a_new_process(tiny_recipe(tiny_root, work_dir, max_epochs=1, **options), tmp_path / "first.yaml")
     first_id = (work_dir / RUN_ID_FILE).read_text().strip()
-    train(tiny_recipe(tiny_root, work_dir, report_to="wandb", max_epochs=2, log_val_clips=0, log_checkpoint=False,
-                      resume_from="auto"))
+    _train_in_a_new_process(tiny_recipe(tiny_root, work_dir, max_epochs=2, resume_from="auto", **options),
+                            tmp_path / "resumed.yaml")
     assert (work_dir / RUN_ID_FILE).read_text().strip() == first_id
     runs = sorted((work_dir / "wandb").glob(f"offline-run-*-{first_id}"))
     assert len(runs) >= 1
