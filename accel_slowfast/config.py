@@ -24,7 +24,7 @@ from transformers import HfArgumentParser
 
 from accel_slowfast.data.decoding import DECODERS
 from accel_slowfast.data.views import AVERAGE_CLIPS
-from accel_slowfast.models import NUM_STAGES, PRESETS
+from accel_slowfast.models import IMAGENET_MEAN, IMAGENET_STD, NUM_STAGES, PRESETS
 from accel_slowfast.schedules import ANNEAL_STRATEGIES, COSINE_POLICIES, LR_POLICIES, MOMENTUM_POLICIES, WARMUPS
 
 DATASETS = ("synthetic", "ucf101", "hmdb51", "list", "folder")
@@ -72,8 +72,8 @@ class Recipe:
                                           "then a random crop (instead of RandomResizedCrop), e.g. [256, 320].")
     crop_area_min: float = _f(0.5, "Smallest RandomResizedCrop area, as a fraction of the frame (seed: 0.08).")
     flip_ratio: float = _f(0.5, "Probability of a horizontal flip in training.")
-    mean: list[float] = _f([123.675, 116.28, 103.53], "RGB mean on the 0-255 scale.")
-    std: list[float] = _f([58.395, 57.12, 57.375], "RGB std on the 0-255 scale.")
+    mean: list[float] = _f(list(IMAGENET_MEAN), "RGB mean on the 0-255 scale (the model normalizes with it).")
+    std: list[float] = _f(list(IMAGENET_STD), "RGB std on the 0-255 scale.")
     num_clips: int = _f(10, "Test: clips per video, spread uniformly (mmaction2's test sampling).")
     num_crops: int = _f(3, "Test: spatial crops per clip, 1 (centre) or 3 (both ends and centre of the long side).")
     test_crop_size: int = _f(56, "Test: crop side after the short-side resize (the seed: 256, the full short side).")

@@ -44,10 +44,7 @@ def run_config(checkpoint: str | Path) -> dict:
 def export_model(checkpoint: str | Path, out_dir: str | Path) -> Path:
     """Write ``checkpoint`` (any file ``load_from`` reads, inside a work_dir) as an export folder."""
     config = run_config(checkpoint)
-    model = build_model(config["model"], config["num_classes"], mean=config["mean"], std=config["std"])
-    report = load_weights(model, checkpoint)
-    if report["missing"] or report["shape_mismatch"]:
-        raise RuntimeError(f"{checkpoint} does not fit {config['model']}: {report}")
+    model = _model_from_checkpoint(config, checkpoint)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
@@ -60,12 +57,21 @@ def load_model(path: str | Path) -> tuple[SlowFast, dict]:
     path = Path(path)
     if (path / "config.json").exists() and (path / "model.safetensors").exists():
         config = json.loads((path / "config.json").read_text())
-        model = build_model(config["model"], config["num_classes"], mean=config["mean"], std=config["std"])
+        model = _build(config)
         model.load_state_dict(load_file(str(path / "model.safetensors")))
         return model.eval(), config
     config = run_config(path)
-    model = build_model(config["model"], config["num_classes"], mean=config["mean"], std=config["std"])
-    report = load_weights(model, path)
+    return _model_from_checkpoint(config, path).eval(), config
+
+
+def _build(config: dict) -> SlowFast:
+    return build_model(config["model"], config["num_classes"], mean=config["mean"], std=config["std"])
+
+
+def _model_from_checkpoint(config: dict, checkpoint: str | Path) -> SlowFast:
+    """The config's model with every weight from ``checkpoint`` (any layout ``load_from`` reads)."""
+    model = _build(config)
+    report = load_weights(model, checkpoint)
     if report["missing"] or report["shape_mismatch"]:
-        raise RuntimeError(f"{path} does not fit {config['model']}: {report}")
-    return model.eval(), config
+        raise RuntimeError(f"{checkpoint} does not fit {config['model']}: {report}")
+    return model

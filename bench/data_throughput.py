@@ -39,10 +39,10 @@ from accel_slowfast.data import ClipDataset
 from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.index import VideoIndex, VideoRecord
 from accel_slowfast.data.transforms import train_transform
+from accel_slowfast.models import IMAGENET_MEAN, IMAGENET_STD
 
 WIDTH, HEIGHT, FPS, SECONDS = 320, 240, 25, 7
 CLIP_LEN, INTERVAL, SHORT_SIDE, CROP, AREA, FLIP = 32, 2, 256, 224, (0.08, 1.0), 0.5
-MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -115,7 +115,7 @@ def pytorchvideo_loader(paths: list[Path], out_dir: Path, num_workers: int):
         ShortSideScale(SHORT_SIDE),
         RandomResizedCrop(target_height=CROP, target_width=CROP, scale=AREA, aspect_ratio=(3 / 4, 4 / 3)),
         RandomHorizontalFlip(FLIP),
-        Normalize(MEAN, STD),
+        Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ]))
     dataset = labeled_video_dataset(str(listing), make_clip_sampler("random", CLIP_LEN * INTERVAL / FPS),
                                     transform=transform, decode_audio=False)

@@ -1,8 +1,8 @@
 """Video decoders: open a file, report its frame count and rate, return chosen frames.
 
 Every decoder returns frames as uint8 ``(T, H, W, C)`` RGB, the layout FFmpeg converts to, so
-transforms never depend on the backend (``transforms.py`` turns them into the model's float
-``(C, T, H, W)``). Select one with the ``decoder`` recipe key:
+transforms never depend on the backend (``transforms.py`` crops them into the model's uint8
+``(C, T, H, W)``, which the model normalizes). Select one with the ``decoder`` recipe key:
 
 ============ ===================================================================================
 ``pyav``     the reference: pytorchvideo 0.1.5's ``EncodedVideoPyAV.get_clip`` over the clip's span

@@ -104,7 +104,8 @@ class RandomShortSideCrop:
         self.min_size, self.max_size, self.size = min_size, max_size, size
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        frames = ShortSideScale(int(torch.randint(self.min_size, self.max_size + 1, (1,))))(frames)
+        short_side = int(torch.randint(self.min_size, self.max_size + 1, (1,)))
+        frames = resize(frames, *short_side_size(frames.shape[1], frames.shape[2], short_side))
         top = int(torch.randint(0, frames.shape[1] - self.size + 1, (1,)))
         left = int(torch.randint(0, frames.shape[2] - self.size + 1, (1,)))
         return crop(frames, top, left, self.size, self.size)
