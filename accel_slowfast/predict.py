@@ -39,7 +39,7 @@ def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, ba
     )
     device = next(model.parameters()).device
     logits = []
-    for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size):
+    for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=dataset.collate):
         logits.append(model([x.to(device) for x in batch["video"]]).float().cpu())
     scores = torch.cat(logits)  # (views, num_classes)
     probs = (scores.softmax(dim=1) if config.get("average_clips", "prob") == "prob" else scores).mean(dim=0)

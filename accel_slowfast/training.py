@@ -48,6 +48,7 @@ from accel_slowfast.hooks import (
     find_resume_checkpoint,
     setup_text_logger,
 )
+from accel_slowfast.host_memory import keep_freed_memory
 from accel_slowfast.models import PRESETS, SlowFast, build_model, model_report
 from accel_slowfast.runner import Runner
 from accel_slowfast.schedules import build_lr_hook, build_momentum_hook
@@ -179,15 +180,18 @@ def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerat
 
 
 def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator, train: bool) -> DataLoader:
-    # Workers are re-created every epoch (not persistent) so they see the dataset's new epoch. The
-    # loader's own generator keeps iterator creation from drawing on torch's global RNG, whose
-    # checkpointed state must be the same whether an epoch started here or was resumed mid-way.
+    # Workers persist across epochs (the dataset's epoch is in shared memory), as mmaction2's do:
+    # no start-up and shutdown per epoch. The loader's own generator keeps iterator creation from
+    # drawing on torch's global RNG, whose checkpointed state must be the same whether an epoch
+    # started here or was resumed mid-way.
     return DataLoader(
         dataset,
         batch_size=recipe.batch_size,
         shuffle=train,
         num_workers=recipe.num_workers,
+        collate_fn=dataset.collate,
         pin_memory=accelerator.device.type == "cuda",
+        persistent_workers=recipe.num_workers > 0,
         generator=torch.Generator().manual_seed(recipe.seed),
     )
 
@@ -220,6 +224,8 @@ def train(recipe: Recipe) -> Runner:
         save_recipe(recipe, work_dir / "recipe.yaml")
     accelerator.wait_for_everyone()
     logger = setup_text_logger(work_dir, accelerator.is_main_process)
+    if accelerator.device.type == "cpu" and keep_freed_memory():  # before data workers fork: they inherit it
+        logger.info("CPU training: freed activation memory is kept for the next step (host_memory.py)")
     seed_everything(recipe, accelerator)
 
     train_index, val_index = build_indexes(recipe, accelerator)

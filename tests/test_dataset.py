@@ -34,8 +34,35 @@ def test_sample_dict_shapes_for_every_preset(train_index, name):
     assert sample["label"] == train_index.records[3].label
     assert sample["video_index"] == 3 and sample["clip_index"] == 0 and sample["view_index"] == 0
     assert sample["replaced"] is False
-    batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
+    batch = dataset.collate([dataset[0], dataset[1]])
     assert batch["video"][1].shape == (2, 3, preset.clip_len, 32, 32) and batch["label"].shape == (2,)
+
+
+def test_collate_gives_default_collates_batch_in_two_storages(train_index):
+    dataset = _dataset(train_index)
+    samples = [dataset[i] for i in range(3)]
+    samples[1]["replaced"] = True  # a stand-in clip in the middle
+    batch, expected = dataset.collate(samples), torch.utils.data.default_collate(samples)
+    assert batch.keys() == expected.keys()
+    for key in batch:
+        for got, want in zip(*((b[key] if key == "video" else [b[key]]) for b in (batch, expected)), strict=True):
+            assert got.dtype == want.dtype and torch.equal(got, want), key
+    assert batch["replaced"].tolist() == [False, True, False]
+    tensors = [*batch.pop("video"), *batch.values()]
+    assert len({t.untyped_storage().data_ptr() for t in tensors}) == 2
+
+
+def test_persistent_workers_see_each_new_epoch(train_index):
+    dataset = _dataset(train_index)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=1, persistent_workers=True,
+                                         collate_fn=dataset.collate)
+    epochs = []
+    for epoch in range(3):
+        dataset.set_epoch(epoch)
+        epochs.append(torch.cat([batch["video"][1] for batch in loader]))
+        expected = dataset.collate([dataset[i] for i in range(len(dataset))])["video"][1]  # in this process
+        assert torch.equal(epochs[-1], expected), f"epoch {epoch}"
+    assert not torch.equal(epochs[0], epochs[1]) and not torch.equal(epochs[1], epochs[2])
 
 
 def test_samples_repeat_for_the_same_epoch_and_change_with_the_epoch(train_index):
