@@ -34,6 +34,7 @@ import logging
 import os
 import shutil
 import time
+import weakref
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -192,11 +193,24 @@ class LoggerHook:
     def __init__(self, interval: int = 10, use_trackers: bool = False, progress_bar: bool = True):
         self.interval, self.use_trackers, self.progress_bar = interval, use_trackers, progress_bar
         self._bar = None
+        self._json = None  # metrics.jsonl, open for the run on the main process
 
     def before_run(self, runner) -> None:
         self.json_path = runner.work_dir / "metrics.jsonl"
-        if not runner.accelerator.is_main_process or not self.json_path.exists():
+        if not runner.accelerator.is_main_process:
             return
+        if self.json_path.exists():
+            self._keep_old_records(runner)
+        self._json = open(self.json_path, "a", buffering=1)  # line-buffered: each record is on disk once written
+        self._close_json = weakref.finalize(self, self._json.close)  # also when the run ends by an exception
+
+    def after_run(self, runner) -> None:
+        if self._json is not None:
+            self._close_json()
+            self._json = None
+
+    def _keep_old_records(self, runner) -> None:
+        """A fresh run sets the old file aside; a resumed run drops the records after its checkpoint."""
         if runner.iter == 0:  # a fresh run in a used work_dir: keep the old records aside
             stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(self.json_path.stat().st_mtime))
             backup, n = self.json_path.with_name(f"metrics_{stamp}.jsonl"), 1
@@ -220,13 +234,13 @@ class LoggerHook:
 
     def after_train_iter(self, runner) -> None:
         done = runner.inner_iter + 1
-        if self._bar is not None:
-            self._bar.update(1)
         if done % self.interval == 0 or done == len(runner.data_loader):
             runner.log_buffer.average(done - self._logged_inner)
             self._logged_inner = done
             self._write(runner, self._train_record(runner))
             runner.log_buffer.clear_output()
+        if self._bar is not None:
+            self._bar.update(1)  # draws the bar (with the new postfix) once: at most every 0.1 s
 
     def after_train_epoch(self, runner) -> None:
         if self._bar is not None:
@@ -258,7 +272,7 @@ class LoggerHook:
         record.update(self._reduced(runner, {k: v for k, v in output.items() if k not in self.timing_keys}))
         record.update({k: output[k] for k in self.timing_keys if k in output})
         if self._bar is not None and "loss" in record:
-            self._bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.3e}")
+            self._bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.3e}", refresh=False)
         return record
 
     @staticmethod
@@ -277,8 +291,7 @@ class LoggerHook:
                                     if k not in ("mode", "iter")}, step=record["iter"])
         if not runner.accelerator.is_main_process:
             return
-        with open(self.json_path, "a") as file:
-            file.write(json.dumps(record) + "\n")
+        self._json.write(json.dumps(record) + "\n")
         runner.logger.info(self._format(runner, record))
 
     def _format(self, runner, record: dict[str, Any]) -> str:

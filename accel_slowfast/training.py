@@ -30,7 +30,7 @@ from accel_slowfast.data import (
     read_list_file,
     read_ucf101_split,
 )
-from accel_slowfast.data.dataset import list_bad_videos
+from accel_slowfast.data.dataset import list_bad_videos, share_by_filename
 from accel_slowfast.data.probe import probe_index
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
@@ -48,7 +48,6 @@ from accel_slowfast.hooks import (
     find_resume_checkpoint,
     setup_text_logger,
 )
-from accel_slowfast.host_memory import keep_freed_memory
 from accel_slowfast.models import PRESETS, SlowFast, build_model, model_report
 from accel_slowfast.runner import Runner
 from accel_slowfast.schedules import build_lr_hook, build_momentum_hook
@@ -190,6 +189,7 @@ def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator,
         shuffle=train,
         num_workers=recipe.num_workers,
         collate_fn=dataset.collate,
+        worker_init_fn=share_by_filename,
         pin_memory=accelerator.device.type == "cuda",
         persistent_workers=recipe.num_workers > 0,
         generator=torch.Generator().manual_seed(recipe.seed),
@@ -224,8 +224,6 @@ def train(recipe: Recipe) -> Runner:
         save_recipe(recipe, work_dir / "recipe.yaml")
     accelerator.wait_for_everyone()
     logger = setup_text_logger(work_dir, accelerator.is_main_process)
-    if accelerator.device.type == "cpu" and keep_freed_memory():  # before data workers fork: they inherit it
-        logger.info("CPU training: freed activation memory is kept for the next step (host_memory.py)")
     seed_everything(recipe, accelerator)
 
     train_index, val_index = build_indexes(recipe, accelerator)

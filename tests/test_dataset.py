@@ -1,9 +1,14 @@
+import gc
+import os
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
 import torch
 
 from accel_slowfast.data import ClipDataset, read_ucf101_split
+from accel_slowfast.data.dataset import share_by_filename
 from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.index import VideoIndex, VideoRecord
 from accel_slowfast.data.synthetic import write_video
@@ -72,6 +77,28 @@ def test_samples_repeat_for_the_same_epoch_and_change_with_the_epoch(train_index
     torch.testing.assert_close(dataset[5]["video"][1], first)
     dataset.set_epoch(1)
     assert not torch.equal(dataset[5]["video"][1], first)
+
+
+def _descriptors_held_by_batches(dataset, worker_init_fn) -> int:
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=1, collate_fn=dataset.collate,
+                                         worker_init_fn=worker_init_fn)
+    batches = list(loader)
+    expected = dataset.collate([dataset[i] for i in range(len(dataset))])["video"][1]
+    assert torch.equal(torch.cat([b["video"][1] for b in batches]), expected)
+    held = len(os.listdir("/proc/self/fd"))
+    del batches
+    gc.collect()
+    return held - len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open descriptors in /proc")
+def test_workers_hand_batches_over_by_file_name_and_leave_the_main_process_strategy(train_index):
+    dataset = _dataset(train_index)
+    batches = -(-len(dataset) // 2)  # the last may be partial
+    # PyTorch's default: the main process holds a descriptor per received storage, fetched from the worker
+    assert _descriptors_held_by_batches(dataset, None) == 2 * batches
+    assert _descriptors_held_by_batches(dataset, share_by_filename) == 0  # opened by name, mapped, closed
+    assert torch.multiprocessing.get_sharing_strategy() == "file_descriptor"
 
 
 def test_decoded_frames_equal_pyav_frames(tmp_path):

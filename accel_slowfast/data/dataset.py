@@ -20,8 +20,8 @@ Batches come from ``ClipDataset.collate`` (the loaders' ``collate_fn``): the sam
 ``default_collate`` gives, with a leading batch dimension (``video`` stays a two-item list of
 uint8 ``(B, C, T, H, W)``; the index entries are int64, ``replaced`` bool), held in two storages
 instead of seven: ``slow`` is a view of the stacked fast clips and the five ``(B,)`` entries are
-views of one int64 tensor. A data-loader worker hands every storage to the main process
-separately (0.3-0.5 ms each, see docs/PERFORMANCE.md), so this makes a batch ~2 ms cheaper.
+views of one int64 tensor. A data-loader worker hands each storage to the main process
+separately (``share_by_filename``; docs/PERFORMANCE.md has the costs), so fewer is cheaper.
 
 Sampling (``clip_sampling``): ``random`` (training: offset uniform over the valid range),
 ``centre`` (validation) or ``uniform`` (multi-view test, ``num_clips`` clips, see ``views.py``);
@@ -199,6 +199,18 @@ class ClipDataset(torch.utils.data.Dataset):
         elif list_bad_videos(self.bad_video_log, {path: reason}):
             logger.warning("bad video %s (%s): replaced by another clip; listed in %s",
                            path, reason, self.bad_video_log)
+
+
+def share_by_filename(worker_id: int) -> None:
+    """``worker_init_fn``: this data-loader worker hands batches over as named shared-memory files.
+
+    Under PyTorch's default (``file_descriptor``) the main process fetches each storage's file
+    descriptor from a helper thread of the worker, one round trip per storage; in a training
+    loop that took 1-8 ms a batch (median 4.6), all of it counted in ``data_time``. A file name
+    travels inside the batch itself (0.7 ms). Set in the worker only: the main process keeps its
+    own strategy, and receives either kind.
+    """
+    torch.multiprocessing.set_sharing_strategy("file_system")
 
 
 def list_bad_videos(bad_video_log: str | Path, reasons: dict[str, str]) -> list[str]:
