@@ -155,7 +155,7 @@ class ClipDataset(torch.utils.data.Dataset):
         """``default_collate``'s batch of ``samples`` in two storages (see the module docstring)."""
         fast = torch.stack([sample["video"][1] for sample in samples])  # (B, C, T, H, W) uint8
         index = torch.tensor([[sample[key] for sample in samples] for key in INDEX_KEYS])  # (5, B) int64
-        batch = {"video": [fast[:, :, ::self.alpha], fast]}  # slow: pack_pathway's frames, as a view
+        batch = {"video": pack_pathway(fast, self.alpha)}  # slow: a view of the stacked fast clips
         batch.update(zip(INDEX_KEYS, index, strict=True))
         # a bool view of the 0/1 values: the low-order byte of each int64
         low = 0 if sys.byteorder == "little" else index.element_size() - 1

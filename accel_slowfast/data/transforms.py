@@ -157,11 +157,11 @@ def val_transform(*, short_side: int, crop_size: int) -> Compose:
 
 
 def pack_pathway(frames: torch.Tensor, alpha: int) -> list[torch.Tensor]:
-    """Split a ``(C, T, H, W)`` clip into ``[slow, fast]``.
+    """Split a ``(C, T, H, W)`` clip, or a ``(B, C, T, H, W)`` batch of them, into ``[slow, fast]``.
 
-    The fast pathway keeps all ``T`` frames; the slow one keeps every ``alpha``-th frame from
-    the first (``x[:, ::alpha]``, mmaction2's choice: frames 0, 8, 16, 24 of 32 at alpha 8).
+    The fast pathway keeps all ``T`` frames; the slow one is a view of every ``alpha``-th frame
+    from the first (mmaction2's choice: frames 0, 8, 16, 24 of 32 at alpha 8).
     """
-    if frames.shape[1] % alpha:
-        raise ValueError(f"clip_len ({frames.shape[1]}) must be a multiple of the model's alpha ({alpha})")
-    return [frames[:, ::alpha], frames]
+    if frames.shape[-3] % alpha:
+        raise ValueError(f"clip_len ({frames.shape[-3]}) must be a multiple of the model's alpha ({alpha})")
+    return [frames[..., ::alpha, :, :], frames]
