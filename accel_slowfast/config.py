@@ -24,6 +24,7 @@ from transformers import HfArgumentParser
 
 from accel_slowfast.data.decoding import DECODERS
 from accel_slowfast.data.views import AVERAGE_CLIPS
+from accel_slowfast.errors import RecipeError
 from accel_slowfast.models import IMAGENET_MEAN, IMAGENET_STD, NUM_STAGES, PRESETS
 from accel_slowfast.schedules import ANNEAL_STRATEGIES, COSINE_POLICIES, LR_POLICIES, MOMENTUM_POLICIES, WARMUPS
 
@@ -37,10 +38,6 @@ def _f(default: Any, help: str) -> Any:
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
-
-
-class RecipeError(ValueError):
-    """A recipe key has a wrong value; the message names the key and the fix."""
 
 
 @dataclass

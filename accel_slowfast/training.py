@@ -34,6 +34,7 @@ from accel_slowfast.data.dataset import list_bad_videos, share_by_filename
 from accel_slowfast.data.probe import probe_index
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
+from accel_slowfast.errors import UserError
 from accel_slowfast.export import CLASSES_FILE
 from accel_slowfast.extra_hooks import build_extra_hooks, convert_sync_batchnorm
 from accel_slowfast.faults import InterruptHook, NonFiniteLossError, check_work_dir
@@ -298,12 +299,12 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         recipe = load_recipe(argv)
-    except RecipeError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
         train(recipe)
-    except RecipeError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except NonFiniteLossError as error:
