@@ -1,11 +1,17 @@
-"""Loading weights into a model (``load_from``): non-strict, reported, never arbitrary unpickling."""
+"""Loading weights into a model (``load_from``): verified, non-strict, reported, never arbitrary
+unpickling. Every failure is a one-line ``CheckpointError`` naming the file."""
 
 import logging
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file as load_safetensors
 from torch import nn
+
+from accel_slowfast.errors import CheckpointError
+from accel_slowfast.workdir import META_FILE, verify_checkpoint
 
 logger = logging.getLogger("accel_slowfast")
 
@@ -34,13 +40,14 @@ def _extra_safe_globals() -> list[Any]:
 def load_file(path: str | Path) -> Any:
     """``torch.load(path, weights_only=True)`` on CPU, with a few plain value types allowed.
 
-    A file that pickles anything else (a class of some library, a function) is refused with a
-    ``RuntimeError`` naming what it holds and how to re-save its tensors: unpickling it could run
-    arbitrary code.
+    Raises ``CheckpointError`` (one line) when the file is missing, damaged or truncated, or
+    pickles anything else (a class of some library, a function): unpickling that could run
+    arbitrary code, so the message says how to re-save its tensors.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"load_from: {path} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"load_from: {path} does not exist" if not path.exists() else
+                              f"load_from: {path} is a folder without model.safetensors or pytorch_model.bin")
     with torch.serialization.safe_globals(_extra_safe_globals()):
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -48,14 +55,17 @@ def load_file(path: str | Path) -> Any:
             refused = error
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)  # beyond the allowed ones
-        except Exception:  # noqa: BLE001 - not a zip checkpoint: report torch's own message
-            unsafe = []
-    holds = f"it pickles {unsafe}" if unsafe else str(refused).strip().splitlines()[0]
-    raise RuntimeError(
-        f"load_from: {path} does not load with weights_only=True ({holds}); we never unpickle arbitrary "
+        except Exception:  # noqa: BLE001 - not a readable zip checkpoint
+            unsafe = None
+    if not unsafe:
+        first = (str(refused).strip().splitlines() or [type(refused).__name__])[0]
+        raise CheckpointError(f"load_from: {path} does not read as a torch checkpoint: it is damaged, truncated or "
+                              f"not a checkpoint ({first})") from None
+    raise CheckpointError(
+        f"load_from: {path} does not load with weights_only=True (it pickles {unsafe}); we never unpickle arbitrary "
         "objects. If you trust the file, re-save its tensors only, e.g. python -c \"import torch; "
         f"c = torch.load('{path}', weights_only=False); torch.save({{'state_dict': c['state_dict']}}, "
-        "'weights.pth')\"") from refused
+        "'weights.pth')\"") from None
 
 
 def extract_state_dict(content: Any, path: str | Path = "") -> dict[str, torch.Tensor]:
@@ -65,10 +75,10 @@ def extract_state_dict(content: Any, path: str | Path = "") -> dict[str, torch.T
             content = content[key]
             break
     if not isinstance(content, dict):
-        raise RuntimeError(f"load_from: {path} holds a {type(content).__name__}, not a state dict")
+        raise CheckpointError(f"load_from: {path} holds a {type(content).__name__}, not a state dict")
     state = {k.removeprefix("module."): v for k, v in content.items() if torch.is_tensor(v)}
     if not state:
-        raise RuntimeError(f"load_from: {path} holds no tensors")
+        raise CheckpointError(f"load_from: {path} holds no tensors")
     return state
 
 
@@ -82,11 +92,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if path.is_dir():
+        if (path / META_FILE).exists():  # one of our checkpoint folders: its files must be intact
+            try:
+                verify_checkpoint(path)
+            except CheckpointError as error:
+                raise CheckpointError(f"load_from: {error}") from None
         safetensors = path / "model.safetensors"
         if safetensors.exists():
-            from safetensors.torch import load_file as load_safetensors
-
-            return load_safetensors(str(safetensors))
+            try:
+                return load_safetensors(str(safetensors))
+            except SafetensorError as error:
+                raise CheckpointError(f"load_from: {safetensors} is damaged or truncated ({error})") from None
         path = path / "pytorch_model.bin"
     # Imported here: convert.py imports this module, and `python -m accel_slowfast.convert` must not
     # find it already imported by the package.

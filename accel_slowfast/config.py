@@ -12,6 +12,7 @@ string: write ``1.0e-4``) and impossible combinations, naming the key and the fi
 import dataclasses
 import difflib
 import importlib.util
+import math
 import shutil
 import sys
 import typing
@@ -136,7 +137,11 @@ class Recipe:
     skip_nonfinite_loss: bool = _f(False, "Skip the optimizer step on a NaN/inf loss instead of stopping the run.")
     checkpoint_interval_iters: int = _f(0, "Also save one every this many iterations (resume mid-epoch); 0: never.")
     max_keep_ckpts: int = _f(2, "Keep this many newest epoch checkpoints; 0 keeps all.")
-    resume_from: str = _f("", "Checkpoint folder to resume everything from, or 'auto' for the newest in work_dir.")
+    resume_from: str = _f("", "Checkpoint folder to resume everything from, or 'auto' for the newest intact one in "
+                              "work_dir (damaged ones are skipped with a warning).")
+    resume_next_epoch: bool = _f(False, "When a mid-epoch checkpoint cannot continue its epoch exactly (batch_size, "
+                                        "gradient_accumulation_steps, seed or the process count changed), skip the "
+                                        "rest of that epoch and continue with the next one instead of stopping.")
     load_from: str = _f("", "Weights to start from (non-strict; skipped keys are reported).")
     ema: bool = _f(False, "Keep an exponential moving average of the weights (mmcv's EMAHook): evaluation, the best "
                           "checkpoint, epoch checkpoints and the final model use it.")
@@ -171,6 +176,11 @@ class Recipe:
 
     def validate(self) -> None:
         """Check choices and combinations; raise ``RecipeError`` naming the key."""
+        for f in dataclasses.fields(self):
+            values = getattr(self, f.name)
+            for value in values if isinstance(values, list) else [values]:
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise RecipeError(f"recipe key '{f.name}' must be a finite number, got {value}")
         choices = {"model": sorted(PRESETS), "dataset": DATASETS, "lr_policy": LR_POLICIES, "warmup": WARMUPS,
                    "mixed_precision": MIXED_PRECISION, "report_to": REPORT_TO, "optimizer": OPTIMIZERS,
                    "decoder": sorted(DECODERS)}

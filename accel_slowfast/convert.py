@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from accel_slowfast.checkpoint import extract_state_dict, load_file
+from accel_slowfast.errors import UserError
 from accel_slowfast.models import build_model
 
 logger = logging.getLogger("accel_slowfast")
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         report = convert_file(args.src, args.dst, args.model)
-    except (ValueError, RuntimeError, FileNotFoundError) as error:
+    except (ValueError, RuntimeError, UserError) as error:
         print(f"convert: {error}", file=sys.stderr)
         return 1
     print(f"wrote {args.dst}" + (f" ({len(report['dropped'])} keys dropped)" if report["dropped"] else ""))

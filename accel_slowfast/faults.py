@@ -1,29 +1,55 @@
-"""What happens when things go wrong: non-finite losses, interrupts, an unusable work_dir.
+"""What happens when things go wrong: non-finite losses, a checkpoint that cannot be written,
+an unusable work_dir. (Signals: ``interrupts.py``.)
 
 - A NaN/inf loss stops the run with ``NonFiniteLossError`` naming the iteration and the last
   good checkpoint (``skip_nonfinite_loss``: the optimizer step is skipped instead).
-- Ctrl-C or SIGTERM (a scheduler's preemption notice) lets the current optimizer step finish,
-  saves ``checkpoints/iter_<N>`` and stops; ``--resume_from=auto`` continues exactly there. A
-  second Ctrl-C stops at once.
+- A checkpoint that cannot be written (a full disk, a quota) stops the run with
+  ``CheckpointWriteError``: one line naming the work_dir, the room it needs and the last good
+  checkpoint; the partial folder is removed and earlier checkpoints stay intact.
 - An unwritable ``work_dir`` or a disk without room for a checkpoint fails before training.
 """
 
+import errno
 import shutil
-import signal
-import threading
 from pathlib import Path
 
 import torch
 
-from accel_slowfast.config import RecipeError
+from accel_slowfast.errors import RecipeError
+from accel_slowfast.workdir import find_resume_checkpoint
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-class InterruptedRun(KeyboardInterrupt):
-    """The run stopped on request after saving a resumable checkpoint."""
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written; the message says why and what is left."""
+
+
+def write_failure(error: BaseException | None, target: Path, work_dir: Path, needed: int) -> CheckpointWriteError:
+    """The one-line error for a failed write of ``target`` (``error`` is None on the processes
+    whose own part succeeded). A full disk is told from the errno anywhere in the exception
+    chain (torch's zip writer reports it only as "unexpected pos ..."), or from the room left."""
+    free = shutil.disk_usage(work_dir).free
+    chain, cause = [], error
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    full = free < needed or any(getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) for e in chain)
+    last = find_resume_checkpoint(work_dir)
+    last_good = f"the last good checkpoint is {last}" if last else "there is no earlier checkpoint"
+    if full:
+        return CheckpointWriteError(
+            f"no space left to save {target.name} in work_dir {work_dir}: it needs about {needed / 1e6:.1f} MB "
+            f"({needed} bytes), {free / 1e6:.1f} MB are free; the partial save was removed and {last_good}. Free "
+            "some space (or lower max_keep_ckpts), then resume with --resume_from=auto")
+    if error is None:
+        what = "another process failed to write its part"
+    else:
+        lines = str(error).strip().splitlines()
+        what = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return CheckpointWriteError(f"could not save {target} ({what}); the partial save was removed and {last_good}")
 
 
 def any_process(accelerator, flag: bool) -> bool:
@@ -32,47 +58,6 @@ def any_process(accelerator, flag: bool) -> bool:
         return flag
     value = torch.tensor([float(flag)], device=accelerator.device)
     return bool(accelerator.reduce(value, reduction="sum").item())
-
-
-class InterruptHook:
-    """On SIGINT/SIGTERM, finish the optimizer step, save an iteration checkpoint and stop.
-
-    Every process checks the request after each iteration (one tiny all-reduce when
-    distributed), so all of them save the same iteration and none waits for the others.
-    """
-
-    priority = "LOWEST"  # after CheckpointHook: a regular checkpoint of this iteration comes first
-
-    def __init__(self, checkpoint_hook):
-        self.checkpoint_hook = checkpoint_hook
-        self.requested = False
-        self._previous: dict[int, object] = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:  # the second request: stop now
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def before_run(self, runner) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-
-    def after_run(self, runner) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def after_train_iter(self, runner) -> None:
-        if not any_process(runner.accelerator, self.requested) or not runner.accelerator.sync_gradients:
-            return
-        done = runner.iter + 1
-        self.checkpoint_hook.save(runner, f"iter_{done}", epoch=runner.epoch, inner_iter=runner.inner_iter + 1,
-                                  iter=done)
-        self.after_run(runner)
-        runner.logger.warning("Interrupted after iteration %d: saved a checkpoint; resume with --resume_from=auto",
-                              done)
-        raise InterruptedRun(f"interrupted after iteration {done}")
 
 
 def check_work_dir(work_dir: Path, checkpoint_bytes: int) -> None:

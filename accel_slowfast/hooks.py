@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import time
 import weakref
 from datetime import timedelta
@@ -40,16 +41,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from tqdm.auto import tqdm
 
 from accel_slowfast.evaluation import score_videos
-from accel_slowfast.faults import NonFiniteLossError, any_process
+from accel_slowfast.faults import NonFiniteLossError, any_process, write_failure
+from accel_slowfast.interrupts import deferred
 from accel_slowfast.schedules import LrScheduleHook as LrScheduleHook  # the schedule hooks live with their formulas
 from accel_slowfast.schedules import MomentumScheduleHook as MomentumScheduleHook
-
-CHECKPOINT_DIR = "checkpoints"
-EPOCH_CHECKPOINT_PREFIX = "epoch_"
-ITER_CHECKPOINT_PREFIX = "iter_"
+from accel_slowfast.workdir import (
+    CHECKPOINT_DIR,
+    EPOCH_PREFIX,
+    ITER_PREFIX,
+    RECIPE_FILE,
+    STAGING_PREFIX,
+    find_resume_checkpoint,
+    sorted_checkpoints,
+    write_manifest,
+)
 
 
 class OptimizerHook:
@@ -169,9 +178,19 @@ class EvalHook:
         old = runner.meta.get("best_ckpt")
         path = runner.work_dir / CHECKPOINT_DIR / f"best_{self.save_best}_epoch_{epoch}.pth"
         state = accelerator.get_state_dict(runner.model)
+        error = None
         if accelerator.is_main_process:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"state_dict": state, "meta": {"epoch": epoch, self.save_best: score}}, path)
+            staging = path.with_name(STAGING_PREFIX + path.name)
+            try:  # written under a temporary name and renamed: never a half-written best file
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save({"state_dict": state, "meta": {"epoch": epoch, self.save_best: score}}, staging)
+                os.replace(staging, path)
+            except Exception as failure:  # noqa: BLE001 - agree on it, then report it
+                error = failure
+                staging.unlink(missing_ok=True)
+        if any_process(accelerator, error is not None):
+            raise write_failure(error, path, runner.work_dir, state_bytes(runner, with_optimizer=False)) from error
+        if accelerator.is_main_process:
             if old and Path(old) != path and Path(old).exists():
                 Path(old).unlink()
             runner.logger.info("Epoch %d: best %s %.4f, saved %s", epoch, self.save_best, score, path)
@@ -324,43 +343,76 @@ class CheckpointHook:
     priority = "LOWEST"
 
     def __init__(self, progress: "RunnerProgress", interval: int = 1, max_keep_ckpts: int = 0,
-                 interval_iters: int = 0):
+                 interval_iters: int = 0, recipe: dict[str, Any] | None = None):
         self.progress, self.interval, self.max_keep_ckpts = progress, interval, max_keep_ckpts
         self.interval_iters = interval_iters
+        self.recipe = recipe or {}  # saved in every checkpoint: a resume compares it with its own
+        self.last_saved: tuple[int, Path] | None = None  # (global iteration, folder) of the newest save
 
     def after_train_iter(self, runner) -> None:
         done = runner.iter + 1
         end_of_epoch = runner.inner_iter + 1 == len(runner.data_loader)  # the epoch checkpoint follows
         if (self.interval_iters and done % self.interval_iters == 0 and not end_of_epoch
                 and runner.accelerator.sync_gradients):
-            self.save(runner, f"{ITER_CHECKPOINT_PREFIX}{done}", epoch=runner.epoch, inner_iter=runner.inner_iter + 1,
+            self.save(runner, f"{ITER_PREFIX}{done}", epoch=runner.epoch, inner_iter=runner.inner_iter + 1,
                       iter=done)
 
     def after_train_epoch(self, runner) -> None:
         epoch = runner.epoch + 1
         if epoch % self.interval and epoch != runner.max_epochs and not runner.stop_training:
             return  # (an early-stopped run still gets its last epoch's checkpoint)
-        self.save(runner, f"{EPOCH_CHECKPOINT_PREFIX}{epoch}", epoch=epoch, inner_iter=0, iter=runner.iter)
+        self.save(runner, f"{EPOCH_PREFIX}{epoch}", epoch=epoch, inner_iter=0, iter=runner.iter)
 
     def save(self, runner, name: str, **position: int) -> None:
+        """Write ``checkpoints/<name>`` holding the runner at ``position`` (every process calls this).
+
+        A failed write (on any process) removes the partial folder and raises
+        ``CheckpointWriteError`` on every process; a full disk says how much room the checkpoint
+        needs and which checkpoint is the last good one. PyTorch's worker-death signal is held
+        back while writing (``interrupts.deferred``), so no checkpoint is cut in half by it.
+        """
         accelerator = runner.accelerator
         root = runner.work_dir / CHECKPOINT_DIR
-        final, staging = root / name, root / f".tmp_{name}"
+        final, staging = root / name, root / f"{STAGING_PREFIX}{name}"
         if accelerator.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
         accelerator.wait_for_everyone()
         self.progress.record(runner, **position)
-        accelerator.save_state(str(staging))
-        accelerator.wait_for_everyone()
+        error = None
+        with deferred(signal.SIGCHLD):
+            try:
+                accelerator.save_state(str(staging))
+            except Exception as failure:  # noqa: BLE001 - any failure: agree on it, then report it
+                error = failure
+            accelerator.wait_for_everyone()  # every process's files are written (or failed)
+            if accelerator.is_main_process and error is None:
+                try:
+                    (staging / RECIPE_FILE).write_text(yaml.safe_dump(self.recipe, sort_keys=False))
+                    write_manifest(staging, {**self.progress.state_dict(),
+                                             "num_processes": accelerator.num_processes})
+                    shutil.rmtree(final, ignore_errors=True)
+                    os.replace(staging, final)
+                except Exception as failure:  # noqa: BLE001
+                    error = failure
+            if any_process(accelerator, error is not None):
+                if accelerator.is_main_process:
+                    shutil.rmtree(staging, ignore_errors=True)
+                raise write_failure(error, final, runner.work_dir, state_bytes(runner)) from error
+        self.last_saved = (position["iter"], final)
         if accelerator.is_main_process:
-            (staging / "meta.json").write_text(json.dumps(self.progress.state_dict(), indent=2))
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(staging, final)
             runner.logger.info("Saved checkpoint %s", final)
             if self.max_keep_ckpts > 0:
                 for old in sorted_checkpoints(root)[: -self.max_keep_ckpts]:
                     shutil.rmtree(old, ignore_errors=True)
         accelerator.wait_for_everyone()
+
+
+def state_bytes(runner, with_optimizer: bool = True) -> int:
+    """Bytes of the model (and optimizer) tensors: about what one checkpoint takes on disk."""
+    tensors = list(runner.accelerator.unwrap_model(runner.model).state_dict().values())
+    if with_optimizer:
+        tensors += [v for state in runner.optimizer.state_dict()["state"].values() for v in state.values()]
+    return sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))
 
 
 class RunnerProgress:
@@ -389,24 +441,6 @@ class RunnerProgress:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.state = state
-
-
-def sorted_checkpoints(root: Path) -> list[Path]:
-    """Complete epoch and iteration checkpoints under ``root``, oldest (fewest iterations) first."""
-    if not root.is_dir():
-        return []
-    found = []
-    for path in root.iterdir():
-        meta = path / "meta.json"
-        if path.is_dir() and path.name.startswith((EPOCH_CHECKPOINT_PREFIX, ITER_CHECKPOINT_PREFIX)) and meta.exists():
-            found.append((json.loads(meta.read_text())["iter"], path.name.startswith(EPOCH_CHECKPOINT_PREFIX), path))
-    return [path for *_, path in sorted(found)]
-
-
-def find_resume_checkpoint(work_dir: Path) -> Path | None:
-    """The newest complete checkpoint of ``work_dir`` (for ``resume_from: auto``)."""
-    found = sorted_checkpoints(Path(work_dir) / CHECKPOINT_DIR)
-    return found[-1] if found else None
 
 
 def setup_text_logger(work_dir: Path, is_main_process: bool, prefix: str = "train") -> logging.Logger:

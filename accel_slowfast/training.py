@@ -8,7 +8,6 @@ prepare -> hooks -> resume/load -> run -> end trackers.
 """
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,14 @@ from accel_slowfast.data import (
     read_list_file,
     read_ucf101_split,
 )
-from accel_slowfast.data.dataset import list_bad_videos, share_by_filename
+from accel_slowfast.data.dataset import init_worker, list_bad_videos
 from accel_slowfast.data.probe import probe_index
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import UserError
 from accel_slowfast.export import CLASSES_FILE
 from accel_slowfast.extra_hooks import build_extra_hooks, convert_sync_batchnorm
-from accel_slowfast.faults import InterruptHook, NonFiniteLossError, check_work_dir
+from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
 from accel_slowfast.hooks import (
     CheckpointHook,
     EvalHook,
@@ -46,13 +45,15 @@ from accel_slowfast.hooks import (
     OptimizerHook,
     RunnerProgress,
     SamplerSeedHook,
-    find_resume_checkpoint,
     setup_text_logger,
 )
+from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, InterruptHook, Interrupts
 from accel_slowfast.models import PRESETS, SlowFast, build_model, model_report
+from accel_slowfast.resume import check_model_fits, find_checkpoint, plan_resume, restore
 from accel_slowfast.runner import Runner
 from accel_slowfast.schedules import build_lr_hook, build_momentum_hook
 from accel_slowfast.trackers import TrackerHook, init_trackers, tracker_names
+from accel_slowfast.workdir import RECIPE_FILE, remove_staging
 
 BAD_VIDEO_LOG = "bad_videos.txt"
 
@@ -190,7 +191,7 @@ def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator,
         shuffle=train,
         num_workers=recipe.num_workers,
         collate_fn=dataset.collate,
-        worker_init_fn=share_by_filename,
+        worker_init_fn=init_worker,
         pin_memory=accelerator.device.type == "cuda",
         persistent_workers=recipe.num_workers > 0,
         generator=torch.Generator().manual_seed(recipe.seed),
@@ -208,91 +209,99 @@ def build_optimizer(model: SlowFast, recipe: Recipe, accelerator: Accelerator) -
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
 
 
-def resolve_resume(recipe: Recipe, logger: logging.Logger) -> Path | None:
-    if recipe.resume_from != "auto":
-        return Path(recipe.resume_from) if recipe.resume_from else None
-    found = find_resume_checkpoint(Path(recipe.work_dir))
-    logger.info("resume_from=auto: %s", found or f"no checkpoint in {recipe.work_dir}, starting fresh")
-    return found
-
-
 def train(recipe: Recipe) -> Runner:
-    """Train ``recipe`` to the end (or resume it) and return the finished runner."""
+    """Train ``recipe`` to the end (or resume it) and return the finished runner.
+
+    Everything that can be wrong with the inputs (``resume_from``, ``load_from``, the work_dir) is
+    checked before the data is indexed and probed. A stop signal during the run saves a
+    checkpoint and raises ``InterruptedRun`` (``interrupts.py``).
+    """
     accelerator = build_accelerator(recipe)
     work_dir = Path(recipe.work_dir)
-    if accelerator.is_main_process:
-        check_work_dir(work_dir, checkpoint_bytes=0)  # writable, before any work
-        save_recipe(recipe, work_dir / "recipe.yaml")
-    accelerator.wait_for_everyone()
-    logger = setup_text_logger(work_dir, accelerator.is_main_process)
-    seed_everything(recipe, accelerator)
+    with Interrupts() as interrupts:  # from here on a stop signal is recorded, acted on after the step
+        stale = []
+        if accelerator.is_main_process:
+            check_work_dir(work_dir, checkpoint_bytes=0)  # writable, before any work
+            stale = remove_staging(work_dir)
+        accelerator.wait_for_everyone()
+        logger = setup_text_logger(work_dir, accelerator.is_main_process)
+        if stale:
+            logger.info("Removed %d partial checkpoint(s) an interrupted save left: %s", len(stale),
+                        ", ".join(p.name for p in stale))
+        plan = None
+        if recipe.resume_from:
+            found = find_checkpoint(recipe.resume_from, work_dir, accelerator, logger)
+            plan = found and plan_resume(found, recipe.to_dict(), accelerator.num_processes, logger)
+        if accelerator.is_main_process:
+            save_recipe(recipe, work_dir / RECIPE_FILE)
+        seed_everything(recipe, accelerator)
+        model = build_model(recipe.model, recipe.num_classes, recipe.dropout, frozen_stages=recipe.frozen_stages,
+                            mean=recipe.mean, std=recipe.std)
+        if plan:
+            check_model_fits(plan.path, model)
+        if recipe.load_from:
+            load_weights(model, recipe.load_from)
 
-    train_index, val_index = build_indexes(recipe, accelerator)
-    if accelerator.is_main_process:  # class names for predict/export
-        (work_dir / CLASSES_FILE).write_text(json.dumps(train_index.classes))
-    train_set, val_set = build_datasets(recipe, train_index, val_index, accelerator)
-    model = build_model(recipe.model, recipe.num_classes, recipe.dropout, frozen_stages=recipe.frozen_stages,
-                        mean=recipe.mean, std=recipe.std)
-    if recipe.load_from:
-        load_weights(model, recipe.load_from)
-    size = model_report(model, recipe.clip_len, recipe.crop_size)
-    if accelerator.is_main_process:  # room for a checkpoint: weights + optimizer state (<= 2 per weight)
-        check_work_dir(work_dir, checkpoint_bytes=3 * sum(p.numel() * p.element_size() for p in model.parameters()))
-    model = convert_sync_batchnorm(model, recipe.sync_bn, accelerator, logger)  # before prepare (DDP)
-    optimizer = build_optimizer(model, recipe, accelerator)
-    train_loader = build_loader(train_set, recipe, accelerator, train=True)
-    val_loader = build_loader(val_set, recipe, accelerator, train=False)
-    model = apply_fast_path(model, recipe)  # after the optimizer: compile/channels_last keep the same parameters
-    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+        train_index, val_index = build_indexes(recipe, accelerator)
+        if accelerator.is_main_process:  # class names for predict/export
+            (work_dir / CLASSES_FILE).write_text(json.dumps(train_index.classes))
+        train_set, val_set = build_datasets(recipe, train_index, val_index, accelerator)
+        size = model_report(model, recipe.clip_len, recipe.crop_size)
+        if accelerator.is_main_process:  # room for a checkpoint: weights + optimizer state (<= 2 per weight)
+            check_work_dir(work_dir, checkpoint_bytes=3 * sum(p.numel() * p.element_size() for p in model.parameters()))
+        model = convert_sync_batchnorm(model, recipe.sync_bn, accelerator, logger)  # before prepare (DDP)
+        optimizer = build_optimizer(model, recipe, accelerator)
+        train_loader = build_loader(train_set, recipe, accelerator, train=True)
+        val_loader = build_loader(val_set, recipe, accelerator, train=False)
+        model = apply_fast_path(model, recipe)  # after the optimizer: compile/channels_last keep the same parameters
+        model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
 
-    logger.info("Recipe:\n%s", yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
-    logger.info("Model %s: %.2f M parameters (%.2f M trainable), %.2f GFLOPs per %d x %d² view; %d classes",
-                recipe.model, size["params_m"], size["trainable_params_m"], size["gflops_per_view"],
-                recipe.clip_len, recipe.crop_size, recipe.num_classes)
-    logger.info("Data: %d training videos (%d iterations/epoch on each of %d processes), %d validation videos",
-                len(train_set), len(train_loader), accelerator.num_processes, len(val_set))
-    logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
+        logger.info("Recipe:\n%s", yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
+        logger.info("Model %s: %.2f M parameters (%.2f M trainable), %.2f GFLOPs per %d x %d² view; %d classes",
+                    recipe.model, size["params_m"], size["trainable_params_m"], size["gflops_per_view"],
+                    recipe.clip_len, recipe.crop_size, recipe.num_classes)
+        logger.info("Data: %d training videos (%d iterations/epoch on each of %d processes), %d validation videos",
+                    len(train_set), len(train_loader), accelerator.num_processes, len(val_set))
+        logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
 
-    runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
-    progress = RunnerProgress()
-    accelerator.register_for_checkpointing(progress)
-    runner.register_hook(build_lr_hook(recipe))
-    if recipe.momentum_policy != "none":
-        runner.register_hook(build_momentum_hook(recipe))
-    runner.register_hook(OptimizerHook(recipe.grad_clip, skip_nonfinite=recipe.skip_nonfinite_loss))
-    runner.register_hook(SamplerSeedHook())
-    runner.register_hook(IterTimerHook())
-    runner.register_hook(EvalHook(val_loader, interval=recipe.eval_interval))
-    runner.register_hook(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none"))
-    if tracker_names(recipe):  # after LoggerHook: confusion matrix, clips, best-checkpoint artifact
-        runner.register_hook(TrackerHook(val_set, num_clips=recipe.log_val_clips, log_checkpoint=recipe.log_checkpoint))
-    for hook in build_extra_hooks(recipe, model, train_loader):  # EMA, precise BN, early stop, cache, profiler
-        runner.register_hook(hook)
-        if hasattr(hook, "state_dict"):  # the EMA weights: saved with, and resumed from, every checkpoint
-            accelerator.register_for_checkpointing(hook)
-    checkpoint = CheckpointHook(progress, recipe.checkpoint_interval, recipe.max_keep_ckpts,
-                                interval_iters=recipe.checkpoint_interval_iters)
-    runner.register_hook(checkpoint)
-    runner.register_hook(InterruptHook(checkpoint))  # Ctrl-C / SIGTERM: checkpoint, then stop
+        runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
+        progress = RunnerProgress()
+        accelerator.register_for_checkpointing(progress)
+        runner.register_hook(build_lr_hook(recipe))
+        if recipe.momentum_policy != "none":
+            runner.register_hook(build_momentum_hook(recipe))
+        runner.register_hook(OptimizerHook(recipe.grad_clip, skip_nonfinite=recipe.skip_nonfinite_loss))
+        runner.register_hook(SamplerSeedHook())
+        runner.register_hook(IterTimerHook())
+        runner.register_hook(EvalHook(val_loader, interval=recipe.eval_interval))
+        runner.register_hook(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none"))
+        if tracker_names(recipe):  # after LoggerHook: confusion matrix, clips, best-checkpoint artifact
+            runner.register_hook(TrackerHook(val_set, num_clips=recipe.log_val_clips,
+                                             log_checkpoint=recipe.log_checkpoint))
+        for hook in build_extra_hooks(recipe, model, train_loader):  # EMA, precise BN, early stop, cache, profiler
+            runner.register_hook(hook)
+            if hasattr(hook, "state_dict"):  # the EMA weights: saved with, and resumed from, every checkpoint
+                accelerator.register_for_checkpointing(hook)
+        checkpoint = CheckpointHook(progress, recipe.checkpoint_interval, recipe.max_keep_ckpts,
+                                    interval_iters=recipe.checkpoint_interval_iters, recipe=recipe.to_dict())
+        runner.register_hook(checkpoint)
+        runner.register_hook(InterruptHook(interrupts, checkpoint))  # a stop signal: checkpoint, then stop
 
-    resume = resolve_resume(recipe, logger)
-    if resume is not None:
-        if not resume.is_dir():
-            raise RecipeError(f"resume_from: {resume} is not a checkpoint folder (checkpoints/epoch_N or iter_N)")
-        accelerator.load_state(str(resume))
-        progress.restore(runner)
-        logger.info("Resumed from %s at epoch %d (iteration %d of it), global iteration %d", resume,
-                    runner.epoch + 1, runner.start_inner_iter, runner.iter)
-    init_trackers(accelerator, recipe, resumed=resume is not None)
-    workflow = [(mode, int(epochs)) for mode, _, epochs in (phase.partition(":") for phase in recipe.workflow)]
-    runner.run({"train": train_loader, "val": val_loader}, workflow, recipe.max_epochs)
-    accelerator.end_training()
+        if plan:
+            restore(plan, accelerator, progress, runner)
+            logger.info("Resumed from %s at epoch %d (iteration %d of it), global iteration %d", plan.path,
+                        runner.epoch + 1, runner.start_inner_iter, runner.iter)
+        init_trackers(accelerator, recipe, resumed=plan is not None)
+        workflow = [(mode, int(epochs)) for mode, _, epochs in (phase.partition(":") for phase in recipe.workflow)]
+        runner.run({"train": train_loader, "val": val_loader}, workflow, recipe.max_epochs)
+        accelerator.end_training()
     return runner
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``train.py`` entry point: recipe errors print one line and exit with status 2; a non-finite
-    loss exits with 1; an interrupt (after its checkpoint) with 130."""
+    """``train.py`` entry point. Exit status: 2 for bad input (one line, before any work where it
+    can be found then), 1 when the run fails (a non-finite loss, a checkpoint that cannot be
+    written), 130 after a SIGINT/SIGTERM checkpoint, 75 after a SIGUSR1 one (requeue me)."""
     import sys
 
     from accel_slowfast.config import load_recipe
@@ -307,9 +316,13 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    except NonFiniteLossError as error:
+    except (NonFiniteLossError, CheckpointWriteError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+    except InterruptedRun as stop:
+        print(f"stopped: {stop}; resume with --resume_from=auto", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
     except KeyboardInterrupt as error:
-        print(f"stopped: {error or 'interrupted'}; resume with --resume_from=auto", file=sys.stderr)
-        raise SystemExit(130) from None
+        print(f"stopped: {error or 'interrupted'} (no checkpoint of this moment); resume with --resume_from=auto "
+              "to continue from the last one", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None

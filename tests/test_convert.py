@@ -16,6 +16,7 @@ import torch
 
 from accel_slowfast.checkpoint import load_weights, read_state_dict
 from accel_slowfast.convert import convert_file, main, mmaction2_to_ours
+from accel_slowfast.errors import CheckpointError
 from accel_slowfast.models import build_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -97,5 +98,5 @@ def test_mmcv_meta_with_numpy_scalars_loads_but_other_objects_are_refused(tmp_pa
 
     meta["message_hub"] = logging.LoggerAdapter  # stands for a library class (mmengine's HistoryBuffer ...)
     torch.save({"meta": meta, "state_dict": weights}, tmp_path / "mmengine.pth")
-    with pytest.raises(RuntimeError, match=r"weights_only=True \(it pickles \['logging.LoggerAdapter'\]\)"):
+    with pytest.raises(CheckpointError, match=r"weights_only=True \(it pickles \['logging.LoggerAdapter'\]\)"):
         read_state_dict(tmp_path / "mmengine.pth")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from accel_slowfast.hooks import find_resume_checkpoint
+from accel_slowfast.workdir import find_resume_checkpoint
 
 REPO = Path(__file__).parents[1]
 

@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.config import Recipe
+from accel_slowfast.errors import CheckpointError
 from accel_slowfast.hooks import CheckpointHook
 from accel_slowfast.models import build_model
 from accel_slowfast.schedules import regular_lr, warmup_factor
@@ -129,7 +130,7 @@ def test_load_from_skips_a_head_of_another_class_count_and_reports_it(tmp_path, 
 
 def test_load_from_refuses_files_that_need_arbitrary_unpickling(tmp_path):
     torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": Path("x")}, tmp_path / "bad.pth")
-    with pytest.raises(RuntimeError, match="weights_only"):
+    with pytest.raises(CheckpointError, match="weights_only"):
         load_weights(build_model("slowfast_tiny", 5), tmp_path / "bad.pth")
 
 

@@ -49,6 +49,7 @@ from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.transforms import pack_pathway
 from accel_slowfast.data.views import uniform_clip_offsets
+from accel_slowfast.interrupts import shield_worker
 
 logger = logging.getLogger("accel_slowfast")
 
@@ -199,6 +200,13 @@ class ClipDataset(torch.utils.data.Dataset):
         elif list_bad_videos(self.bad_video_log, {path: reason}):
             logger.warning("bad video %s (%s): replaced by another clip; listed in %s",
                            path, reason, self.bad_video_log)
+
+
+def init_worker(worker_id: int) -> None:
+    """``worker_init_fn`` of every loader: batches by file name, and deaf to stop signals (the main
+    process checkpoints and ends the run; ``interrupts.shield_worker``)."""
+    share_by_filename(worker_id)
+    shield_worker()
 
 
 def share_by_filename(worker_id: int) -> None:

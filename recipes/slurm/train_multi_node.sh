@@ -1,38 +1,57 @@
 #!/bin/bash
-# Train a recipe on several nodes with SLURM: one `accelerate launch` per node, 8 GPUs each.
+# Train a recipe with SLURM on one or more nodes, one task per GPU, surviving time limits and
+# preemption: the job checkpoints before it is stopped and requeues itself.
 #
-#   sbatch --nodes=2 recipes/slurm/train_multi_node.sh recipes/kinetics400/slowfast_r50_4x16x1_256e.yaml
-#   sbatch --nodes=4 recipes/slurm/train_multi_node.sh RECIPE.yaml --batch_size=8    # extra args: recipe overrides
+#   sbatch --nodes=4 recipes/slurm/train_multi_node.sh recipes/kinetics400/slowfast_r50_4x16x1_256e.yaml
+#   sbatch --nodes=2 --time=4:00:00 recipes/slurm/train_multi_node.sh RECIPE.yaml --batch_size=8   # overrides
 #
-# Resuming after a preemption or time limit: resubmit with --resume_from=auto (the newest
-# complete checkpoint in work_dir; the wandb run continues too).
+# How a 256-epoch run gets through 4-hour slots:
+#   - 90 s before the time limit SLURM sends SIGUSR1 to every task (--signal=USR1@90). Each rank
+#     finishes its step, they save checkpoints/iter_<N> together and exit with status 75.
+#   - This script sees 75 and requeues the job (--requeue); the next start resumes exactly where
+#     it stopped (--resume_from=auto: the newest intact checkpoint, model, optimizer, RNG, data order).
+#   - scancel or a preemption sends SIGTERM instead: the same checkpoint, exit 130, no requeue by
+#     this script (SLURM requeues preempted jobs itself when PreemptMode=REQUEUE).
+#   - Any other failure exits with its own status and is not requeued.
+#
+# Ranks are started by srun directly (not by `accelerate launch`/torchrun), so each rank's exit
+# status reaches this script; Accelerate reads RANK, WORLD_SIZE, LOCAL_RANK and MASTER_ADDR.
+# Mixed precision and the like come from the recipe (or ACCELERATE_MIXED_PRECISION=bf16).
 #SBATCH --job-name=slowfast
 #SBATCH --nodes=2
-#SBATCH --ntasks-per-node=1          # one launcher per node; it starts one process per GPU
+#SBATCH --ntasks-per-node=8          # one task per GPU
 #SBATCH --gpus-per-node=8
-#SBATCH --cpus-per-task=64
-#SBATCH --time=72:00:00
+#SBATCH --cpus-per-task=8            # data-loader workers of one rank
+#SBATCH --time=24:00:00
+#SBATCH --signal=USR1@90             # checkpoint-and-requeue notice, 90 s before the time limit
+#SBATCH --requeue
+#SBATCH --open-mode=append           # a requeued job appends to the same log
 #SBATCH --output=slurm-%x-%j.out
-set -euo pipefail
+set -uo pipefail
 
 if [ $# -lt 1 ]; then
     echo "usage: sbatch $0 RECIPE.yaml [--key=value ...]" >&2
     exit 2
 fi
+EXIT_REQUEUE=75  # accel_slowfast.interrupts.EXIT_REQUEUE
 
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-MAIN_HOST=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-MAIN_PORT=${MAIN_PORT:-29500}
-NUM_PROCESSES=$((SLURM_NNODES * GPUS_PER_NODE))
-
+MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+export MASTER_ADDR
+export MASTER_PORT=${MASTER_PORT:-29500}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
+PYTHON=${PYTHON:-python}
 
-# $SLURM_NODEID is evaluated on each node (single quotes keep it for srun's shell).
-srun --kill-on-bad-exit=1 bash -c 'accelerate launch \
-    --config_file recipes/accelerate_configs/multi_node.yaml \
-    --num_machines "$SLURM_NNODES" \
-    --num_processes '"$NUM_PROCESSES"' \
-    --machine_rank "$SLURM_NODEID" \
-    --main_process_ip '"$MAIN_HOST"' \
-    --main_process_port '"$MAIN_PORT"' \
-    train.py "$@"' _ "$@"
+# Single quotes: SLURM_PROCID and friends are each task's own, read in the task's shell.
+# --kill-on-bad-exit=0: all ranks exit 75 together after a SIGUSR1 checkpoint; killing the
+# slower ones on the first exit would turn their 75 into a signal status and lose the requeue.
+srun --kill-on-bad-exit=0 bash -c '
+    export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS
+    export LOCAL_WORLD_SIZE=${SLURM_NTASKS_PER_NODE:-$SLURM_NTASKS}
+    exec "$0" train.py "$1" --resume_from=auto "${@:2}"' "$PYTHON" "$@"
+status=$?
+
+if [ "$status" -eq "$EXIT_REQUEUE" ]; then
+    echo "checkpoint saved before the time limit; requeueing job $SLURM_JOB_ID" >&2
+    scontrol requeue "$SLURM_JOB_ID"
+fi
+exit "$status"

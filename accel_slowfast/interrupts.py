@@ -1,0 +1,185 @@
+"""What a signal does to a run: finish the step, save a resumable checkpoint, exit with a code
+the caller can act on.
+
+Schedulers stop jobs by signalling every process of the job, data-loader workers included:
+
+=========== =============================================== ==================================
+signal      sent by                                         the run
+=========== =============================================== ==================================
+SIGTERM     SLURM (``scancel``, time limit, preemption),    finishes the step, saves
+            Kubernetes, ``torchrun`` forwarding its own     ``checkpoints/iter_<N>``, exits 130
+SIGINT      Ctrl-C in a terminal (the whole foreground      the same; a second Ctrl-C stops at
+            process group), Jupyter's "interrupt kernel"    once
+SIGUSR1     SLURM's ``#SBATCH --signal=USR1@90`` (90 s      the same, then exits 75
+            before the time limit)                          (``EXIT_REQUEUE``): requeue me
+=========== =============================================== ==================================
+
+Only the main process of each rank decides. Data-loader workers block these signals
+(``shield_worker``), so a group signal never kills them mid-batch and the checkpoint never
+waits on a dead loader; a worker still exits when its own parent terminates it. Every rank
+checks after each iteration (one all-reduce), so all of them save the same iteration.
+
+    python train.py RECIPE.yaml; [ $? -eq 75 ] && scontrol requeue "$SLURM_JOB_ID"
+"""
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import torch
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_REQUEUE = 75  # sysexits.h EX_TEMPFAIL: a temporary stop, try again (SLURM: requeue the job)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+# torchrun (and `accelerate launch` with several processes) forwards the SIGINT it got from the
+# terminal to ranks that got the same one: a repeat this soon is the same Ctrl-C, not a second one.
+SAME_CTRL_C_S = 1.0
+
+
+class InterruptedRun(KeyboardInterrupt):
+    """The run stopped on a signal after saving a resumable checkpoint; ``exit_code`` says how to exit."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_INTERRUPTED):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Interrupts:
+    """Signal handlers that record a stop request instead of stopping (a context manager).
+
+    ``requested`` is the first stop signal received (0: none). Repeats of SIGTERM and SIGUSR1 are
+    ignored (``torchrun`` forwards its own SIGTERM to the ranks that already got one); a second
+    Ctrl-C raises ``KeyboardInterrupt`` at once. Outside the main thread (a notebook's worker
+    thread) signals cannot be caught, and nothing is installed.
+    """
+
+    def __init__(self):
+        self.requested = 0
+        self._since = 0.0
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        now = time.monotonic()
+        if signum == signal.SIGINT == self.requested and now - self._since > SAME_CTRL_C_S:
+            raise KeyboardInterrupt("a second Ctrl-C: stopped without a checkpoint")
+        if not self.requested:
+            self.requested, self._since = signum, now
+
+    def __enter__(self) -> "Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+# Which signal the processes act on when they received different ones: a stop wins over a requeue.
+_PRECEDENCE = (0, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
+
+
+def agreed_stop(accelerator, requested: int) -> int:
+    """The stop signal (0: none) every process acts on, the same on all of them.
+
+    A collective: every process calls it, once per iteration (one small all-reduce).
+    """
+    if accelerator.num_processes == 1:
+        return requested
+    value = torch.tensor([_PRECEDENCE.index(requested)], device=accelerator.device)
+    return _PRECEDENCE[int(accelerator.reduce(value, reduction="max").item())]
+
+
+def exit_code(signum: int) -> int:
+    return EXIT_REQUEUE if signum == signal.SIGUSR1 else EXIT_INTERRUPTED
+
+
+class InterruptHook:
+    """On a stop signal, save an iteration checkpoint after the current step, then stop.
+
+    Checked after every iteration that ends an accumulation window (a checkpoint in the middle
+    of one would lose its gradients), and after each epoch's end work (evaluation, epoch
+    checkpoint), so a signal that arrives during an evaluation stops before the next epoch.
+
+    Args:
+        interrupts: the ``Interrupts`` whose handlers are active during the run.
+        checkpoint_hook: the ``CheckpointHook`` that saves (``save`` / ``last_saved``).
+    """
+
+    priority = "LOWEST"  # after CheckpointHook: a regular checkpoint of this iteration comes first
+
+    def __init__(self, interrupts: Interrupts, checkpoint_hook):
+        self.interrupts, self.checkpoint_hook = interrupts, checkpoint_hook
+
+    def after_train_iter(self, runner) -> None:
+        if not runner.accelerator.sync_gradients:
+            return
+        signum = agreed_stop(runner.accelerator, self.interrupts.requested)
+        if signum:
+            done = runner.iter + 1
+            self._stop(runner, signum, done, epoch=runner.epoch, inner_iter=runner.inner_iter + 1)
+
+    def after_train_epoch(self, runner) -> None:
+        signum = agreed_stop(runner.accelerator, self.interrupts.requested)
+        if signum:
+            self._stop(runner, signum, runner.iter, epoch=runner.epoch + 1, inner_iter=0)
+
+    def _stop(self, runner, signum: int, done: int, **position: int) -> None:
+        saved = self.checkpoint_hook.last_saved
+        if saved is None or saved[0] != done:  # this iteration has no checkpoint yet
+            self.checkpoint_hook.save(runner, f"iter_{done}", iter=done, **position)
+            saved = self.checkpoint_hook.last_saved
+        name = signal.Signals(signum).name
+        runner.logger.warning("%s after iteration %d: saved %s; resume with --resume_from=auto", name, done, saved[1])
+        raise InterruptedRun(f"{name} after iteration {done}; saved {saved[1]}", exit_code(signum))
+
+
+def shield_worker() -> None:
+    """In a data-loader worker: block the stop signals, so a group signal leaves the worker alone.
+
+    A blocked signal waits for a thread that asks for it: a daemon thread takes each one, and
+    exits the worker only on a SIGTERM from its parent (the main process terminating its
+    workers, e.g. at interpreter exit), as PyTorch's own worker handler does. Anything else
+    (the scheduler, a terminal, SLURM's SIGUSR1) is dropped: the main process decides. Where
+    ``sigwaitinfo`` does not exist (macOS), SIGINT and SIGUSR1 are ignored and SIGTERM keeps
+    its default.
+    """
+    if not hasattr(signal, "sigwaitinfo"):
+        for sig in (signal.SIGINT, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_IGN)
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # threads started later inherit the mask
+    parent = os.getppid()
+
+    def wait_for_signals() -> None:
+        while True:
+            info = signal.sigwaitinfo(STOP_SIGNALS)
+            if info.si_signo == signal.SIGTERM and info.si_pid == parent:
+                os._exit(0)
+
+    threading.Thread(target=wait_for_signals, name="signal-shield", daemon=True).start()
+
+
+@contextlib.contextmanager
+def deferred(signum: int) -> Iterator[None]:
+    """Hold back the Python handler of ``signum`` until the block ends, then run it once if it came.
+
+    A checkpoint is saved under ``deferred(SIGCHLD)``: PyTorch's SIGCHLD handler raises as soon
+    as a loader worker dies, which must not cut a checkpoint in half; the error comes after it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    frames = []
+    previous = signal.signal(signum, lambda sig, frame: frames.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
+        if frames and callable(previous):
+            previous(signum, frames[-1])

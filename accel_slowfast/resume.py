@@ -1,0 +1,136 @@
+"""Resuming a run (``resume_from``): which checkpoint, whether this recipe can continue it, restoring it.
+
+All of it happens before any data work, so a wrong resume costs seconds, not a probe of the
+whole dataset:
+
+1. ``find_checkpoint``: ``auto`` takes the newest intact checkpoint of ``work_dir`` (damaged or
+   incomplete ones are skipped with a warning); an explicit folder must be intact. The main
+   process verifies the files (``workdir.verify_checkpoint``) and tells the others.
+2. ``plan_resume``: the checkpoint's own ``recipe.yaml`` is compared with this run's. Keys that
+   change the state's shape or content (``STATE_KEYS``) cannot differ. Keys that change the
+   order of an epoch's batches (``ORDER_KEYS`` and the number of processes) cannot differ when
+   the checkpoint stopped mid-epoch, unless ``resume_next_epoch`` lets the run skip the rest of
+   that epoch. Every other change is logged.
+3. ``restore``: ``accelerator.load_state`` and the runner's position.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from accelerate.utils import broadcast_object_list
+from safetensors import safe_open
+from torch import nn
+
+from accel_slowfast.errors import CheckpointError
+from accel_slowfast.workdir import RECIPE_FILE, find_resume_checkpoint, read_meta, verify_checkpoint
+
+# The checkpoint's state has another shape or content when these change: it cannot load.
+STATE_KEYS = ("model", "num_classes", "optimizer", "ema")
+# The batches of an epoch come in another order when these (or the number of processes) change.
+ORDER_KEYS = ("batch_size", "gradient_accumulation_steps", "seed")
+# Keys that say how this run starts, not what it trains.
+START_KEYS = ("resume_from", "load_from", "resume_next_epoch")
+
+
+@dataclass
+class ResumePlan:
+    """A verified checkpoint to resume and how: ``next_epoch`` skips the rest of its epoch."""
+
+    path: Path
+    meta: dict[str, Any]
+    next_epoch: bool = False
+
+
+def find_checkpoint(resume_from: str, work_dir: Path, accelerator, logger: logging.Logger) -> Path | None:
+    """The verified checkpoint ``resume_from`` names (``auto``: the newest intact one, or None)."""
+    found: list[Any] = [None, None]  # (path, error message), decided by the main process
+    if accelerator.is_main_process:
+        try:
+            if resume_from == "auto":
+                found[0] = find_resume_checkpoint(work_dir)
+                logger.info("resume_from=auto: %s", found[0] or f"no checkpoint in {work_dir}, starting fresh")
+            else:
+                verify_checkpoint(resume_from)
+                found[0] = Path(resume_from)
+        except CheckpointError as error:
+            found[1] = f"resume_from: {error}"
+    if accelerator.num_processes > 1:
+        broadcast_object_list(found)
+    if found[1]:
+        raise CheckpointError(found[1])
+    return found[0]
+
+
+def _values(recipe: dict[str, Any], keys) -> str:
+    return ", ".join(f"{key}={recipe.get(key)!r}" for key in keys)
+
+
+def plan_resume(path: Path, recipe: dict[str, Any], num_processes: int, logger: logging.Logger) -> ResumePlan:
+    """Compare the checkpoint's recipe with ``recipe``; refuse what cannot continue, log the rest."""
+    meta = read_meta(path)
+    saved_file = path / RECIPE_FILE
+    if not saved_file.is_file():
+        logger.warning("resume_from: %s holds no %s (written by an older version); the recipe is not compared",
+                       path, RECIPE_FILE)
+        return ResumePlan(path, meta)
+    saved = yaml.safe_load(saved_file.read_text())
+    changed = [key for key in recipe if key not in START_KEYS and key in saved and saved[key] != recipe[key]]
+    state = [key for key in STATE_KEYS if key in changed]
+    if state:
+        raise CheckpointError(
+            f"resume_from: {path} was trained with {_values(saved, state)} but this recipe has "
+            f"{_values(recipe, state)}; resume with the checkpoint's values, or start from its weights with "
+            f"--load_from={path} instead of --resume_from")
+    order = [key for key in ORDER_KEYS if key in changed]
+    saved_processes = meta.get("num_processes", num_processes)
+    old_order, new_order = _values(saved, order), _values(recipe, order)
+    if saved_processes != num_processes:
+        old_order = ", ".join(filter(None, [old_order, f"processes={saved_processes}"]))
+        new_order = ", ".join(filter(None, [new_order, f"processes={num_processes}"]))
+    plan = ResumePlan(path, meta)
+    if old_order and meta.get("inner_iter", 0):
+        where = f"epoch {meta['epoch'] + 1} after {meta['inner_iter']} iterations"
+        if not recipe.get("resume_next_epoch"):
+            raise CheckpointError(
+                f"resume_from: {path} stopped mid-epoch ({where}) with {old_order}; with {new_order} the rest "
+                "of that epoch cannot be replayed in the same order, so an exact resume is impossible. Resume "
+                f"with the old values, or set --resume_next_epoch=true to continue from epoch {meta['epoch'] + 2}")
+        plan.next_epoch = True
+        logger.warning("resume_next_epoch: %s -> %s changes the data order; the rest of %s is skipped and "
+                       "training continues at epoch %d", old_order, new_order, where, meta["epoch"] + 2)
+    if changed:
+        logger.info("resume_from: recipe changed since %s: %s", path,
+                    ", ".join(f"{key} {saved[key]!r} -> {recipe[key]!r}" for key in changed))
+    return plan
+
+
+def check_model_fits(path: Path, model: nn.Module) -> None:
+    """Compare the checkpoint's weight shapes with ``model``'s (the safetensors header only)."""
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        return
+    own = model.state_dict()
+    with safe_open(str(weights), framework="pt") as file:
+        saved = {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}
+    wrong = [key for key in own if key not in saved or saved[key] != tuple(own[key].shape)]
+    if wrong:
+        shown = ", ".join(f"{key} {saved.get(key, 'absent')} vs {tuple(own[key].shape)}" for key in wrong[:3])
+        raise CheckpointError(f"resume_from: the weights in {weights} do not fit this model ({len(wrong)} tensors "
+                              f"differ, e.g. {shown}); resume with the recipe the checkpoint was trained with")
+
+
+def restore(plan: ResumePlan, accelerator, progress, runner) -> None:
+    """Load the checkpoint into the prepared objects and put the runner at its position."""
+    try:
+        accelerator.load_state(str(plan.path))
+    except Exception as error:  # noqa: BLE001 - whatever Accelerate or torch raise: one line
+        lines = str(error).strip().splitlines()
+        raise CheckpointError(f"resume_from: {plan.path} does not load into this run ({type(error).__name__}: "
+                              f"{lines[0] if lines else ''}); resume with the recipe it was trained with") from None
+    progress.restore(runner)
+    if plan.next_epoch:
+        runner.epoch, runner.start_inner_iter = runner.epoch + 1, 0
+        runner.log_buffer.clear()
