@@ -16,28 +16,30 @@ from safetensors.torch import load_file, save_file
 
 from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.models import SlowFast, build_model
+from accel_slowfast.workdir import RECIPE_FILE
 
 CONFIG_KEYS = ("model", "num_classes", "clip_len", "frame_interval", "short_side", "crop_size", "test_crop_size",
                "num_clips", "num_crops", "average_clips", "mean", "std", "decoder")
 CLASSES_FILE = "classes.json"
 
 
-def find_work_dir(checkpoint: str | Path) -> Path:
-    """The run folder (holding ``recipe.yaml``) of a checkpoint file or folder under ``checkpoints/``."""
+def find_run_file(checkpoint: str | Path, name: str) -> Path:
+    """The nearest ``name`` (``recipe.yaml``, ``classes.json``) at or above a checkpoint: the
+    checkpoint folder's own copy first (it holds the recipe it was trained with), then the run's."""
     for folder in [Path(checkpoint), *Path(checkpoint).parents]:
-        if (folder / "recipe.yaml").exists():
-            return folder
-    raise FileNotFoundError(f"no recipe.yaml above {checkpoint}; is it inside a training work_dir?")
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"no {name} at or above {checkpoint}; is it inside a training work_dir?")
 
 
 def run_config(checkpoint: str | Path) -> dict:
-    """What ``load_model``/``predict`` need, read from the checkpoint's work_dir."""
-    work_dir = find_work_dir(checkpoint)
-    recipe = yaml.safe_load((work_dir / "recipe.yaml").read_text())
+    """What ``load_model``/``predict`` need, read from the checkpoint's recipe and its run's classes."""
+    recipe = yaml.safe_load(find_run_file(checkpoint, RECIPE_FILE).read_text())
     config = {key: recipe[key] for key in CONFIG_KEYS}
-    classes_file = work_dir / CLASSES_FILE
-    config["classes"] = (json.loads(classes_file.read_text()) if classes_file.exists()
-                         else [str(i) for i in range(config["num_classes"])])
+    try:
+        config["classes"] = json.loads(find_run_file(checkpoint, CLASSES_FILE).read_text())
+    except FileNotFoundError:
+        config["classes"] = [str(i) for i in range(config["num_classes"])]
     return config
 
 

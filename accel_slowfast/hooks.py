@@ -18,7 +18,7 @@ hook                 priority         does
 ``LoggerHook``       VERY_LOW (90)    text log, ``metrics.jsonl``, trackers, progress bar
 ``ProfilerHook``     LOWEST (100)     [extra] ``torch.profiler`` Chrome trace of a window of iterations
 ``CheckpointHook``   LOWEST (100)     resumable state every ``interval`` epochs / iterations and at the end
-``InterruptHook``    LOWEST (100)     Ctrl-C / SIGTERM: checkpoint after the step, then stop (``faults.py``)
+``InterruptHook``    LOWEST (100)     SIGINT/SIGTERM/SIGUSR1: checkpoint after the step, then stop (``interrupts.py``)
 ==================== ================ =======================================================
 
 [extra]: optional hooks in ``extra_hooks.py``, switched on by recipe keys (``ema``, ``empty_cache``,

@@ -19,6 +19,7 @@ import torch
 from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
 from accel_slowfast.data.probe import probe_video
 from accel_slowfast.data.views import view_transforms
+from accel_slowfast.errors import UserError
 from accel_slowfast.export import load_model
 from accel_slowfast.models import SlowFast
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         model, config = load_model(args.checkpoint)
         results = predict(model, config, args.video, args.top_k)
-    except (FileNotFoundError, RuntimeError) as error:
+    except (UserError, FileNotFoundError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     width = max(len(name) for name, _ in results)

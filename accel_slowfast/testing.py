@@ -20,6 +20,7 @@ from accelerate import Accelerator
 from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.config import Recipe, RecipeError
 from accel_slowfast.data.index import VideoIndex
+from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.evaluation import VideoScores, score_videos
 from accel_slowfast.hooks import setup_text_logger
 from accel_slowfast.models import build_model
@@ -34,14 +35,14 @@ def run_test(recipe: Recipe, checkpoint: str | Path) -> dict:
         work_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
     logger = setup_text_logger(work_dir, accelerator.is_main_process, prefix="test")
+    model = build_model(recipe.model, recipe.num_classes, mean=recipe.mean, std=recipe.std)
+    report = load_weights(model, checkpoint)  # verified and loaded before any data work
+    if report["missing"] or report["shape_mismatch"]:
+        raise CheckpointError(f"checkpoint {checkpoint} does not fit model '{recipe.model}' with "
+                              f"{recipe.num_classes} classes: missing {report['missing']}, "
+                              f"shape mismatch {report['shape_mismatch']}")
     _, index = build_indexes(recipe, accelerator)
     dataset = build_test_dataset(recipe, index, accelerator)
-    model = build_model(recipe.model, recipe.num_classes, mean=recipe.mean, std=recipe.std)
-    report = load_weights(model, checkpoint)
-    if report["missing"] or report["shape_mismatch"]:
-        raise RecipeError(f"checkpoint {checkpoint} does not fit model '{recipe.model}' with "
-                          f"{recipe.num_classes} classes: missing {report['missing']}, "
-                          f"shape mismatch {report['shape_mismatch']}")
     model, loader = accelerator.prepare(model, build_loader(dataset, recipe, accelerator, train=False))
     logger.info("Testing %s on %d videos x %d views (%d clips x %d crops of %d px), %s averaging",
                 checkpoint, len(index), dataset.views_per_video, recipe.num_clips, recipe.num_crops,
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             raise RecipeError("test.py needs --checkpoint=PATH (an epoch folder, a best_*.pth or any load_from file)")
         recipe = load_recipe(rest)
         run_test(recipe, args.checkpoint)
-    except (RecipeError, FileNotFoundError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

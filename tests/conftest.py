@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny synthetic UCF101-layout dataset (real .avi files) and a tiny recipe."""
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,16 +24,34 @@ def tiny_root(tmp_path_factory) -> Path:
     return ensure_synthetic(TINY_SPEC, cache_dir=tmp_path_factory.mktemp("synthetic"))
 
 
+REPO = Path(__file__).parents[1]
+# slowfast_tiny on the tiny dataset: 5 iterations an epoch, a few seconds.
+TINY = dict(clip_len=8, frame_interval=2, short_side=32, crop_size=32, test_crop_size=32, batch_size=4,
+            num_workers=0, max_epochs=2, log_interval=2, eval_interval=1, checkpoint_interval=1, max_keep_ckpts=0,
+            deterministic=True)
+
+
 def tiny_recipe(root: Path, work_dir: Path, **overrides) -> Recipe:
     """A recipe that trains slowfast_tiny on the tiny dataset in a few seconds."""
-    values = dict(
-        work_dir=str(work_dir), data_root=str(root), clip_len=8, frame_interval=2, short_side=32, crop_size=32,
-        test_crop_size=32, batch_size=4, num_workers=0, max_epochs=2, log_interval=2, eval_interval=1,
-        checkpoint_interval=1,
-        max_keep_ckpts=0, deterministic=True,
-    )
-    values.update(overrides)
-    return Recipe(**values)
+    return Recipe(**{"work_dir": str(work_dir), "data_root": str(root), **TINY, **overrides})
+
+
+def run_command(script: str, root: Path, work_dir: Path, *args: str, **overrides) -> subprocess.CompletedProcess:
+    """``python <script> [args] --key=value ...`` (``train.py``/``test.py``) on the tiny recipe, as a
+    user runs it; ``overrides`` replace the tiny recipe's values."""
+    values = {"work_dir": work_dir, "data_root": root, **TINY, **overrides}
+    command = [sys.executable, str(REPO / script), *args, *(f"--{key}={value}" for key, value in values.items())]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The single ``error: ...`` line a failed command printed (asserting there is no traceback)."""
+    assert result.returncode == code, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    return errors[0]
 
 
 @pytest.fixture(autouse=True)

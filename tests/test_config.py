@@ -73,3 +73,11 @@ def test_missing_recipe_file():
 def test_the_default_recipe_file_equals_the_defaults():
     path = Path(__file__).parents[1] / "recipes/synthetic/slowfast_tiny.yaml"
     assert load_recipe([str(path)]) == Recipe()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_refused_naming_the_key(value):
+    with pytest.raises(RecipeError, match=f"'lr' must be a finite number, got {value}$"):
+        load_recipe([f"--lr={value}"])
+    with pytest.raises(RecipeError, match="'mean' must be a finite number"):
+        load_recipe(["--mean", "1.0", value.lstrip("-"), "2.0"])  # (argparse reads -inf as a flag)

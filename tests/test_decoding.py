@@ -129,3 +129,39 @@ def test_fast_decoder_starts_at_the_keyframe_before_the_clip_and_stops_after_it(
         video._index = lambda pts: decoded.append(index(pts)) or decoded[-1]  # called once per decoded frame
         video.get_frames(np.array(indices))
     assert decoded[0] == keyframe and max(decoded) == max(indices)
+
+
+def _write_size_change(path, segments: list[np.ndarray]) -> None:
+    """One MPEG-4 stream whose frame size changes between ``segments`` (each encoded on its own,
+    with the size in-band, as a spliced or re-encoded file has it)."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = segments[0].shape[2], segments[0].shape[1], "yuv420p"
+        pts = 0
+        for frames in segments:
+            encoder = av.CodecContext.create("mpeg4", "w")
+            encoder.width, encoder.height, encoder.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+            encoder.time_base, encoder.framerate = Fraction(1, FPS), FPS
+            for array in [*frames, None]:
+                frame = None
+                if array is not None:
+                    frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+                    frame.pts, frame.time_base, pts = pts, Fraction(1, FPS), pts + 1
+                for packet in encoder.encode(frame):
+                    packet.stream = stream
+                    container.mux(packet)
+
+
+@pytest.mark.parametrize("decoder", sorted(DECODERS))
+def test_a_frame_size_change_mid_stream_is_resized_to_the_first_frames_size(tmp_path, decoder):
+    first, second = np.full((20, 32, 48, 3), 60, np.uint8), np.full((20, 48, 64, 3), 200, np.uint8)
+    path = tmp_path / "size_change.avi"
+    _write_size_change(path, [first, second])
+    with open_video(path, decoder) as video:
+        assert video.num_frames == 40
+        frames = video.get_frames(np.arange(0, 40, 4))  # across the change
+    assert frames.shape == (10, 32, 48, 3) and frames.dtype == torch.uint8
+    means = frames.float().mean(dim=(1, 2, 3))
+    assert (means[:5] - 60).abs().max() < 8 and (means[5:] - 200).abs().max() < 8  # resized, not garbage
+    with open_video(path, "pyav") as reference:
+        assert torch.equal(frames, reference.get_frames(np.arange(0, 40, 4)))

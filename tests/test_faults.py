@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_recipe
+from conftest import one_line_error, tiny_recipe
 
 import accel_slowfast.training as training
 from accel_slowfast.config import RecipeError
@@ -90,3 +91,40 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_resume_equals_a_straight_run(ti
                 for line in (work_dir / "metrics.jsonl").read_text().splitlines()]
 
     assert records(tmp_path / "stopped") == records(tmp_path / "straight")
+
+
+def _in_a_small_disk(mountpoint, megabytes, *commands):
+    """Run ``commands`` one after the other in a private mount namespace where ``mountpoint`` is a
+    tmpfs of ``megabytes``; the status is the first command's."""
+    script = f'mount -t tmpfs -o size={megabytes}m tmpfs "$0" || exit 99; ' + "; ".join(
+        [f"{commands[0]}; code=$?", *commands[1:], "exit $code"])
+    return subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", script, str(mountpoint)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_earlier_checkpoints(tiny_root, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    probe = _in_a_small_disk(disk, 1, "true")
+    if probe.returncode:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.strip()}")
+    work_dir = disk / "run"
+    train_command = shlex.join([
+        sys.executable, str(REPO / "train.py"), f"--data_root={tiny_root}", f"--work_dir={work_dir}", "--clip_len=8",
+        "--short_side=32", "--crop_size=32", "--test_crop_size=32", "--batch_size=4", "--num_workers=0",
+        "--max_epochs=4", "--checkpoint_interval=1", "--max_keep_ckpts=0", "--log_interval=5", "--deterministic"])
+    check = ("import pathlib, sys; from accel_slowfast.workdir import verify_checkpoint; "
+             "names = sorted(p.name for p in pathlib.Path(sys.argv[1]).iterdir()); print(names); "
+             "[verify_checkpoint(pathlib.Path(sys.argv[1]) / n) for n in names if n.startswith('epoch_')]; "
+             "print('intact')")
+    # 19 MB: room for the start-up check (two 8.5 MB checkpoints) but not for all four epochs' checkpoints
+    result = _in_a_small_disk(disk, 19, train_command,
+                              shlex.join([sys.executable, "-c", check, str(work_dir / "checkpoints")]))
+    line = one_line_error(result, code=1)
+    assert "no space left to save epoch_" in line and f"in work_dir {work_dir}" in line, line
+    assert "bytes)" in line and "MB are free" in line
+    assert "the last good checkpoint is" in line and "/checkpoints/epoch_" in line.split("last good")[1], line
+    *_, names, intact = result.stdout.splitlines()
+    assert intact == "intact", result.stdout
+    assert "epoch_1" in names and ".tmp_" not in names, names

@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import tiny_recipe
 
+from accel_slowfast.errors import CheckpointError
 from accel_slowfast.export import export_model, load_model
 from accel_slowfast.models import build_model
 from accel_slowfast.predict import predict
@@ -50,7 +51,7 @@ def test_multi_view_test_writes_metrics_and_reports(trained, tmp_path):
 def test_test_refuses_a_checkpoint_of_another_model(trained, tmp_path):
     recipe, _ = trained
     torch.save(build_model("slowfast_tiny", num_classes=7).state_dict(), tmp_path / "other.pth")
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(CheckpointError, match="does not fit"):
         run_test(type(recipe)(**{**recipe.to_dict(), "work_dir": str(tmp_path)}), tmp_path / "other.pth")
 
 

@@ -10,9 +10,13 @@ transforms never depend on the backend (``transforms.py`` crops them into the mo
              stop after the last, convert to RGB only the sampled frames (bitwise the same frames)
 ============ ===================================================================================
 
+A stream whose frame size changes part-way (a re-encoded or spliced file) is resized back to its
+first frame's size (the stream header's), so its clips stack; both decoders resize the same way.
+
 Check that a decoder returns the reference's frames: ``pytest tests/test_decoding.py``.
 """
 
+import math
 from fractions import Fraction
 
 import av
@@ -20,6 +24,8 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 from pytorchvideo.data.encoded_video_pyav import EncodedVideoPyAV
+
+from accel_slowfast.data.transforms import resize
 
 
 def frame_count(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
@@ -42,6 +48,33 @@ def frame_count(container: av.container.InputContainer, stream: av.video.stream.
     return count
 
 
+def first_size(stream: av.video.stream.VideoStream) -> tuple[int, int] | None:
+    """``(height, width)`` of the stream's first frame, from its header (None if it has none)."""
+    height, width = stream.codec_context.height, stream.codec_context.width
+    return (height, width) if height and width else None
+
+
+def fit(rgb: np.ndarray | torch.Tensor, size: tuple[int, int] | None) -> np.ndarray | torch.Tensor:
+    """A uint8 ``(H, W, C)`` frame resized (bilinear) to ``size`` when it has another one."""
+    if size is None or tuple(rgb.shape[:2]) == size:
+        return rgb
+    resized = resize(torch.as_tensor(rgb)[None], *size)[0].contiguous()
+    return resized.numpy() if isinstance(rgb, np.ndarray) else resized
+
+
+class _SizeKeepingPyAV(EncodedVideoPyAV):
+    """pytorchvideo's ``EncodedVideoPyAV``, with frames whose size changed mid-stream resized to the
+    first frame's (pytorchvideo would fail to stack them)."""
+
+    def _pyav_decode_video(self, start_secs: float = 0.0, end_secs: float = math.inf):
+        # Read before the first decode: the codec context then takes each decoded frame's size.
+        size = self.__dict__.setdefault("_first_size", first_size(self._container.streams.video[0]))
+        video, audio = super()._pyav_decode_video(start_secs, end_secs)
+        if video is not None and size is not None:
+            video = [(fit(frame, size), pts) for frame, pts in video]
+        return video, audio
+
+
 class PyAVReference:
     """pytorchvideo's PyAV decoding of the frames from the first to the last index needed."""
 
@@ -49,7 +82,7 @@ class PyAVReference:
         self.path = str(path)
         self._file = open(path, "rb")  # PyAV reads from it lazily: keep it open while decoding
         try:
-            self._video = EncodedVideoPyAV(self._file, self.path, decode_audio=False)
+            self._video = _SizeKeepingPyAV(self._file, self.path, decode_audio=False)
         except Exception:
             self._file.close()
             raise
@@ -112,6 +145,7 @@ class PyAVFast:
             frames_per_tick = self._time_base * self.fps  # integer arithmetic per frame: Fractions cost ~10 us
             self._index_num, self._index_den = frames_per_tick.numerator, frames_per_tick.denominator
             self.num_frames = frame_count(self._container, stream)
+            self._size = first_size(stream)
             self._to_rgb = VideoReformatter()
         except Exception:
             self._container.close()
@@ -152,7 +186,7 @@ class PyAVFast:
                 if n == 0 and not retry and (index is None or index > first):
                     break  # the seek overshot (or left us lost): decode from the start instead
                 if index in wanted:
-                    rgb[index] = self._to_rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
+                    rgb[index] = fit(self._to_rgb.reformat(frame, format="rgb24", threads=1).to_ndarray(), self._size)
                 if index >= last:
                     return rgb
             else:
