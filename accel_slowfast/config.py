@@ -30,7 +30,7 @@ from accel_slowfast.models import IMAGENET_MEAN, IMAGENET_STD, NUM_STAGES, PRESE
 from accel_slowfast.schedules import ANNEAL_STRATEGIES, COSINE_POLICIES, LR_POLICIES, MOMENTUM_POLICIES, WARMUPS
 
 DATASETS = ("synthetic", "ucf101", "hmdb51", "list", "folder")
-MIXED_PRECISION = ("no", "fp16", "bf16")
+MIXED_PRECISION = ("", "no", "fp16", "bf16")
 OPTIMIZERS = ("sgd", "adamw")
 REPORT_TO = ("none", "wandb", "tensorboard", "all")
 
@@ -128,7 +128,8 @@ class Recipe:
                                     "convolutions on GPUs with tensor cores, usually with mixed_precision.")
     compile: bool = _f(False, "torch.compile the model (in place, so checkpoint keys are unchanged); needs Triton "
                               "on GPU or a C++ compiler on CPU; the first iterations are slow while it compiles.")
-    mixed_precision: str = _f("no", f"Mixed precision: {', '.join(MIXED_PRECISION)}.")
+    mixed_precision: str = _f("", "Mixed precision: no, fp16 or bf16. Empty (the default) leaves it to Accelerate: "
+                                  "accelerate launch --mixed_precision, accelerate config, ACCELERATE_MIXED_PRECISION.")
     # --- hooks ---
     log_interval: int = _f(5, "Write a train record every this many iterations.")
     eval_interval: int = _f(2, "Evaluate every this many epochs (and after the last one).")

@@ -6,27 +6,34 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from accelerate import Accelerator
+from tqdm.auto import tqdm
 
 from accel_slowfast.data.views import aggregate_views
 from accel_slowfast.metrics import classification_metrics
 
 
 @torch.no_grad()
-def collect_scores(model: torch.nn.Module, data_loader, accelerator: Accelerator) -> dict[str, np.ndarray]:
+def collect_scores(model: torch.nn.Module, data_loader, accelerator: Accelerator, progress: str = ""
+                   ) -> dict[str, np.ndarray]:
     """Per-view ``scores`` ``(V, num_classes)`` (logits), ``label``, ``video_index`` and ``replaced``.
 
     Every process must call this. ``gather_for_metrics`` drops the samples Accelerate repeated
-    to give every process the same number of batches, so ``V`` is the dataset size.
+    to give every process the same number of batches, so ``V`` is the dataset size. A non-empty
+    ``progress`` shows a progress bar of that name over the views, on the main process.
     """
     was_training = model.training
     model.eval()
     keys = ("label", "video_index", "replaced")
     parts: dict[str, list[torch.Tensor]] = {key: [] for key in ("scores", *keys)}
+    bar = tqdm(total=len(data_loader.dataset), desc=progress, unit="view", dynamic_ncols=True,
+               disable=not progress or not accelerator.is_main_process)
     for batch in data_loader:
         logits = model(batch["video"])  # (B, num_classes)
         gathered = accelerator.gather_for_metrics((logits.float(), *(batch[key] for key in keys)))
         for key, value in zip(("scores", *keys), gathered, strict=True):
             parts[key].append(value.cpu())
+        bar.update(len(gathered[0]))
+    bar.close()
     model.train(was_training)
     return {key: torch.cat(values).numpy() for key, values in parts.items()}
 
@@ -49,10 +56,10 @@ class VideoScores:
         return {**metrics, "num_videos": int(len(self.videos)), "num_failed": int(len(self.failed))}
 
 
-def score_videos(model: torch.nn.Module, data_loader, accelerator: Accelerator, average_clips: str = "prob"
-                 ) -> VideoScores:
+def score_videos(model: torch.nn.Module, data_loader, accelerator: Accelerator, average_clips: str = "prob",
+                 progress: str = "") -> VideoScores:
     """Score every video of a (prepared) loader, averaging its views (``prob`` or ``score``)."""
-    views = collect_scores(model, data_loader, accelerator)
+    views = collect_scores(model, data_loader, accelerator, progress)
     videos, scores, failed = aggregate_views(views["scores"], views["video_index"], views["replaced"], average_clips)
     label_of = dict(zip(views["video_index"].tolist(), views["label"].tolist(), strict=True))
     labels = np.array([label_of[v] for v in videos.tolist()], dtype=np.int64)

@@ -16,20 +16,10 @@ from safetensors.torch import load_file, save_file
 
 from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.models import SlowFast, build_model
-from accel_slowfast.workdir import RECIPE_FILE
+from accel_slowfast.workdir import CLASSES_FILE, RECIPE_FILE, find_run_file
 
 CONFIG_KEYS = ("model", "num_classes", "clip_len", "frame_interval", "short_side", "crop_size", "test_crop_size",
                "num_clips", "num_crops", "average_clips", "mean", "std", "decoder")
-CLASSES_FILE = "classes.json"
-
-
-def find_run_file(checkpoint: str | Path, name: str) -> Path:
-    """The nearest ``name`` (``recipe.yaml``, ``classes.json``) at or above a checkpoint: the
-    checkpoint folder's own copy first (it holds the recipe it was trained with), then the run's."""
-    for folder in [Path(checkpoint), *Path(checkpoint).parents]:
-        if (folder / name).is_file():
-            return folder / name
-    raise FileNotFoundError(f"no {name} at or above {checkpoint}; is it inside a training work_dir?")
 
 
 def run_config(checkpoint: str | Path) -> dict:

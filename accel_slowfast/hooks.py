@@ -169,6 +169,7 @@ class EvalHook:
                                   "(listed in bad_videos.txt)", epoch, metrics["num_failed"])
         runner.log_buffer.output.update(metrics)
         runner.log_buffer.ready = True
+        runner.meta["last_eval"] = {"epoch": epoch, **metrics}  # for the run's summary
         score = metrics[self.save_best]
         if score > runner.meta.get("best_score", float("-inf")):
             self._save_best(runner, epoch, score)
@@ -194,8 +195,11 @@ class EvalHook:
             if old and Path(old) != path and Path(old).exists():
                 Path(old).unlink()
             runner.logger.info("Epoch %d: best %s %.4f, saved %s", epoch, self.save_best, score, path)
-        runner.meta.update(best_score=score, best_ckpt=str(path))
+        runner.meta.update(best_metric=self.save_best, best_score=score, best_epoch=epoch, best_ckpt=str(path))
         accelerator.wait_for_everyone()
+
+
+TEST_COMMAND = "accelerate launch test.py"  # what the summary tells a user to run next
 
 
 class LoggerHook:
@@ -224,9 +228,18 @@ class LoggerHook:
         self._close_json = weakref.finalize(self, self._json.close)  # also when the run ends by an exception
 
     def after_run(self, runner) -> None:
+        """The run's summary: best and last metrics, where things are, what to run next; the
+        trackers get the best values (``best/<metric>``, ``best/epoch``)."""
+        meta = runner.meta
+        if self.use_trackers and "best_epoch" in meta:
+            best = {f"best/{meta['best_metric']}": meta["best_score"], "best/epoch": meta["best_epoch"]}
+            runner.accelerator.log(best, step=runner.iter)
         if self._json is not None:
             self._close_json()
             self._json = None
+        if runner.accelerator.is_main_process:
+            runner.logger.info("\n".join(summary_lines(runner)))
+
 
     def _keep_old_records(self, runner) -> None:
         """A fresh run sets the old file aside; a resumed run drops the records after its checkpoint."""
@@ -325,6 +338,23 @@ class LoggerHook:
         else:
             head = f"Epoch(val) [{record['epoch']}]"
         return f"{head}\t" + ", ".join(parts)
+
+
+def summary_lines(runner) -> list[str]:
+    """What a finished run tells its user, as log lines."""
+    meta, work_dir = runner.meta, runner.work_dir.resolve()
+    lines = [f"Finished: {runner.epoch} epochs, {runner.iter} iterations"]
+    if "best_epoch" in meta:
+        lines.append(f"  best {meta['best_metric']}: {meta['best_score']:.4f} at epoch {meta['best_epoch']} "
+                     f"({meta['best_ckpt']})")
+    if "last_eval" in meta:
+        last = {k: v for k, v in meta["last_eval"].items() if k != "epoch"}
+        lines.append(f"  last evaluation (epoch {meta['last_eval']['epoch']}): " +
+                     ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in last.items()))
+    lines.append(f"  work_dir: {work_dir} (recipe.yaml, metrics.jsonl, the text log, checkpoints/)")
+    if "best_ckpt" in meta:
+        lines.append(f"  next, the multi-view test: {TEST_COMMAND} --checkpoint={meta['best_ckpt']}")
+    return lines
 
 
 class CheckpointHook:

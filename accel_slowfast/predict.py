@@ -22,6 +22,7 @@ from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import UserError
 from accel_slowfast.export import load_model
 from accel_slowfast.models import SlowFast
+from accel_slowfast.runtime import build_accelerator
 
 
 @torch.no_grad()
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         model, config = load_model(args.checkpoint)
+        # the device and precision every command gets (accelerate launch --mixed_precision bf16 ...)
+        model = build_accelerator().prepare_model(model, evaluation_mode=True)
         results = predict(model, config, args.video, args.top_k)
     except (UserError, FileNotFoundError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Multi-view evaluation of a checkpoint (``test.py``), with the reports a paper table needs.
 
-    accelerate launch test.py RECIPE.yaml --checkpoint=work_dirs/x/checkpoints/best_top1_acc_epoch_10.pth
+    accelerate launch test.py --checkpoint=work_dirs/x/checkpoints/best_top1_acc_epoch_10.pth   # the run's recipe
+    accelerate launch test.py RECIPE.yaml --checkpoint=PATH --num_clips=2                      # another recipe
 
 Writes into ``work_dir``: ``test_metrics.json`` (``top1_acc``, ``top5_acc``,
 ``mean_class_accuracy``, ``num_videos`` scored, ``num_failed``, ``num_views``),
@@ -10,12 +11,11 @@ of processes gives the same metrics.
 """
 
 import csv
+import dataclasses
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
-from accelerate import Accelerator
 
 from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.config import Recipe, RecipeError
@@ -24,12 +24,14 @@ from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.evaluation import VideoScores, score_videos
 from accel_slowfast.hooks import setup_text_logger
 from accel_slowfast.models import build_model
+from accel_slowfast.runtime import build_accelerator, describe
 from accel_slowfast.training import build_indexes, build_loader, build_test_dataset
+from accel_slowfast.workdir import BAD_VIDEOS_FILE, RECIPE_FILE, find_run_file
 
 
 def run_test(recipe: Recipe, checkpoint: str | Path) -> dict:
     """Evaluate ``checkpoint`` on the recipe's validation split with the multi-view protocol."""
-    accelerator = Accelerator()
+    accelerator = build_accelerator(dataclasses.replace(recipe, report_to="none"))
     work_dir = Path(recipe.work_dir)
     if accelerator.is_main_process:
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -44,24 +46,29 @@ def run_test(recipe: Recipe, checkpoint: str | Path) -> dict:
     _, index = build_indexes(recipe, accelerator)
     dataset = build_test_dataset(recipe, index, accelerator)
     model, loader = accelerator.prepare(model, build_loader(dataset, recipe, accelerator, train=False))
+    logger.info(describe(accelerator, recipe))
     logger.info("Testing %s on %d videos x %d views (%d clips x %d crops of %d px), %s averaging",
                 checkpoint, len(index), dataset.views_per_video, recipe.num_clips, recipe.num_crops,
                 recipe.test_crop_size, recipe.average_clips)
-    results = score_videos(model, loader, accelerator, recipe.average_clips)
+    results = score_videos(model, loader, accelerator, recipe.average_clips, progress="test")
     metrics = {**results.metrics(), "num_views": results.num_views, "checkpoint": str(checkpoint)}
     if accelerator.is_main_process:
-        write_reports(results, index, work_dir)
+        written = write_reports(results, index, work_dir)
         (work_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2))
-        logger.info("Test: %s", json.dumps(metrics))
         if metrics["num_failed"]:
             logger.warning("%d videos could not be decoded and were not scored; see %s",
-                           metrics["num_failed"], work_dir / "bad_videos.txt")
+                           metrics["num_failed"], work_dir / BAD_VIDEOS_FILE)
+        logger.info("Test of %s: top1_acc %.4f, top5_acc %.4f, mean_class_accuracy %.4f on %d videos (%d not "
+                    "scored), %d views", checkpoint, metrics["top1_acc"], metrics["top5_acc"],
+                    metrics["mean_class_accuracy"], metrics["num_videos"], metrics["num_failed"], metrics["num_views"])
+        logger.info("Wrote:\n%s", "\n".join(f"  {path}" for path in [work_dir / "test_metrics.json", *written]))
     accelerator.wait_for_everyone()
     return metrics
 
 
-def write_reports(results: VideoScores, index: VideoIndex, work_dir: Path) -> None:
-    """Per-video predictions, per-class accuracy and the confusion matrix of one test run."""
+def write_reports(results: VideoScores, index: VideoIndex, work_dir: Path) -> list[Path]:
+    """Per-video predictions, per-class accuracy and the confusion matrix of one test run; returns
+    the files written."""
     classes = index.classes
     num_classes = results.scores.shape[1] if results.scores.size else len(classes)
     names = [classes[i] if i < len(classes) else str(i) for i in range(num_classes)]
@@ -87,6 +94,7 @@ def write_reports(results: VideoScores, index: VideoIndex, work_dir: Path) -> No
             accuracy = f"{confusion[k, k] / support:.4f}" if support else ""
             writer.writerow([name, support, int(confusion[k, k]), accuracy])
     plot_confusion(confusion, names, work_dir / "test_confusion.png")
+    return [work_dir / name for name in ("test_predictions.csv", "test_per_class.csv", "test_confusion.png")]
 
 
 def plot_confusion(confusion: np.ndarray, names: list[str], path: Path) -> None:
@@ -116,7 +124,11 @@ def plot_confusion(confusion: np.ndarray, names: list[str], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``test.py`` entry point: ``[RECIPE.yaml] --checkpoint=PATH [--key=value ...]``."""
+    """``test.py`` entry point: ``[RECIPE.yaml] --checkpoint=PATH [--key=value ...]``.
+
+    Without a recipe file the checkpoint's own run decides: its ``recipe.yaml`` (the copy inside
+    a checkpoint folder, else the run's work_dir) is the base, and command-line keys still win.
+    """
     import argparse
     import sys
 
@@ -128,11 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if not args.checkpoint and "--help" not in rest and "-h" not in rest:
             raise RecipeError("test.py needs --checkpoint=PATH (an epoch folder, a best_*.pth or any load_from file)")
+        if args.checkpoint and not (rest and not rest[0].startswith("-")):  # no recipe file: the run's
+            try:
+                rest = [str(find_run_file(args.checkpoint, RECIPE_FILE)), *rest]
+            except FileNotFoundError:
+                raise RecipeError(f"no {RECIPE_FILE} at or above {args.checkpoint} (not a checkpoint of a run): "
+                                  "pass the recipe it was trained with, test.py RECIPE.yaml --checkpoint=...") from None
         recipe = load_recipe(rest)
         run_test(recipe, args.checkpoint)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-logging.getLogger("matplotlib").setLevel(logging.WARNING)

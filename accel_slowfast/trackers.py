@@ -17,6 +17,8 @@ time, data_time``            iteration (``LoggerHook``)
 ``val/per_class``            per-class accuracy table (TensorBoard: markdown text)    both
 ``val/mistakes``             misclassified validation videos                          wandb
 ``val/clips``                ``log_val_clips`` validation clips, true and predicted   wandb
+``best/<metric>, epoch``      the best evaluation, at the end (wandb's summary of     both
+                             ``val/*`` accuracies holds their maximum too)
 ``model-<run id>`` artifact  the best checkpoint + recipe.yaml + classes.json, at end wandb
 ============================ ======================================================== =========
 
@@ -42,6 +44,7 @@ from accel_slowfast.config import Recipe
 RUN_ID_FILE = "wandb_run_id.txt"
 TRACKERS = {"none": [], "wandb": ["wandb"], "tensorboard": ["tensorboard"], "all": ["wandb", "tensorboard"]}
 MAX_MISTAKES = 200  # rows of the val/mistakes table
+ACCURACY_METRICS = ("top1_acc", "top5_acc", "mean_class_accuracy")
 
 
 def tracker_names(recipe: Recipe) -> list[str]:
@@ -84,6 +87,8 @@ def init_trackers(accelerator: Accelerator, recipe: Recipe, resumed: bool) -> No
             tracker.store_init_configuration({k: str(v) if isinstance(v, list) else v for k, v in config.items()})
         else:
             tracker.store_init_configuration(config)
+            for metric in ACCURACY_METRICS:  # the run's summary shows the best value, not the last
+                tracker.tracker.define_metric(f"val/{metric}", summary="max")
 
 
 def gif_bytes(frames: np.ndarray, fps: int = 8, min_side: int = 128) -> io.BytesIO:

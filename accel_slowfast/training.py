@@ -7,6 +7,7 @@ Lifecycle: validate (the Recipe did) -> accelerator + seed -> data -> model -> o
 prepare -> hooks -> resume/load -> run -> end trackers.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import yaml
-from accelerate import Accelerator, DataLoaderConfiguration
-from accelerate.utils import set_seed
+from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from accel_slowfast.checkpoint import load_weights
@@ -34,7 +34,6 @@ from accel_slowfast.data.probe import probe_index
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import UserError
-from accel_slowfast.export import CLASSES_FILE
 from accel_slowfast.extra_hooks import build_extra_hooks, convert_sync_batchnorm
 from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
 from accel_slowfast.hooks import (
@@ -51,9 +50,10 @@ from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrup
 from accel_slowfast.models import PRESETS, SlowFast, build_model, model_report
 from accel_slowfast.resume import check_model_fits, find_checkpoint, plan_resume, restore
 from accel_slowfast.runner import Runner
+from accel_slowfast.runtime import build_accelerator, describe, seed_everything
 from accel_slowfast.schedules import build_lr_hook, build_momentum_hook
 from accel_slowfast.trackers import TrackerHook, init_trackers, tracker_names
-from accel_slowfast.workdir import RECIPE_FILE, remove_staging
+from accel_slowfast.workdir import CLASSES_FILE, RECIPE_FILE, remove_staging
 
 BAD_VIDEO_LOG = "bad_videos.txt"
 
@@ -64,16 +64,6 @@ def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mod
     loss = F.cross_entropy(logits.float(), batch["label"])
     log_vars = {"loss": loss.detach(), "bad_clip_ratio": batch["replaced"].float().mean()}
     return {"loss": loss, "log_vars": log_vars, "num_samples": batch["label"].shape[0]}
-
-
-def build_accelerator(recipe: Recipe) -> Accelerator:
-    return Accelerator(
-        mixed_precision=recipe.mixed_precision,
-        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        log_with=tracker_names(recipe) or None,  # all = wandb + tensorboard, not every installed tracker
-        project_dir=recipe.work_dir,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
-    )
 
 
 def _to_channels_last(module: torch.nn.Module, args: tuple) -> tuple:
@@ -91,16 +81,6 @@ def apply_fast_path(model: SlowFast, recipe: Recipe) -> SlowFast:
     if recipe.compile:
         model.compile()
     return model
-
-
-def seed_everything(recipe: Recipe, accelerator: Accelerator) -> None:
-    """Seed python/numpy/torch; with ``deterministic``, deterministic kernels (warn-only on CUDA,
-    where 3-D pooling's backward has no deterministic kernel)."""
-    set_seed(recipe.seed)
-    if recipe.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=accelerator.device.type == "cuda")
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
 
 
 def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex, VideoIndex]:
@@ -217,6 +197,9 @@ def train(recipe: Recipe) -> Runner:
     checkpoint and raises ``InterruptedRun`` (``interrupts.py``).
     """
     accelerator = build_accelerator(recipe)
+    run_line = describe(accelerator, recipe)
+    # The recipe as it runs: the precision Accelerate chose when the recipe left it open.
+    recipe = dataclasses.replace(recipe, mixed_precision=accelerator.mixed_precision)
     work_dir = Path(recipe.work_dir)
     with Interrupts() as interrupts:  # from here on a stop signal is recorded, acted on after the step
         stale = []
@@ -257,6 +240,7 @@ def train(recipe: Recipe) -> Runner:
         model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
 
         logger.info("Recipe:\n%s", yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
+        logger.info(run_line)
         logger.info("Model %s: %.2f M parameters (%.2f M trainable), %.2f GFLOPs per %d x %d² view; %d classes",
                     recipe.model, size["params_m"], size["trainable_params_m"], size["gflops_per_view"],
                     recipe.clip_len, recipe.crop_size, recipe.num_classes)

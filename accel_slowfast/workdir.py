@@ -1,5 +1,7 @@
-"""The work_dir's checkpoint folders: their names, their manifest, and which one to resume from.
+"""The work_dir's files: the run's recipe and classes, the checkpoint folders, their manifest, and
+which checkpoint to resume from.
 
+    recipe.yaml, classes.json                        the run's resolved recipe, class names by label
     checkpoints/epoch_<N>/, checkpoints/iter_<N>/    Accelerate's save_state + recipe.yaml + meta.json
     checkpoints/.tmp_<name>/                         a save in progress (renamed when complete)
 
@@ -29,6 +31,8 @@ ITER_PREFIX = "iter_"
 STAGING_PREFIX = ".tmp_"
 META_FILE = "meta.json"
 RECIPE_FILE = "recipe.yaml"
+CLASSES_FILE = "classes.json"
+BAD_VIDEOS_FILE = "bad_videos.txt"
 
 logger = logging.getLogger("accel_slowfast")
 
@@ -145,3 +149,12 @@ def checkpoint_bytes(folder: Path) -> int:
         return sum(record["bytes"] for record in read_meta(folder).get("files", {}).values())
     except CheckpointError:
         return 0
+
+
+def find_run_file(checkpoint: str | Path, name: str) -> Path:
+    """The nearest ``name`` (``recipe.yaml``, ``classes.json``) at or above a checkpoint: the
+    checkpoint folder's own copy first (it holds the recipe it was trained with), then the run's."""
+    for folder in [Path(checkpoint), *Path(checkpoint).parents]:
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"no {name} at or above {checkpoint}; is it inside a training work_dir?")

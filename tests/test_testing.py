@@ -89,3 +89,30 @@ def test_test_py_with_two_processes_equals_one(tiny_root, tmp_path):
         assert run.returncode == 0, run.stderr[-3000:]
         results.append(json.loads((work_dir / "test_metrics.json").read_text()))
     assert results[0] == results[1] and results[0]["num_videos"] == 10 and results[0]["num_views"] == 60
+
+
+@pytest.mark.slow
+def test_the_summary_names_the_best_checkpoint_and_its_test_command_evaluates_that_run(tiny_root, tmp_path):
+    trained = subprocess.run([sys.executable, str(REPO / "train.py"), f"--data_root={tiny_root}",
+                              f"--work_dir={tmp_path / 'run'}", "--clip_len=8", "--short_side=32", "--crop_size=32",
+                              "--test_crop_size=32", "--batch_size=4", "--num_workers=0", "--max_epochs=2",
+                              "--num_clips=1", "--deterministic"], capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    summary = trained.stderr[trained.stderr.index("Finished: 2 epochs, 10 iterations"):]
+    assert "best top1_acc: " in summary and "last evaluation (epoch 2): top1_acc " in summary
+    assert f"work_dir: {tmp_path / 'run'}" in summary
+    command = summary.split("next, the multi-view test: ")[1].splitlines()[0]
+    assert command.startswith("accelerate launch test.py --checkpoint=") and "best_top1_acc_epoch_" in command
+
+    # run it from elsewhere with one key changed: the run's recipe (data, crops, clip length) is the base
+    checkpoint = command.split("--checkpoint=")[1]
+    tested = subprocess.run([sys.executable, str(REPO / "test.py"), f"--checkpoint={checkpoint}", "--num_clips=2"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert metrics["num_videos"] == 10 and metrics["num_views"] == 10 * 2 * 3  # --num_clips=2 won over 1
+    assert "test: 100%" in tested.stderr and "60/60" in tested.stderr  # the progress bar over views
+    tail = tested.stderr.rstrip().splitlines()[-6:]
+    assert f"top1_acc {metrics['top1_acc']:.4f}" in "\n".join(tail) and "Wrote:" in "\n".join(tail)
+    written = [line.strip() for line in tail[tail.index(next(t for t in tail if t.endswith("Wrote:"))) + 1:]]
+    assert len(written) == 4 and all(Path(path).is_file() for path in written)

@@ -118,6 +118,13 @@ def test_offline_wandb_and_tensorboard_receive_everything(tiny_root, tmp_path, o
             assert json.loads(logged[key]) == "table-file"
         assert json.loads(logged["val/clips/count"]) == 2
     assert sorted(s for s, v in steps.items() if "val/top1_acc" in v) == [5, 10]
+    # the summary: the best evaluation at the end, and wandb's summary of val/* keeps the maximum
+    accuracies = [(m["top1_acc"], -m["epoch"]) for m in metrics if m["mode"] == "val"]
+    best_acc, best_epoch = max(accuracies)
+    assert json.loads(steps[10]["best/top1_acc"]) == pytest.approx(best_acc)
+    assert json.loads(steps[10]["best/epoch"]) == -best_epoch
+    summarized = {r.metric.name: r.metric.summary.max for r in records if r.WhichOneof("record_type") == "metric"}
+    assert summarized["val/top1_acc"] and summarized["val/mean_class_accuracy"]
 
     # the media files behind them
     files = run_dir / "files" / "media"
@@ -146,6 +153,7 @@ def test_offline_wandb_and_tensorboard_receive_everything(tiny_root, tmp_path, o
     assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 5, 7, 9, 10]
     assert [e.step for e in events.Scalars("val/top1_acc")] == [5, 10]
     assert [e.step for e in events.Images("val/confusion_matrix")] == [5, 10]
+    assert [(e.step, e.value) for e in events.Scalars("best/top1_acc")] == [(10, pytest.approx(best_acc))]
     assert (work_dir / "val_confusion.png").exists()
 
 

@@ -9,12 +9,12 @@ still reads fine. Exits with status 1 when a video cannot be used.
 """
 
 import argparse
+import dataclasses
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from accelerate import Accelerator
 
 from accel_slowfast.config import RecipeError, load_recipe
 from accel_slowfast.data.dataset import ClipDataset
@@ -61,11 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["check"])
     parser.add_argument("--decode", action="store_true", help="also decode the centre clip of every video")
     args, recipe_args = parser.parse_known_args(argv)
+    from accel_slowfast.runtime import build_accelerator
     from accel_slowfast.training import build_indexes  # the same readers as training
 
     try:
         recipe = load_recipe(recipe_args)
-        train_index, val_index = build_indexes(recipe, Accelerator(cpu=True))
+        train_index, val_index = build_indexes(recipe, build_accelerator(dataclasses.replace(recipe, report_to="none")))
     except (RecipeError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,0 +1,48 @@
+"""The Accelerator and the seeds: built the same way by every command (train, test, predict, data check).
+
+Precision follows Accelerate's own precedence unless the recipe sets it: a recipe's
+``mixed_precision`` (``no``, ``fp16``, ``bf16``) wins; left empty, the launcher decides
+(``accelerate launch --mixed_precision bf16``, ``accelerate config``, ``ACCELERATE_MIXED_PRECISION``).
+
+    accelerate launch --mixed_precision bf16 train.py      # bf16: the recipe is silent
+    accelerate launch train.py --mixed_precision=no        # fp32: the recipe wins
+"""
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import set_seed
+
+from accel_slowfast.config import Recipe
+from accel_slowfast.trackers import tracker_names
+
+
+def build_accelerator(recipe: Recipe | None = None) -> Accelerator:
+    """The run's ``Accelerator``: precision (see above), gradient accumulation, trackers, and a
+    seeded sampler; ``None`` builds one for inference (precision from Accelerate)."""
+    if recipe is None:
+        return Accelerator()
+    return Accelerator(
+        mixed_precision=recipe.mixed_precision or None,  # None: Accelerate's flag/config/environment decides
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+        log_with=tracker_names(recipe) or None,  # all = wandb + tensorboard, not every installed tracker
+        project_dir=recipe.work_dir,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
+    )
+
+
+def describe(accelerator: Accelerator, recipe: Recipe) -> str:
+    """One log line: processes, device, the precision in force and where it came from."""
+    source = "the recipe" if recipe.mixed_precision else "Accelerate (launcher flag, accelerate config or environment)"
+    return (f"Run: {accelerator.num_processes} process(es) on {accelerator.device.type}, mixed precision: "
+            f"{accelerator.mixed_precision} (from {source}), gradient accumulation: "
+            f"{recipe.gradient_accumulation_steps}, seed: {recipe.seed}")
+
+
+def seed_everything(recipe: Recipe, accelerator: Accelerator) -> None:
+    """Seed python/numpy/torch; with ``deterministic``, deterministic kernels (warn-only on CUDA,
+    where 3-D pooling's backward has no deterministic kernel)."""
+    set_seed(recipe.seed)
+    if recipe.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=accelerator.device.type == "cuda")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
