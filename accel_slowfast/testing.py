@@ -18,7 +18,7 @@ import numpy as np
 from accelerate import Accelerator
 
 from accel_slowfast.checkpoint import load_weights
-from accel_slowfast.config import Recipe, RecipeError
+from accel_slowfast.config import Recipe
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.evaluation import VideoScores, score_videos
@@ -116,23 +116,20 @@ def plot_confusion(confusion: np.ndarray, names: list[str], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``test.py`` entry point: ``[RECIPE.yaml] --checkpoint=PATH [--key=value ...]``."""
-    import argparse
+    """``accel-slowfast test`` / ``test.py``: ``[RECIPE.yaml] --checkpoint=PATH [--key=value ...]``."""
     import sys
 
-    from accel_slowfast.config import load_recipe
+    from accel_slowfast.cli import test_arguments
 
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--checkpoint", required=False, default="")
-    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     try:
-        if not args.checkpoint and "--help" not in rest and "-h" not in rest:
-            raise RecipeError("test.py needs --checkpoint=PATH (an epoch folder, a best_*.pth or any load_from file)")
-        recipe = load_recipe(rest)
-        run_test(recipe, args.checkpoint)
+        checkpoint, recipe = test_arguments(sys.argv[1:] if argv is None else argv)
+        run_test(recipe, checkpoint)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
 logging.getLogger("matplotlib").setLevel(logging.WARNING)
+
+if __name__ == "__main__":  # accelerate launch -m accel_slowfast.testing
+    main()
