@@ -51,7 +51,7 @@ from accel_slowfast.models import PRESETS, SlowFast, build_model, model_report
 from accel_slowfast.resume import check_model_fits, find_checkpoint, plan_resume, restore
 from accel_slowfast.runner import Runner
 from accel_slowfast.schedules import build_lr_hook, build_momentum_hook
-from accel_slowfast.trackers import TrackerHook, init_trackers, tracker_names
+from accel_slowfast.trackers import TrackerHook, build_trackers, init_trackers, tracker_names
 from accel_slowfast.workdir import RECIPE_FILE, remove_staging
 
 BAD_VIDEO_LOG = "bad_videos.txt"
@@ -69,7 +69,7 @@ def build_accelerator(recipe: Recipe) -> Accelerator:
     return Accelerator(
         mixed_precision=recipe.mixed_precision,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        log_with=tracker_names(recipe) or None,  # all = wandb + tensorboard, not every installed tracker
+        log_with=build_trackers(recipe) or None,  # all = wandb + tensorboard, not every installed tracker
         project_dir=recipe.work_dir,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
     )
