@@ -10,7 +10,12 @@ scratch="$(mktemp -d /tmp/accel_slowfast_wheel.XXXXXX)"
 trap 'rm -rf "$scratch"' EXIT
 start=$SECONDS
 
-pip wheel --no-deps -q -w "$scratch/dist" "$repo"
+# Built from a copy of the checkout's files (tracked and new, not ignored), so that setuptools'
+# build/ folder, which a later build would take stale files from, stays out of the checkout.
+mkdir "$scratch/src"
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf -) |
+    tar -xf - -C "$scratch/src"
+pip wheel --no-deps -q -w "$scratch/dist" "$scratch/src"
 python -m venv "$scratch/venv"
 "$scratch/venv/bin/pip" install -q "$scratch"/dist/accel_slowfast-*.whl
 echo "wheel smoke: built and installed in $((SECONDS - start)) s"
