@@ -402,7 +402,7 @@ def recipe_parser(prog: str | None = None) -> argparse.ArgumentParser:
         description="The defaults, then RECIPE.yaml's keys, then --key=value overrides. A list takes several "
                     "values (--lr_steps 90 130), a bool true or false (--compile alone: true).")
     parser.add_argument("recipe", nargs="?", metavar="RECIPE.yaml",
-                        help=f"a YAML file of the keys that differ from the defaults; a shipped recipe is also "
+                        help="a YAML file of the keys that differ from the defaults; a shipped recipe is also "
                              f"found by name: {', '.join(packaged_recipes())}")
     sections = {name: parser.add_argument_group(name) for name in GROUPS}
     hints = typing.get_type_hints(Recipe)

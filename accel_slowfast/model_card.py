@@ -17,7 +17,7 @@ import yaml
 
 from accel_slowfast.presets import PRESETS
 
-TRAINING_KEYS = ("dataset", "split", "max_epochs", "batch_size", "gradient_accumulation_steps", "optimizer", "lr",
+TRAINING_KEYS = ("dataset", "max_epochs", "batch_size", "gradient_accumulation_steps", "optimizer", "lr",
                  "base_batch_size", "weight_decay", "lr_policy", "warmup", "warmup_epochs", "crop_size",
                  "mixed_precision", "ema", "seed")
 METRICS = ("top1_acc", "top5_acc", "mean_class_accuracy")
@@ -78,7 +78,7 @@ def model_card(config: dict[str, Any], recipe: dict[str, Any], results: list[tup
         lines += [f"| {what} | " + " | ".join(f"{values[m]:.4f}" for m in METRICS) + " |" for what, values in results]
     else:
         lines.append("The run's work_dir recorded no evaluation.")
-    settings = {key: recipe[key] for key in TRAINING_KEYS if key != "split"}
+    settings = {key: recipe[key] for key in TRAINING_KEYS}
     if recipe.get("load_from"):
         settings["load_from"] = Path(recipe["load_from"]).name  # the file, not the trainer's folders
     lines += [
