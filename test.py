@@ -1,10 +1,13 @@
-"""Multi-view test of a checkpoint (10 clips x 3 crops by default), as mmaction2's tools/test.py.
+"""Multi-view test of a checkpoint (10 clips x 3 crops by default), as mmaction2's tools/test.py
+(``accel-slowfast test`` once installed).
 
     accelerate launch test.py RECIPE.yaml --checkpoint=work_dirs/x/checkpoints/best_top1_acc_epoch_10.pth
     accelerate launch test.py --checkpoint=work_dirs/synthetic_slowfast_tiny/checkpoints/epoch_10
 """
 
-from accel_slowfast.testing import main
+import sys
+
+from accel_slowfast.cli import run
 
 if __name__ == "__main__":
-    main()
+    run("test", sys.argv[1:], prog="test.py")

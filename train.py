@@ -1,11 +1,13 @@
-"""Train SlowFast from a recipe.
+"""Train SlowFast from a recipe (``accel-slowfast train`` once installed).
 
     accelerate launch train.py                                   # the synthetic default
     accelerate launch train.py recipes/ucf101/slowfast_r50_4x16x1_256e.yaml --batch_size=4
-    python train.py --help                                       # every recipe key
+    python train.py --help                                       # every recipe key, by group
 """
 
-from accel_slowfast.training import main
+import sys
+
+from accel_slowfast.cli import run
 
 if __name__ == "__main__":
-    main()
+    run("train", sys.argv[1:], prog="train.py")

@@ -3,7 +3,8 @@
 pytorchvideo 0.1.5 (its last release) imports ``torchvision.transforms.functional_tensor``,
 which torchvision 0.17 renamed to ``_functional_tensor``. Importing this module first
 registers the old name as an alias, so ``import pytorchvideo.transforms`` works again.
-``accel_slowfast/__init__.py`` imports it before anything touches pytorchvideo.
+The modules that import pytorchvideo (``models.py``, ``data/transforms.py``) import it first;
+the package itself does not, so that reading a recipe imports no torch.
 """
 
 import importlib

@@ -1,6 +1,6 @@
 """Convert mmaction2 SlowFast checkpoints to our parameter names (pytorchvideo's)::
 
-    python -m accel_slowfast.convert slowfast_r50_4x16x1_k400.pth slowfast_r50_4x16_k400_ours.pth
+    accel-slowfast convert slowfast_r50_4x16x1_k400.pth slowfast_r50_4x16_k400_ours.pth
     # then train with:  model: slowfast_r50_4x16_mmaction2   load_from: slowfast_r50_4x16_k400_ours.pth
 
 ``load_from`` converts mmaction2 files on the fly as well; the CLI writes a file once, checks that it
@@ -134,7 +134,7 @@ def convert_file(src: str | Path, dst: str | Path, model: str = "slowfast_r50_4x
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m accel_slowfast.convert", description=__doc__,
+    parser = argparse.ArgumentParser(prog="accel-slowfast convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="mmaction2 .pth checkpoint ({'meta', 'state_dict', 'optimizer'})")
     parser.add_argument("dst", help="output file, loadable with load_from")

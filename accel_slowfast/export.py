@@ -1,25 +1,35 @@
-"""A trained model as a self-contained folder, loadable with one call:
+"""A trained model as a self-contained, Hub-ready folder, loadable with one call:
 
-    export_model("work_dirs/x/checkpoints/best_top1_acc_epoch_10.pth", "exported/x")
-    model, config = load_model("exported/x")      # model in eval mode; config["classes"] = names
+    accel-slowfast export work_dirs/x/checkpoints/best_top1_acc_epoch_10.pth exported/x [--push_to_hub you/name]
+
+    model, config = load_model("exported/x")      # or a Hub id: load_model("you/name")
+    predict(model, config, "clip.avi")            # accel_slowfast.predict
 
 The folder holds ``model.safetensors``, ``config.json`` (preset, classes, and the clip / resize /
-normalization settings ``predict`` needs). Push it to the Hugging Face Hub with
-``huggingface_hub.upload_folder(repo_id="you/slowfast-ucf101", folder_path="exported/x")``.
+normalization settings ``predict`` needs) and ``README.md``, a Hugging Face model card
+(``model_card.py``). ``push_to_hub`` uploads it; ``load_model`` downloads a Hub id once into the
+Hugging Face cache and reads it from there afterwards (``HF_HUB_OFFLINE=1``: the cache only).
 """
 
+import argparse
 import json
+import re
+import sys
 from pathlib import Path
 
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from accel_slowfast.checkpoint import load_weights
+from accel_slowfast.errors import CheckpointError, UserError
+from accel_slowfast.model_card import model_card, run_results
 from accel_slowfast.models import SlowFast, build_model
 from accel_slowfast.workdir import CLASSES_FILE, RECIPE_FILE, find_run_file
 
 CONFIG_KEYS = ("model", "num_classes", "clip_len", "frame_interval", "short_side", "crop_size", "test_crop_size",
                "num_clips", "num_crops", "average_clips", "mean", "std", "decoder")
+CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 
 
 def run_config(checkpoint: str | Path) -> dict:
@@ -33,27 +43,75 @@ def run_config(checkpoint: str | Path) -> dict:
     return config
 
 
-def export_model(checkpoint: str | Path, out_dir: str | Path) -> Path:
-    """Write ``checkpoint`` (any file ``load_from`` reads, inside a work_dir) as an export folder."""
+def export_model(checkpoint: str | Path, out_dir: str | Path, *, repo_id: str | None = None,
+                 license: str = "apache-2.0") -> Path:
+    """Write ``checkpoint`` (any file ``load_from`` reads, inside a work_dir) as an export folder.
+
+    Args:
+        checkpoint: an epoch folder, a ``best_*.pth`` or any ``load_from`` file inside a work_dir.
+        out_dir: the folder to write (created if needed).
+        repo_id: the Hub id the card's usage example loads; None: ``out_dir``.
+        license: the weights' license in the card (a Hub identifier); check the dataset's terms.
+    """
     config = run_config(checkpoint)
     model = _model_from_checkpoint(config, checkpoint)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    # Bytes written as a plain file: safetensors' save_file creates it with mode 0600, whatever the umask.
+    (out / WEIGHTS_FILE).write_bytes(save({k: v.contiguous() for k, v in model.state_dict().items()}))
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    recipe = yaml.safe_load(find_run_file(checkpoint, RECIPE_FILE).read_text())
+    results = run_results(_work_dir(checkpoint), checkpoint)
+    (out / CARD_FILE).write_text(model_card(config, recipe, results, source=Path(checkpoint).name,
+                                            load_with=repo_id or str(out_dir), license=license))
     return out
 
 
+def push_to_hub(folder: str | Path, repo_id: str, *, private: bool = False) -> str:
+    """Create the Hub model repo ``repo_id`` if needed and upload an export folder; return the commit URL.
+
+    Uses the token of ``hf auth login`` (or ``HF_TOKEN``). Errors are ``huggingface_hub``'s.
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder),
+                               commit_message=f"Upload {Path(folder).name} (accel_slowfast export)")
+    return commit.commit_url
+
+
 def load_model(path: str | Path) -> tuple[SlowFast, dict]:
-    """The model (eval mode) and its config from an export folder, or from a training checkpoint."""
+    """The model (eval mode) and its config from an export folder, a Hub id (``owner/name``) or a
+    training checkpoint."""
     path = Path(path)
-    if (path / "config.json").exists() and (path / "model.safetensors").exists():
-        config = json.loads((path / "config.json").read_text())
+    if not path.exists() and HUB_ID.fullmatch(str(path)):
+        path = _download(str(path))
+    if (path / CONFIG_FILE).exists() and (path / WEIGHTS_FILE).exists():
+        config = json.loads((path / CONFIG_FILE).read_text())
         model = _build(config)
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
+        model.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
         return model.eval(), config
     config = run_config(path)
     return _model_from_checkpoint(config, path).eval(), config
+
+
+def _download(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE]))
+    except OSError as error:  # every huggingface_hub error: not found, gated, offline without a cached copy, ...
+        raise CheckpointError(f"{repo_id} is not a local path, and the Hugging Face Hub did not give it: "
+                              f"{str(error).splitlines()[0]}") from None
+
+
+def _work_dir(checkpoint: str | Path) -> Path:
+    """The run's folder: the nearest one at or above ``checkpoint`` with a ``metrics.jsonl`` (else a recipe)."""
+    try:
+        return find_run_file(checkpoint, "metrics.jsonl").parent
+    except FileNotFoundError:
+        return find_run_file(checkpoint, RECIPE_FILE).parent
 
 
 def _build(config: dict) -> SlowFast:
@@ -67,3 +125,29 @@ def _model_from_checkpoint(config: dict, checkpoint: str | Path) -> SlowFast:
     if report["missing"] or report["shape_mismatch"]:
         raise RuntimeError(f"{checkpoint} does not fit {config['model']}: {report}")
     return model
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="accel-slowfast export", description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", help="an epoch folder, a best_*.pth or any load_from file inside a work_dir")
+    parser.add_argument("out_dir", help="the export folder to write")
+    parser.add_argument("--push_to_hub", metavar="REPO_ID", default="", help="then upload it to this Hub model repo")
+    parser.add_argument("--private", action="store_true", help="with --push_to_hub: create the repo private")
+    parser.add_argument("--license", default="apache-2.0", help="the model card's license (default: apache-2.0)")
+    args = parser.parse_args(argv)
+    try:
+        out = export_model(args.checkpoint, args.out_dir, repo_id=args.push_to_hub or None, license=args.license)
+    except (UserError, FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    if args.push_to_hub:
+        try:
+            print(f"pushed to {push_to_hub(out, args.push_to_hub, private=args.private)}")
+        except OSError as error:  # not logged in, no rights, no network: huggingface_hub's errors
+            print(f"error: pushing to {args.push_to_hub} failed: {str(error).splitlines()[0]}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -199,7 +199,7 @@ class EvalHook:
         accelerator.wait_for_everyone()
 
 
-TEST_COMMAND = "accelerate launch test.py"  # what the summary tells a user to run next
+TEST_COMMAND = "accel-slowfast test"  # what the summary tells a user to run next (any launcher: test.py)
 
 
 class LoggerHook:

@@ -1,9 +1,9 @@
 """Top-k labels of one video, averaged over the multi-view test protocol.
 
-    python -m accel_slowfast.predict VIDEO --checkpoint=PATH [--top_k=5]
+    accel-slowfast predict VIDEO --checkpoint=PATH [--top_k=5]
 
-``PATH`` is an export folder (``accel_slowfast.export``) or a training checkpoint inside its
-work_dir. In a notebook::
+``PATH`` is an export folder (``accel_slowfast.export``), its Hugging Face Hub id (``owner/name``)
+or a training checkpoint inside its work_dir. In a notebook::
 
     model, config = load_model("exported/x")
     predict(model, config, "v_ApplyEyeMakeup_g01_c01.avi")   # [("ApplyEyeMakeup", 0.93), ...]
@@ -52,9 +52,10 @@ def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, ba
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m accel_slowfast.predict", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="accel-slowfast predict", description=__doc__.split("\n")[0])
     parser.add_argument("video")
-    parser.add_argument("--checkpoint", required=True, help="export folder or training checkpoint")
+    parser.add_argument("--checkpoint", required=True,
+                        help="an export folder, its Hub id (owner/name) or a training checkpoint")
     parser.add_argument("--top_k", type=int, default=5)
     args = parser.parse_args(argv)
     try:

@@ -13,7 +13,7 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
 from accel_slowfast.config import Recipe
-from accel_slowfast.trackers import tracker_names
+from accel_slowfast.trackers import build_trackers
 
 
 def build_accelerator(recipe: Recipe | None = None) -> Accelerator:
@@ -24,7 +24,7 @@ def build_accelerator(recipe: Recipe | None = None) -> Accelerator:
     return Accelerator(
         mixed_precision=recipe.mixed_precision or None,  # None: Accelerate's flag/config/environment decides
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        log_with=tracker_names(recipe) or None,  # all = wandb + tensorboard, not every installed tracker
+        log_with=build_trackers(recipe) or None,  # all = wandb + tensorboard, not every installed tracker
         project_dir=recipe.work_dir,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
     )

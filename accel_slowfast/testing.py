@@ -13,12 +13,13 @@ of processes gives the same metrics.
 import csv
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from accel_slowfast.checkpoint import load_weights
-from accel_slowfast.config import Recipe, RecipeError
+from accel_slowfast.config import Recipe
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.evaluation import VideoScores, score_videos
@@ -26,7 +27,7 @@ from accel_slowfast.hooks import setup_text_logger
 from accel_slowfast.models import build_model
 from accel_slowfast.runtime import build_accelerator, describe
 from accel_slowfast.training import build_indexes, build_loader, build_test_dataset
-from accel_slowfast.workdir import BAD_VIDEOS_FILE, RECIPE_FILE, find_run_file
+from accel_slowfast.workdir import BAD_VIDEOS_FILE
 
 
 def run_test(recipe: Recipe, checkpoint: str | Path) -> dict:
@@ -124,30 +125,24 @@ def plot_confusion(confusion: np.ndarray, names: list[str], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``test.py`` entry point: ``[RECIPE.yaml] --checkpoint=PATH [--key=value ...]``.
+    """``accel-slowfast test`` / ``test.py``: ``[RECIPE.yaml] --checkpoint=PATH [--key=value ...]``.
 
     Without a recipe file the checkpoint's own run decides: its ``recipe.yaml`` (the copy inside
     a checkpoint folder, else the run's work_dir) is the base, and command-line keys still win.
     """
-    import argparse
     import sys
 
-    from accel_slowfast.config import load_recipe
+    from accel_slowfast.cli import test_arguments
 
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--checkpoint", required=False, default="")
-    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     try:
-        if not args.checkpoint and "--help" not in rest and "-h" not in rest:
-            raise RecipeError("test.py needs --checkpoint=PATH (an epoch folder, a best_*.pth or any load_from file)")
-        if args.checkpoint and not (rest and not rest[0].startswith("-")):  # no recipe file: the run's
-            try:
-                rest = [str(find_run_file(args.checkpoint, RECIPE_FILE)), *rest]
-            except FileNotFoundError:
-                raise RecipeError(f"no {RECIPE_FILE} at or above {args.checkpoint} (not a checkpoint of a run): "
-                                  "pass the recipe it was trained with, test.py RECIPE.yaml --checkpoint=...") from None
-        recipe = load_recipe(rest)
-        run_test(recipe, args.checkpoint)
+        checkpoint, recipe = test_arguments(sys.argv[1:] if argv is None else argv)
+        run_test(recipe, checkpoint)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+logging.getLogger("matplotlib").setLevel(logging.WARNING)
+
+if __name__ == "__main__":  # accelerate launch -m accel_slowfast.testing
+    main()

@@ -26,7 +26,8 @@ Every value is logged at ``step = runner.iter`` (the global iteration), never th
 drops steps that go backwards. A resumed run (``resume_from``) continues the same wandb run: its
 id is kept in ``<work_dir>/wandb_run_id.txt`` and passed as ``wandb.init(id=..., resume="allow")``;
 a fresh run in a used work_dir starts a new wandb run. wandb files go to ``<work_dir>/wandb``
-unless ``WANDB_DIR`` is set; TensorBoard event files to ``<work_dir>/<wandb_project>/``.
+unless ``WANDB_DIR`` is set; TensorBoard's event files to ``<work_dir>/tensorboard/``, one run
+whose HParams tab holds the recipe (``tensorboard --logdir work_dirs`` lists one run per work_dir).
 """
 
 import io
@@ -38,10 +39,13 @@ from typing import Any
 
 import numpy as np
 from accelerate import Accelerator
+from accelerate.tracking import GeneralTracker, TensorBoardTracker
 
 from accel_slowfast.config import Recipe
 
 RUN_ID_FILE = "wandb_run_id.txt"
+TENSORBOARD_DIR = "tensorboard"  # under work_dir
+VAL_METRICS = ("val/top1_acc", "val/top5_acc", "val/mean_class_accuracy")  # beside the recipe in the HParams tab
 TRACKERS = {"none": [], "wandb": ["wandb"], "tensorboard": ["tensorboard"], "all": ["wandb", "tensorboard"]}
 MAX_MISTAKES = 200  # rows of the val/mistakes table
 ACCURACY_METRICS = ("top1_acc", "top5_acc", "mean_class_accuracy")
@@ -50,6 +54,13 @@ ACCURACY_METRICS = ("top1_acc", "top5_acc", "mean_class_accuracy")
 def tracker_names(recipe: Recipe) -> list[str]:
     """The Accelerate tracker names ``report_to`` stands for (``all`` = wandb + tensorboard)."""
     return list(TRACKERS[recipe.report_to])
+
+
+def build_trackers(recipe: Recipe) -> list[str | GeneralTracker]:
+    """``Accelerator(log_with=...)``: wandb by name; TensorBoard as a tracker writing to
+    ``<work_dir>/tensorboard`` (Accelerate's would write to ``<work_dir>/<project name>``)."""
+    return [TensorBoardTracker(TENSORBOARD_DIR, recipe.work_dir) if name == "tensorboard" else name
+            for name in tracker_names(recipe)]
 
 
 def wandb_run_id(work_dir: Path, resumed: bool) -> str:
@@ -79,16 +90,27 @@ def init_trackers(accelerator: Accelerator, recipe: Recipe, resumed: bool) -> No
         if not os.environ.get("WANDB_DIR"):
             wandb_kwargs["dir"] = str(work_dir)
         init_kwargs["wandb"] = wandb_kwargs
-    # The config is stored per tracker below: TensorBoard's hparams take no lists.
     accelerator.init_trackers(recipe.wandb_project, init_kwargs=init_kwargs)
     config = recipe.to_dict()
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":
-            tracker.store_init_configuration({k: str(v) if isinstance(v, list) else v for k, v in config.items()})
+            store_hparams(tracker.tracker, config)
         else:
             tracker.store_init_configuration(config)
             for metric in ACCURACY_METRICS:  # the run's summary shows the best value, not the last
                 tracker.tracker.define_metric(f"val/{metric}", summary="max")
+
+
+def store_hparams(writer, config: dict[str, Any]) -> None:
+    """The recipe in TensorBoard's HParams tab, in the run's own event file. Accelerate's
+    ``store_init_configuration`` (``SummaryWriter.add_hparams``) would start a second, timestamped
+    run for it, and write a timestamped ``hparams.yml`` folder (``recipe.yaml`` has it already)."""
+    from torch.utils.tensorboard.summary import hparams
+
+    values = {key: str(value) if isinstance(value, list) else value for key, value in config.items()}  # no lists
+    for summary in hparams(values, dict.fromkeys(VAL_METRICS)):  # the experiment, session start and end
+        writer.file_writer.add_summary(summary)
+    writer.flush()
 
 
 def gif_bytes(frames: np.ndarray, fps: int = 8, min_side: int = 128) -> io.BytesIO:

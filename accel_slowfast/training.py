@@ -14,12 +14,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from accel_slowfast.checkpoint import load_weights
-from accel_slowfast.config import Recipe, RecipeError, save_recipe
+from accel_slowfast.config import Recipe, RecipeError, recipe_diff, save_recipe
 from accel_slowfast.data import (
     ClipDataset,
     VideoIndex,
@@ -239,7 +238,7 @@ def train(recipe: Recipe) -> Runner:
         model = apply_fast_path(model, recipe)  # after the optimizer: compile/channels_last keep the same parameters
         model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
 
-        logger.info("Recipe:\n%s", yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
+        logger.info("Recipe, where it differs from the defaults (all keys: recipe.yaml):\n%s", recipe_diff(recipe))
         logger.info(run_line)
         logger.info("Model %s: %.2f M parameters (%.2f M trainable), %.2f GFLOPs per %d x %d² view; %d classes",
                     recipe.model, size["params_m"], size["trainable_params_m"], size["gflops_per_view"],
@@ -310,3 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"stopped: {error or 'interrupted'} (no checkpoint of this moment); resume with --resume_from=auto "
               "to continue from the last one", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+if __name__ == "__main__":  # accelerate launch -m accel_slowfast.training
+    main()

@@ -11,12 +11,10 @@ import pytest
 # Probe caches and generated datasets go to a throw-away folder, never the user's ~/.cache.
 os.environ.setdefault("ACCEL_SLOWFAST_CACHE", tempfile.mkdtemp(prefix="accel_slowfast_test_cache_"))
 
-import accel_slowfast  # noqa: F401  (compat shim first)
 from accel_slowfast.config import Recipe
-from accel_slowfast.data.synthetic import SyntheticSpec, ensure_synthetic
-
-# 5 classes x 3 groups x 2 clips = 30 videos of 40x32 px, 20 frames; group 1 is the test split.
-TINY_SPEC = SyntheticSpec(width=40, height=32, num_frames=20, num_groups=3, clips_per_group=2, test_groups=(1,))
+from accel_slowfast.data.synthetic import ensure_synthetic
+from accel_slowfast.notebook import TINY as NOTEBOOK_TINY
+from accel_slowfast.notebook import TINY_SPEC
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +23,9 @@ def tiny_root(tmp_path_factory) -> Path:
 
 
 REPO = Path(__file__).parents[1]
-# slowfast_tiny on the tiny dataset: 5 iterations an epoch, a few seconds.
-TINY = dict(clip_len=8, frame_interval=2, short_side=32, crop_size=32, test_crop_size=32, batch_size=4,
-            num_workers=0, max_epochs=2, log_interval=2, eval_interval=1, checkpoint_interval=1, max_keep_ckpts=0,
-            deterministic=True)
+# The notebooks' tiny run (slowfast_tiny, 5 iterations an epoch, a few seconds), deterministic and
+# keeping a checkpoint of every epoch.
+TINY = dict(NOTEBOOK_TINY, checkpoint_interval=1, max_keep_ckpts=0, deterministic=True)
 
 
 def tiny_recipe(root: Path, work_dir: Path, **overrides) -> Recipe:

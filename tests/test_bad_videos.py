@@ -1,7 +1,11 @@
 """Bad videos never stop training: each kind is replaced deterministically and listed once."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import av
@@ -117,3 +121,26 @@ def test_training_runs_to_the_end_with_bad_videos_and_eval_counts_them(tiny_root
     val = [r for r in records if r["mode"] == "val"]
     assert [(r["num_videos"], r["num_failed"]) for r in val] == [(9, 1), (9, 1)]
     assert any(r.get("bad_clip_ratio", 0) > 0 for r in records if r["mode"] == "train")
+
+
+def test_two_processes_appending_at_once_lose_no_line(tmp_path):
+    """``list_bad_videos`` from two processes, released together: every path listed once, behind a
+    lock file beside the list (``filelock``, so no POSIX-only ``fcntl``)."""
+    log, go = tmp_path / "bad_videos.txt", tmp_path / "go"
+    code = ("import sys, time; from pathlib import Path; from accel_slowfast.data.dataset import list_bad_videos\n"
+            "name, log, go = sys.argv[1:]\n"
+            "Path(go + name).touch()\n"  # imported: ready
+            "while not Path(go).exists(): time.sleep(0.01)\n"
+            "for i in range(100): list_bad_videos(log, {f'{name}_{i}.avi': 'own', f'shared_{i}.avi': name})\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code, name, str(log), str(go)], stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}) for name in ("a", "b")]
+    while not all(Path(f"{go}{name}").exists() or writer.poll() is not None
+                  for name, writer in zip("ab", writers, strict=True)):
+        time.sleep(0.05)
+    go.touch()  # both have imported torch & co.: they start at once
+    for writer in writers:
+        assert writer.wait(timeout=300) == 0, writer.stderr.read()
+    paths = [line.split("\t")[0] for line in log.read_text().splitlines()]
+    expected = {f"{name}_{i}.avi" for name in ("a", "b", "shared") for i in range(100)}
+    assert len(paths) == len(set(paths)) == 300 and set(paths) == expected
+    assert (tmp_path / "bad_videos.txt.lock").exists()

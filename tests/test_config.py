@@ -1,10 +1,22 @@
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
-from accel_slowfast.config import Recipe, RecipeError, load_recipe
+from accel_slowfast.config import (
+    DECODERS,
+    GROUPS,
+    Recipe,
+    RecipeError,
+    load_recipe,
+    packaged_recipes,
+    recipe_diff,
+    recipe_parser,
+)
 
-RECIPES = sorted(p for p in Path(__file__).parents[1].glob("recipes/**/*.yaml")
+REPO = Path(__file__).parents[1]
+RECIPES = sorted(p for p in REPO.glob("recipes/**/*.yaml")
                  if "accelerate_configs" not in p.parts)  # launcher configs: tests/test_recipes.py
 
 
@@ -71,7 +83,7 @@ def test_missing_recipe_file():
 
 
 def test_the_default_recipe_file_equals_the_defaults():
-    path = Path(__file__).parents[1] / "recipes/synthetic/slowfast_tiny.yaml"
+    path = REPO / "recipes/synthetic/slowfast_tiny.yaml"
     assert load_recipe([str(path)]) == Recipe()
 
 
@@ -81,3 +93,52 @@ def test_non_finite_numbers_are_refused_naming_the_key(value):
         load_recipe([f"--lr={value}"])
     with pytest.raises(RecipeError, match="'mean' must be a finite number"):
         load_recipe(["--mean", "1.0", value.lstrip("-"), "2.0"])  # (argparse reads -inf as a flag)
+
+
+def test_every_key_is_in_a_help_group():
+    groups = {f.name: f.metadata["group"] for f in dataclasses.fields(Recipe)}
+    assert set(groups.values()) == set(GROUPS)
+    help_text = recipe_parser("train.py").format_help()
+    for section, following in zip(GROUPS, [*GROUPS[1:], None], strict=True):
+        body = help_text.split(f"\n{section}:\n")[1]
+        body = body.split(f"\n{following}:\n")[0] if following else body
+        listed = set(re.findall(r"^  --(\w+)", body, re.M))
+        listed -= {f"no_{key}" for key in groups}  # HfArgumentParser's --no_<key> of the bools that default to true
+        assert {key for key, group in groups.items() if group == section} == listed
+
+
+def test_a_command_line_typo_names_the_closest_key():
+    with pytest.raises(RecipeError, match=r"^--lrr=0\.1: unknown recipe key 'lrr'; did you mean 'lr'\?$"):
+        load_recipe(["--lrr=0.1"])
+    with pytest.raises(RecipeError, match=r"^--warmup_ratoi: unknown recipe key 'warmup_ratoi'; did you mean"):
+        load_recipe(["--warmup_ratoi", "0.2"])
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--deterministic"], True), (["--deterministic=false"], False), (["--by_epoch", "no"], False),
+])
+def test_command_line_bools(args, expected):
+    assert load_recipe(args).to_dict()[args[0][2:].split("=")[0]] is expected
+
+
+SEED_RECIPE = "ucf101/slowfast_r50_4x16x1_256e.yaml"
+
+
+@pytest.mark.parametrize("name", [SEED_RECIPE, f"recipes/{SEED_RECIPE}"])
+def test_a_shipped_recipe_is_found_by_name_from_any_folder(name, tmp_path, monkeypatch):
+    expected = load_recipe([str(REPO / "recipes" / SEED_RECIPE)])
+    monkeypatch.chdir(tmp_path)
+    assert load_recipe([name, "--split=2"]) == dataclasses.replace(expected, split=2)
+    assert "synthetic/slowfast_tiny.yaml" in packaged_recipes()
+
+
+def test_the_decoder_names_are_the_decoders():
+    from accel_slowfast.data.decoding import DECODERS as DECODER_CLASSES
+
+    assert set(DECODERS) == set(DECODER_CLASSES)
+
+
+def test_recipe_diff_lists_what_differs_from_the_defaults():
+    assert recipe_diff(Recipe()) == "(none: the defaults)"
+    assert recipe_diff(Recipe(lr=0.1, lr_steps=[2, 4], lr_policy="step")) == \
+        "lr: 0.1\nlr_policy: step\nlr_steps:\n- 2\n- 4"

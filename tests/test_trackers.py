@@ -146,10 +146,18 @@ def test_offline_wandb_and_tensorboard_receive_everything(tiny_root, tmp_path, o
     paths = {entry.path for entry in artifacts[0].manifest.contents}
     assert {"recipe.yaml", "classes.json"} <= paths and any(p.startswith("best_top1_acc_epoch_") for p in paths)
 
-    # TensorBoard: scalars at the same steps, confusion matrix image, per-class text
+    # TensorBoard: one run in work_dir/tensorboard (no sub-run, no folder named after the project) with the
+    # recipe as hparams, scalars at the same steps, confusion matrix image, per-class text
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
 
-    events = EventAccumulator(str(work_dir / "accel_slowfast"), size_guidance={"images": 0}).Reload()
+    assert not (work_dir / "accel_slowfast").exists()
+    assert [p.name.split(".")[0] for p in (work_dir / "tensorboard").iterdir()] == ["events"]
+    events = EventAccumulator(str(work_dir / "tensorboard"), size_guidance={"images": 0}).Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content)
+    assert hparams.session_start_info.hparams["lr"].number_value == recipe.lr
+    assert hparams.session_start_info.hparams["wandb_tags"].string_value == "['tiny']"
     assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 5, 7, 9, 10]
     assert [e.step for e in events.Scalars("val/top1_acc")] == [5, 10]
     assert [e.step for e in events.Images("val/confusion_matrix")] == [5, 10]

@@ -63,6 +63,11 @@ def test_train_writes_metrics_recipe_and_checkpoints(tiny_root, tmp_path):
     assert len(list(checkpoints.glob("best_top1_acc_epoch_*.pth"))) == 1
     assert json.loads((checkpoints / "epoch_2" / "meta.json").read_text())["epoch"] == 2
 
+    # the start-up log lists what differs from the defaults; recipe.yaml has every key
+    (log,) = (tmp_path / "run").glob("train_*.log")
+    start_up = log.read_text().split("Recipe, where it differs from the defaults")[1].split(" - Model ")[0]
+    assert "clip_len: 8" in start_up and "warmup_epochs" not in start_up and "optimizer" not in start_up
+
 
 def test_resume_at_an_epoch_boundary_equals_an_uninterrupted_run(tiny_root, tmp_path, monkeypatch):
     straight = tiny_recipe(tiny_root, tmp_path / "straight", max_epochs=3, checkpoint_interval=1)

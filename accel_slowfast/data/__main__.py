@@ -1,6 +1,6 @@
 """Check a recipe's data before training:
 
-    python -m accel_slowfast.data check RECIPE.yaml [--key=value ...] [--decode]
+    accel-slowfast data check RECIPE.yaml [--key=value ...] [--decode]
 
 Prints, for the training and validation sets, the class counts, and lists the videos that are
 missing, unreadable, empty or shorter than one clip (those loop). ``--decode`` also decodes the
@@ -57,7 +57,7 @@ def check_split(name: str, index: VideoIndex, span: int, decode_with: ClipDatase
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m accel_slowfast.data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="accel-slowfast data", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["check"])
     parser.add_argument("--decode", action="store_true", help="also decode the centre clip of every video")
     args, recipe_args = parser.parse_known_args(argv)
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     from accel_slowfast.training import build_indexes  # the same readers as training
 
     try:
-        recipe = load_recipe(recipe_args)
+        recipe = load_recipe(recipe_args, prog="accel-slowfast data check")
         train_index, val_index = build_indexes(recipe, build_accelerator(dataclasses.replace(recipe, report_to="none")))
     except (RecipeError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

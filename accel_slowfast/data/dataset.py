@@ -36,7 +36,6 @@ seed, so every process still yields the same number of batches. Each bad file is
 with its reason, and appended to ``bad_video_log`` (``<work_dir>/bad_videos.txt``).
 """
 
-import fcntl
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 
 from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.index import VideoIndex
@@ -224,15 +224,14 @@ def share_by_filename(worker_id: int) -> None:
 def list_bad_videos(bad_video_log: str | Path, reasons: dict[str, str]) -> list[str]:
     """Append ``path<TAB>reason`` lines for the paths not listed yet; return those paths.
 
-    Workers and processes share the file: it is locked while read and appended.
+    Workers and processes share the file: while one reads and appends, ``<file>.lock`` beside it
+    holds the others back (``filelock``: the OS's lock on POSIX and Windows alike).
     """
     log_path = Path(bad_video_log)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a+") as log:
-        fcntl.flock(log, fcntl.LOCK_EX)
+    with FileLock(f"{log_path}.lock"), open(log_path, "a+") as log:
         log.seek(0)
         listed = {line.split("\t", 1)[0] for line in log.read().splitlines()}
         new = [path for path in reasons if path not in listed]
         log.write("".join(f"{path}\t{reasons[path]}\n" for path in new))
-        fcntl.flock(log, fcntl.LOCK_UN)
     return new

@@ -29,6 +29,10 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from accel_slowfast import compat  # noqa: F401  (before pytorchvideo.transforms: the torchvision module it needs)
+
+# isort: split
 from pytorchvideo.transforms.functional import _get_param_spatial_crop
 from torchvision.transforms import Compose
 

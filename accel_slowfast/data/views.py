@@ -8,9 +8,8 @@
 import numpy as np
 from torchvision.transforms import Compose
 
+from accel_slowfast.config import AVERAGE_CLIPS
 from accel_slowfast.data.transforms import ShortSideScale, ToChannelsFirst, UniformCrop
-
-AVERAGE_CLIPS = ("prob", "score")
 
 
 def uniform_clip_offsets(num_frames: int, span: int, num_clips: int) -> np.ndarray:

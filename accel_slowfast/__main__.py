@@ -1,0 +1,8 @@
+"""``python -m accel_slowfast COMMAND ...``: the ``accel-slowfast`` command without its script.
+
+    python -m accel_slowfast --help
+"""
+
+from accel_slowfast.cli import main
+
+main()

@@ -1,0 +1,90 @@
+"""``accel-slowfast``: the installed command, one subcommand per task.
+
+    accel-slowfast --help                                          # the subcommands
+    accel-slowfast train [RECIPE.yaml] [--key=value ...]           # no recipe: the synthetic default
+    accel-slowfast test [RECIPE.yaml] --checkpoint=PATH [--key=value ...]
+    accelerate launch -m accel_slowfast.training RECIPE.yaml       # several processes, GPUs or nodes
+
+Each subcommand is the ``main`` of one module, which ``python -m accel_slowfast.<module>`` also
+runs. ``train`` and ``test`` read their recipe arguments here before that module is imported
+(it imports torch, seconds): ``--help`` and a bad key or value are answered at once.
+"""
+
+import difflib
+import importlib
+import sys
+
+from accel_slowfast.config import OneLineParser, Recipe, RecipeError, load_recipe
+from accel_slowfast.errors import UserError
+from accel_slowfast.workdir import RECIPE_FILE, find_run_file
+
+COMMANDS = {  # name: (module whose main(argv) runs it, what it does)
+    "train": ("accel_slowfast.training", "train a recipe (without one: the built-in synthetic default)"),
+    "test": ("accel_slowfast.testing", "multi-view test of a checkpoint: top-1/5, per-class accuracy, confusion"),
+    "predict": ("accel_slowfast.predict", "the top classes of a video, from a checkpoint, an export or a Hub id"),
+    "export": ("accel_slowfast.export", "a checkpoint as a Hub-ready folder with a model card; --push_to_hub"),
+    "convert": ("accel_slowfast.convert", "an mmaction2 SlowFast checkpoint in this package's layout"),
+    "data": ("accel_slowfast.data.__main__", "data check RECIPE.yaml: class counts and unusable videos"),
+    "models": ("accel_slowfast.models", "parameters and GFLOPs of the model presets"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {about}" for name, (_, about) in COMMANDS.items()]
+    return "\n".join([
+        "usage: accel-slowfast COMMAND [ARGUMENTS ...]", "",
+        "SlowFast action recognition trained the mmaction2 way on pytorchvideo + Accelerate.", "",
+        "commands:", *lines, "",
+        "`accel-slowfast COMMAND --help` lists a command's arguments. Several processes (GPUs, nodes):",
+        "  accelerate launch [--config_file CONFIG] -m accel_slowfast.training [RECIPE.yaml] [--key=value ...]",
+    ])
+
+
+def test_arguments(argv: list[str], prog: str = "accel-slowfast test") -> tuple[str, Recipe]:
+    """``test``'s checkpoint and recipe, from ``[RECIPE.yaml] --checkpoint=PATH [--key=value ...]``.
+
+    Without a recipe file the recipe is the checkpoint's run's (``workdir.find_run_file``).
+    """
+    parser = OneLineParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--checkpoint", default="")
+    args, rest = parser.parse_known_args(argv)
+    if "-h" in rest or "--help" in rest:
+        load_recipe(rest, prog=f"{prog} --checkpoint=PATH")  # prints the help: it needs no checkpoint
+    if not args.checkpoint:
+        raise RecipeError("test needs --checkpoint=PATH (an epoch folder, a best_*.pth or any load_from file)")
+    if not (rest and not rest[0].startswith("-")):  # no recipe file: the run's own
+        try:
+            rest = [str(find_run_file(args.checkpoint, RECIPE_FILE)), *rest]
+        except FileNotFoundError:
+            raise RecipeError(f"no {RECIPE_FILE} at or above {args.checkpoint} (not a checkpoint of a run): pass the "
+                              f"recipe it was trained with, {prog} RECIPE.yaml --checkpoint=...") from None
+    return args.checkpoint, load_recipe(rest, prog=f"{prog} --checkpoint=PATH")
+
+
+def run(command: str, argv: list[str], prog: str) -> None:
+    """Run subcommand ``command`` on ``argv``; ``prog`` names it in ``--help``."""
+    try:
+        if command == "train":
+            load_recipe(argv, prog)  # the module parses again, in milliseconds
+        elif command == "test":
+            test_arguments(argv, prog)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    raise SystemExit(importlib.import_module(COMMANDS[command][0]).main(argv))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``accel-slowfast`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        raise SystemExit(0 if argv else 2)
+    command, args = argv[0], argv[1:]
+    if command not in COMMANDS:
+        close = difflib.get_close_matches(command, COMMANDS, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "`accel-slowfast --help` lists them"
+        print(f"error: unknown command '{command}'; {hint}", file=sys.stderr)
+        raise SystemExit(2)
+    run(command, args, f"accel-slowfast {command}")
