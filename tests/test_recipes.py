@@ -64,7 +64,7 @@ def test_accelerate_config_parses(path):
 
 
 def test_the_four_launcher_configs_exist():
-    assert {p.stem for p in ACCELERATE_CONFIGS} == {"cpu", "single_gpu", "multi_gpu", "multi_node"}
+    assert {p.stem for p in ACCELERATE_CONFIGS} == {"cpu", "one_process", "multi_gpu", "multi_node"}
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=_ids(SCRIPTS))
