@@ -52,7 +52,8 @@ def test_requirements_have_lower_bounds_only():
                 assert spec == PINNED[name], f"{where}: {name}{spec}"
             else:
                 assert spec.startswith(">=") and "," not in spec, f"{where}: {name}{spec} (lower bounds only)"
-    assert {"torch", "torchvision", "accelerate", "transformers", "datasets", "wandb", "huggingface-hub"} <= set(_declared())
+    stack = {"torch", "torchvision", "accelerate", "transformers", "datasets", "wandb", "huggingface-hub"}
+    assert stack <= set(_declared())
 
 
 def test_every_third_party_import_is_declared():
