@@ -44,7 +44,8 @@ def usage() -> str:
 def test_arguments(argv: list[str], prog: str = "accel-slowfast test") -> tuple[str, Recipe]:
     """``test``'s checkpoint and recipe, from ``[RECIPE.yaml] --checkpoint=PATH [--key=value ...]``.
 
-    Without a recipe file the recipe is the checkpoint's run's (``workdir.find_run_file``).
+    Without a recipe file the recipe is the checkpoint's run's (``workdir.find_run_file``), or the
+    defaults for a checkpoint that no run of ours made.
     """
     parser = OneLineParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--checkpoint", default="")
@@ -53,12 +54,11 @@ def test_arguments(argv: list[str], prog: str = "accel-slowfast test") -> tuple[
         load_recipe(rest, prog=f"{prog} --checkpoint=PATH")  # prints the help: it needs no checkpoint
     if not args.checkpoint:
         raise RecipeError("test needs --checkpoint=PATH (an epoch folder, a best_*.pth or any load_from file)")
-    if not (rest and not rest[0].startswith("-")):  # no recipe file: the run's own
+    if not (rest and not rest[0].startswith("-")):  # no recipe file: the run's own, if it has one
         try:
             rest = [str(find_run_file(args.checkpoint, RECIPE_FILE)), *rest]
         except FileNotFoundError:
-            raise RecipeError(f"no {RECIPE_FILE} at or above {args.checkpoint} (not a checkpoint of a run): pass the "
-                              f"recipe it was trained with, {prog} RECIPE.yaml --checkpoint=...") from None
+            pass  # a file from elsewhere (a zoo .pyth, an mmaction2 .pth): the defaults and the command line
     return args.checkpoint, load_recipe(rest, prog=f"{prog} --checkpoint=PATH")
 
 
