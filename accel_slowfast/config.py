@@ -23,6 +23,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from accel_slowfast.data.decoding import DECODERS
+from accel_slowfast.data.index import DUPLICATE_VIDEOS
 from accel_slowfast.data.views import AVERAGE_CLIPS
 from accel_slowfast.errors import RecipeError
 from accel_slowfast.models import IMAGENET_MEAN, IMAGENET_STD, NUM_STAGES, PRESETS
@@ -60,6 +61,8 @@ class Recipe:
     split: int = _f(1, "ucf101/hmdb51: official split 1, 2 or 3 (validation uses the split's test list).")
     train_list: str = _f("", "list: mmaction2 list / Kinetics CSV ('relative/path.avi label', 0-based) for training.")
     val_list: str = _f("", "list: mmaction2 list file for validation.")
+    duplicate_videos: str = _f("keep", "A video listed twice in one list (reported either way): keep (trained as often "
+                                       "as listed, as mmaction2 does) or drop (each video once).")
     decoder: str = _f("pyav", f"Video decoder: {', '.join(sorted(DECODERS))} (see accel_slowfast/data/decoding.py).")
     clip_len: int = _f(16, "Frames per clip (the fast pathway's length); a multiple of the model's alpha.")
     frame_interval: int = _f(2, "Source frames between two sampled frames.")
@@ -173,7 +176,7 @@ class Recipe:
         """Check choices and combinations; raise ``RecipeError`` naming the key."""
         choices = {"model": sorted(PRESETS), "dataset": DATASETS, "lr_policy": LR_POLICIES, "warmup": WARMUPS,
                    "mixed_precision": MIXED_PRECISION, "report_to": REPORT_TO, "optimizer": OPTIMIZERS,
-                   "decoder": sorted(DECODERS)}
+                   "decoder": sorted(DECODERS), "duplicate_videos": DUPLICATE_VIDEOS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise RecipeError(f"recipe key '{key}' is {getattr(self, key)!r}; choose one of {list(allowed)}")

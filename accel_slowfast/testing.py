@@ -20,6 +20,7 @@ from accelerate import Accelerator
 from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.config import Recipe, RecipeError
 from accel_slowfast.data.index import VideoIndex
+from accel_slowfast.errors import UserError
 from accel_slowfast.evaluation import VideoScores, score_videos
 from accel_slowfast.hooks import setup_text_logger
 from accel_slowfast.models import build_model
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             raise RecipeError("test.py needs --checkpoint=PATH (an epoch folder, a best_*.pth or any load_from file)")
         recipe = load_recipe(rest)
         run_test(recipe, args.checkpoint)
-    except (RecipeError, FileNotFoundError) as error:
+    except (UserError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

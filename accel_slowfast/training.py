@@ -31,10 +31,11 @@ from accel_slowfast.data import (
     read_ucf101_split,
 )
 from accel_slowfast.data.dataset import list_bad_videos, share_by_filename
+from accel_slowfast.data.index import check_splits, require_videos
 from accel_slowfast.data.probe import probe_index
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
-from accel_slowfast.errors import UserError
+from accel_slowfast.errors import DataError, UserError
 from accel_slowfast.export import CLASSES_FILE
 from accel_slowfast.extra_hooks import build_extra_hooks, convert_sync_batchnorm
 from accel_slowfast.faults import InterruptHook, NonFiniteLossError, check_work_dir
@@ -103,26 +104,34 @@ def seed_everything(recipe: Recipe, accelerator: Accelerator) -> None:
 
 
 def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex, VideoIndex]:
-    """Train and validation indexes of ``recipe.dataset``."""
-    if recipe.dataset == "synthetic":
-        with accelerator.main_process_first():  # the main process generates, the others reuse
-            root = Path(recipe.data_root) if recipe.data_root else ensure_synthetic()
-        lists = Path(recipe.annotation_dir) if recipe.annotation_dir else root / "ucfTrainTestlist"
-        return read_ucf101_split(root, lists, 1, "train"), read_ucf101_split(root, lists, 1, "test")
-    if recipe.dataset == "ucf101":
-        return (read_ucf101_split(recipe.data_root, recipe.annotation_dir, recipe.split, "train"),
-                read_ucf101_split(recipe.data_root, recipe.annotation_dir, recipe.split, "test"))
-    if recipe.dataset == "hmdb51":
-        return (read_hmdb51_split(recipe.data_root, recipe.annotation_dir, recipe.split, "train"),
-                read_hmdb51_split(recipe.data_root, recipe.annotation_dir, recipe.split, "test"))
-    if recipe.dataset == "folder":
-        train_index = read_class_folders(Path(recipe.data_root) / "train")
+    """Train and validation indexes of ``recipe.dataset``, checked before any video is opened.
+
+    The training set is read and checked first: the validation list is read against its classes,
+    so a problem with the training set must not be reported as one of the validation list.
+    """
+    duplicates = {"duplicates": recipe.duplicate_videos}
+    if recipe.dataset in ("synthetic", "ucf101", "hmdb51"):
+        root, lists, split = Path(recipe.data_root), Path(recipe.annotation_dir), recipe.split
+        if recipe.dataset == "synthetic":
+            with accelerator.main_process_first():  # the main process generates, the others reuse
+                root = Path(recipe.data_root) if recipe.data_root else ensure_synthetic()
+            lists, split = Path(recipe.annotation_dir) if recipe.annotation_dir else root / "ucfTrainTestlist", 1
+        read = read_hmdb51_split if recipe.dataset == "hmdb51" else read_ucf101_split
+        train_index = require_videos(read(root, lists, split, "train", **duplicates))
+        val_index = read(root, lists, split, "test", **duplicates)
+    elif recipe.dataset == "folder":
+        train_index = require_videos(read_class_folders(Path(recipe.data_root) / "train"))
         val_index = read_class_folders(Path(recipe.data_root) / "val")
         if val_index.classes != train_index.classes:
-            raise RecipeError(f"{recipe.data_root}/train and /val must hold the same class folders")
-        return train_index, val_index
-    train_index = read_list_file(recipe.train_list, recipe.data_root)
-    return train_index, read_list_file(recipe.val_list, recipe.data_root, train_index.classes)
+            only = sorted(set(train_index.classes) ^ set(val_index.classes))
+            raise DataError(f"{recipe.data_root}/train and /val must hold the same class folders; in one of them "
+                            f"only: {', '.join(only[:5]) or '(the same names, in another order)'}")
+    else:
+        train_index = require_videos(read_list_file(recipe.train_list, recipe.data_root, **duplicates))
+        val_index = read_list_file(recipe.val_list, recipe.data_root, train_index.classes,
+                                   classes_from=recipe.train_list, **duplicates)
+    check_splits(train_index, require_videos(val_index))
+    return train_index, val_index
 
 
 def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: Path) -> dict[int, str]:
@@ -138,9 +147,7 @@ def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: 
 def build_datasets(
     recipe: Recipe, train_index: VideoIndex, val_index: VideoIndex, accelerator: Accelerator
 ) -> tuple[ClipDataset, ClipDataset]:
-    for name, index in (("training", train_index), ("validation", val_index)):
-        if len(index) == 0:
-            raise RecipeError(f"the {name} set of dataset '{recipe.dataset}' is empty; check data_root/annotation_dir")
+    for name, index in (("training", train_index), ("validation", val_index)):  # build_indexes: neither is empty
         if len(index.classes) > recipe.num_classes:
             raise RecipeError(f"the {name} set has {len(index.classes)} classes but 'num_classes' is "
                               f"{recipe.num_classes}; set --num_classes={len(index.classes)}")
