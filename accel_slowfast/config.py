@@ -61,6 +61,9 @@ class Recipe:
     split: int = _f(1, "ucf101/hmdb51: official split 1, 2 or 3 (validation uses the split's test list).")
     train_list: str = _f("", "list: mmaction2 list / Kinetics CSV ('relative/path.avi label', 0-based) for training.")
     val_list: str = _f("", "list: mmaction2 list file for validation.")
+    index_cache_shared: bool = _f(False, "The probed-index cache ($ACCEL_SLOWFAST_CACHE/index, default "
+                                         "~/.cache/accel_slowfast/index) is on storage every node sees: the main "
+                                         "process alone probes. False: the first process of each node probes.")
     duplicate_videos: str = _f("keep", "A video listed twice in one list (reported either way): keep (trained as often "
                                        "as listed, as mmaction2 does) or drop (each video once).")
     decoder: str = _f("pyav", f"Video decoder: {', '.join(sorted(DECODERS))} (see accel_slowfast/data/decoding.py).")

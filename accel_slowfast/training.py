@@ -32,7 +32,7 @@ from accel_slowfast.data import (
 )
 from accel_slowfast.data.dataset import list_bad_videos, share_by_filename
 from accel_slowfast.data.index import check_splits, require_videos
-from accel_slowfast.data.probe import probe_index
+from accel_slowfast.data.probe import probe_errors, probe_index
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import DataError, UserError
@@ -134,14 +134,33 @@ def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex,
     return train_index, val_index
 
 
-def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: Path) -> dict[int, str]:
-    """Probe every video once (cached) and list the unusable ones in ``bad_video_log``."""
-    with accelerator.main_process_first():  # the main process probes and caches, the others reuse
-        table = probe_index(index)
-    bad = {i: error for i, error in enumerate(table["error"]) if error}
-    if bad and accelerator.is_main_process:
-        list_bad_videos(bad_video_log, {str(index.records[i].path): reason for i, reason in bad.items()})
+def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: Path, *,
+                    shared_cache: bool) -> dict[int, str]:
+    """Probe every video (cached) and list the unusable ones, missing files included, in ``bad_video_log``.
+
+    One process per node probes: the local main process of each node writes its node's cache while the
+    others on the node wait, then read it (a global ``main_process_first`` made every process of the other
+    nodes probe at once). With ``shared_cache`` every node reads the same cache, so the main process alone
+    probes.
+    """
+    first = accelerator.main_process_first if shared_cache else accelerator.local_main_process_first
+    with first():
+        bad = probe_errors(probe_index(index))
+    if accelerator.is_main_process:
+        reasons = {str(path): f"missing: no such file (listed in {index.source})" for path in index.missing}
+        reasons.update((index.paths[i], reason) for i, reason in bad.items())
+        if reasons:
+            list_bad_videos(bad_video_log, reasons)
     return bad
+
+
+def describe_videos(dataset: ClipDataset, name: str) -> str:
+    """``"20 training videos (3 unusable: 1 missing, 2 unreadable; see bad_videos.txt)"``, for the Data: log line."""
+    missing, unreadable = len(dataset.index.missing), len(dataset.known_bad)
+    text = f"{len(dataset.index) + missing} {name} videos"
+    if missing or unreadable:
+        text += f" ({missing + unreadable} unusable: {missing} missing, {unreadable} unreadable; see {BAD_VIDEO_LOG})"
+    return text
 
 
 def build_datasets(
@@ -160,14 +179,14 @@ def build_datasets(
                                     crop_size=recipe.crop_size,
                                     crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio)],
         clip_sampling="random",
-        known_bad=find_bad_videos(train_index, accelerator, bad_video_log),
+        known_bad=find_bad_videos(train_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
         **clip,
     )
     val_set = ClipDataset(
         val_index,
         transforms=[val_transform(short_side=recipe.short_side, crop_size=recipe.crop_size)],
         clip_sampling="centre",
-        known_bad=find_bad_videos(val_index, accelerator, bad_video_log),
+        known_bad=find_bad_videos(val_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
         **clip,
     )
     return train_set, val_set
@@ -182,7 +201,8 @@ def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerat
         transforms=view_transforms(short_side=recipe.short_side, crop_size=recipe.test_crop_size,
                                    num_crops=recipe.num_crops),
         clip_sampling="uniform", num_clips=recipe.num_clips, seed=recipe.seed, decoder=recipe.decoder,
-        known_bad=find_bad_videos(index, accelerator, bad_video_log), bad_video_log=bad_video_log,
+        known_bad=find_bad_videos(index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
+        bad_video_log=bad_video_log,
     )
 
 
@@ -256,8 +276,8 @@ def train(recipe: Recipe) -> Runner:
     logger.info("Model %s: %.2f M parameters (%.2f M trainable), %.2f GFLOPs per %d x %d² view; %d classes",
                 recipe.model, size["params_m"], size["trainable_params_m"], size["gflops_per_view"],
                 recipe.clip_len, recipe.crop_size, recipe.num_classes)
-    logger.info("Data: %d training videos (%d iterations/epoch on each of %d processes), %d validation videos",
-                len(train_set), len(train_loader), accelerator.num_processes, len(val_set))
+    logger.info("Data: %s, %d iterations/epoch on each of %d processes; %s", describe_videos(train_set, "training"),
+                len(train_loader), accelerator.num_processes, describe_videos(val_set, "validation"))
     logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
 
     runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)

@@ -155,3 +155,18 @@ def test_videos_in_both_training_and_validation_sets_are_reported(tmp_path, capl
     with caplog.at_level(logging.WARNING):
         build_indexes(recipe, Accelerator(cpu=True))
     assert "2 videos" in caplog.text and "both" in caplog.text and "a/0.avi" in caplog.text
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_one_process_per_node_probes_or_the_main_process_alone_with_a_shared_cache(shared, tiny_root, tmp_path):
+    from unittest.mock import MagicMock
+
+    from accel_slowfast.data.index import read_ucf101_split
+    from accel_slowfast.training import find_bad_videos
+
+    accelerator = MagicMock(is_main_process=True)
+    index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")
+    assert find_bad_videos(index, accelerator, tmp_path / "bad.txt", shared_cache=shared) == {}
+    node_first, main_first = accelerator.local_main_process_first, accelerator.main_process_first
+    (main_first if shared else node_first).assert_called_once()
+    (node_first if shared else main_first).assert_not_called()
