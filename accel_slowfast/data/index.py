@@ -297,7 +297,7 @@ def read_list_file(list_path: str | Path, data_root: str | Path = "", classes: l
     list_path = Path(list_path)
     entries = []
     for number, line in _read_lines(list_path, "train_list / val_list"):
-        parts = [part.strip() for part in (line.rsplit(",", 1) if "," in line else line.rsplit(maxsplit=1))]
+        parts = [part.strip() for part in line.rsplit(",", 1)] if "," in line else line.rsplit(maxsplit=1)
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise DataError(f"{list_path}:{number}: expected '<path> <label>', got {line!r}")
         entries.append((parts[0], int(parts[1]), list_path, number))
@@ -370,7 +370,9 @@ class _Disk:
             name = lowered.get(name.lower())
             if name is None:
                 return None
-        return name if actual == "." else os.path.join(actual, name)
+        if actual == ".":
+            return name
+        return f"{actual}{name}" if actual.endswith("/") else f"{actual}/{name}"  # os.path.join: +0.3 s per 200k
 
     def _folder(self, folder: str) -> str | None:
         if folder not in self._folders:

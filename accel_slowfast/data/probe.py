@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 PROBE_VERSION = 2  # 2: caches are written atomically; a version-1 folder may be half-written, never read it
 COLUMNS = ("path", "label", "num_frames", "fps", "duration", "width", "height", "has_audio", "error")
 COMPLETE = "dataset_info.json"  # save_to_disk's last file; a cache folder only exists once it is complete
-BLOCK = 4096  # videos handed to the threads at a time: one Future per video would cost ~1 KiB each
+CHUNK = 64  # videos per thread task: a Future per video cost more main-thread time than probing a small one
 
 
 def probe_video(path: str | Path) -> dict:
@@ -68,6 +68,10 @@ def probe_video(path: str | Path) -> dict:
     return row
 
 
+def _probe_videos(paths: list[str]) -> list[dict]:
+    return [probe_video(path) for path in paths]
+
+
 def _cache_key(index: VideoIndex) -> str:
     """A digest of every path, label, size and modification time (-1 for a file that is gone)."""
     stats = np.full((len(index), 2), -1, np.int64)  # (N, [size, mtime_ns])
@@ -90,13 +94,13 @@ def probe_index(index: VideoIndex, cache_dir: str | Path | None = None, num_thre
         return datasets.load_from_disk(str(cache))
     columns = {key: [] for key in COLUMNS[2:]}
     desc = f"probing {Path(index.source).name or 'videos'}"
+    chunks = [index.paths[start:start + CHUNK] for start in range(0, len(index), CHUNK)]
     with (ThreadPoolExecutor(num_threads) as pool,  # PyAV releases the GIL while it reads
           tqdm(total=len(index), desc=desc, unit="video", mininterval=1) as bar):
-        for start in range(0, len(index), BLOCK):
-            for row in pool.map(probe_video, index.paths[start:start + BLOCK]):
-                for key, values in columns.items():
-                    values.append(row[key])
-                bar.update()
+        for rows in pool.map(_probe_videos, chunks):
+            for key, values in columns.items():
+                values.extend(row[key] for row in rows)
+            bar.update(len(rows))
     table = datasets.Dataset.from_dict({"path": list(index.paths), "label": index.labels, **columns})
     _save(table, cache)
     return table
