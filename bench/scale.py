@@ -20,7 +20,7 @@ The pass decodes the same number of clips at every size: a worker's memory also 
 clips it has decoded (allocator arenas, ~12 MiB after its first batch, ~16-22 MiB from about a
 thousand clips on, whatever the index), which a fixed stride would mix into the comparison.
 
-Run from the repository root (about 15 minutes on 2 CPU cores, most of it probing 220k videos)::
+Run from the repository root (about 8 minutes on 2 CPU cores, a third of it probing 220k videos)::
 
     python bench/scale.py [--sizes 2000 50000 200000] [--clips 4000] [--tiny]
 
