@@ -125,7 +125,7 @@ def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex,
         if val_index.classes != train_index.classes:
             only = sorted(set(train_index.classes) ^ set(val_index.classes))
             raise DataError(f"{recipe.data_root}/train and /val must hold the same class folders; in one of them "
-                            f"only: {', '.join(only[:5]) or '(the same names, in another order)'}")
+                            f"only: {', '.join(only[:5])}")
     else:
         train_index = require_videos(read_list_file(recipe.train_list, recipe.data_root, **duplicates))
         val_index = read_list_file(recipe.val_list, recipe.data_root, train_index.classes,
