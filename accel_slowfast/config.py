@@ -34,6 +34,7 @@ from accel_slowfast.schedules import ANNEAL_STRATEGIES, COSINE_POLICIES, LR_POLI
 AVERAGE_CLIPS = ("prob", "score")  # data/views.py: mean of the views' softmax, or of their logits
 DATASETS = ("synthetic", "ucf101", "hmdb51", "list", "folder")
 DECODERS = ("pyav", "fast")  # the names of data/decoding.py's DECODERS
+DUPLICATE_VIDEOS = ("keep", "drop")  # what the index readers do with a video listed twice
 MIXED_PRECISION = ("", "no", "fp16", "bf16")
 OPTIMIZERS = ("sgd", "adamw")
 REPORT_TO = ("none", "wandb", "tensorboard", "all")
@@ -69,6 +70,11 @@ class Recipe:
     train_list: str = _f("", "list: mmaction2 list / Kinetics CSV ('relative/path.avi label', 0-based) for "
                              "training.", DATA)
     val_list: str = _f("", "list: mmaction2 list file for validation.", DATA)
+    index_cache_shared: bool = _f(False, "The probed-index cache ($ACCEL_SLOWFAST_CACHE/index, default "
+                                         "~/.cache/accel_slowfast/index) is on storage every node sees: the main "
+                                         "process alone probes. False: the first process of each node probes.", DATA)
+    duplicate_videos: str = _f("keep", "A video listed twice in one list (reported either way): keep (trained as often "
+                                       "as listed, as mmaction2 does) or drop (each video once).", DATA)
     decoder: str = _f("pyav", f"Video decoder: {', '.join(DECODERS)} (both return the same frames; see "
                               "accel_slowfast/data/decoding.py).", PERF)
     clip_len: int = _f(16, "Frames per clip (the fast pathway's length); a multiple of the model's alpha.", DATA)
@@ -214,7 +220,7 @@ class Recipe:
                     raise RecipeError(f"recipe key '{f.name}' must be a finite number, got {value}")
         choices = {"model": sorted(PRESETS), "dataset": DATASETS, "lr_policy": LR_POLICIES, "warmup": WARMUPS,
                    "mixed_precision": MIXED_PRECISION, "report_to": REPORT_TO, "optimizer": OPTIMIZERS,
-                   "decoder": sorted(DECODERS)}
+                   "decoder": sorted(DECODERS), "duplicate_videos": DUPLICATE_VIDEOS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise RecipeError(f"recipe key '{key}' is {getattr(self, key)!r}; choose one of {list(allowed)}")

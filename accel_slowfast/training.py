@@ -29,10 +29,11 @@ from accel_slowfast.data import (
     read_ucf101_split,
 )
 from accel_slowfast.data.dataset import init_worker, list_bad_videos
-from accel_slowfast.data.probe import probe_index
+from accel_slowfast.data.index import check_splits, require_videos
+from accel_slowfast.data.probe import probe_errors, probe_index
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
-from accel_slowfast.errors import UserError
+from accel_slowfast.errors import DataError, UserError
 from accel_slowfast.extra_hooks import build_extra_hooks, convert_sync_batchnorm
 from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
 from accel_slowfast.hooks import (
@@ -52,9 +53,7 @@ from accel_slowfast.runner import Runner
 from accel_slowfast.runtime import build_accelerator, describe, seed_everything
 from accel_slowfast.schedules import build_lr_hook, build_momentum_hook
 from accel_slowfast.trackers import TrackerHook, init_trackers, tracker_names
-from accel_slowfast.workdir import CLASSES_FILE, RECIPE_FILE, remove_staging
-
-BAD_VIDEO_LOG = "bad_videos.txt"
+from accel_slowfast.workdir import BAD_VIDEOS_FILE, CLASSES_FILE, RECIPE_FILE, remove_staging
 
 
 def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mode: bool) -> dict[str, Any]:
@@ -83,48 +82,73 @@ def apply_fast_path(model: SlowFast, recipe: Recipe) -> SlowFast:
 
 
 def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex, VideoIndex]:
-    """Train and validation indexes of ``recipe.dataset``."""
-    if recipe.dataset == "synthetic":
-        with accelerator.main_process_first():  # the main process generates, the others reuse
-            root = Path(recipe.data_root) if recipe.data_root else ensure_synthetic()
-        lists = Path(recipe.annotation_dir) if recipe.annotation_dir else root / "ucfTrainTestlist"
-        return read_ucf101_split(root, lists, 1, "train"), read_ucf101_split(root, lists, 1, "test")
-    if recipe.dataset == "ucf101":
-        return (read_ucf101_split(recipe.data_root, recipe.annotation_dir, recipe.split, "train"),
-                read_ucf101_split(recipe.data_root, recipe.annotation_dir, recipe.split, "test"))
-    if recipe.dataset == "hmdb51":
-        return (read_hmdb51_split(recipe.data_root, recipe.annotation_dir, recipe.split, "train"),
-                read_hmdb51_split(recipe.data_root, recipe.annotation_dir, recipe.split, "test"))
-    if recipe.dataset == "folder":
-        train_index = read_class_folders(Path(recipe.data_root) / "train")
+    """Train and validation indexes of ``recipe.dataset``, checked before any video is opened.
+
+    The training set is read and checked first: the validation list is read against its classes,
+    so a problem with the training set must not be reported as one of the validation list.
+    """
+    duplicates = {"duplicates": recipe.duplicate_videos}
+    if recipe.dataset in ("synthetic", "ucf101", "hmdb51"):
+        root, lists, split = Path(recipe.data_root), Path(recipe.annotation_dir), recipe.split
+        if recipe.dataset == "synthetic":
+            with accelerator.main_process_first():  # the main process generates, the others reuse
+                root = Path(recipe.data_root) if recipe.data_root else ensure_synthetic()
+            lists, split = Path(recipe.annotation_dir) if recipe.annotation_dir else root / "ucfTrainTestlist", 1
+        read = read_hmdb51_split if recipe.dataset == "hmdb51" else read_ucf101_split
+        train_index = require_videos(read(root, lists, split, "train", **duplicates))
+        val_index = read(root, lists, split, "test", **duplicates)
+    elif recipe.dataset == "folder":
+        train_index = require_videos(read_class_folders(Path(recipe.data_root) / "train"))
         val_index = read_class_folders(Path(recipe.data_root) / "val")
         if val_index.classes != train_index.classes:
-            raise RecipeError(f"{recipe.data_root}/train and /val must hold the same class folders")
-        return train_index, val_index
-    train_index = read_list_file(recipe.train_list, recipe.data_root)
-    return train_index, read_list_file(recipe.val_list, recipe.data_root, train_index.classes)
+            only = sorted(set(train_index.classes) ^ set(val_index.classes))
+            raise DataError(f"{recipe.data_root}/train and /val must hold the same class folders; in one of them "
+                            f"only: {', '.join(only[:5])}")
+    else:
+        train_index = require_videos(read_list_file(recipe.train_list, recipe.data_root, **duplicates))
+        val_index = read_list_file(recipe.val_list, recipe.data_root, train_index.classes,
+                                   classes_from=recipe.train_list, **duplicates)
+    check_splits(train_index, require_videos(val_index))
+    return train_index, val_index
 
 
-def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: Path) -> dict[int, str]:
-    """Probe every video once (cached) and list the unusable ones in ``bad_video_log``."""
-    with accelerator.main_process_first():  # the main process probes and caches, the others reuse
-        table = probe_index(index)
-    bad = {i: error for i, error in enumerate(table["error"]) if error}
-    if bad and accelerator.is_main_process:
-        list_bad_videos(bad_video_log, {str(index.records[i].path): reason for i, reason in bad.items()})
+def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: Path, *,
+                    shared_cache: bool) -> dict[int, str]:
+    """Probe every video (cached) and list the unusable ones, missing files included, in ``bad_video_log``.
+
+    One process per node probes: the local main process of each node writes its node's cache while the
+    others on the node wait, then read it (a global ``main_process_first`` made every process of the other
+    nodes probe at once). With ``shared_cache`` every node reads the same cache, so the main process alone
+    probes.
+    """
+    first = accelerator.main_process_first if shared_cache else accelerator.local_main_process_first
+    with first():
+        bad = probe_errors(probe_index(index))
+    if accelerator.is_main_process:
+        reasons = {str(path): f"missing: no such file (listed in {index.source})" for path in index.missing}
+        reasons.update((index.paths[i], reason) for i, reason in bad.items())
+        if reasons:
+            list_bad_videos(bad_video_log, reasons)
     return bad
+
+
+def describe_videos(dataset: ClipDataset, name: str) -> str:
+    """``"20 training videos (3 unusable: 1 missing, 2 unreadable; see bad_videos.txt)"``, for the Data: log line."""
+    missing, unreadable = len(dataset.index.missing), len(dataset.known_bad)
+    text = f"{len(dataset.index) + missing} {name} videos"
+    if missing or unreadable:
+        text += f" ({missing + unreadable} unusable: {missing} missing, {unreadable} unreadable; see {BAD_VIDEOS_FILE})"
+    return text
 
 
 def build_datasets(
     recipe: Recipe, train_index: VideoIndex, val_index: VideoIndex, accelerator: Accelerator
 ) -> tuple[ClipDataset, ClipDataset]:
-    for name, index in (("training", train_index), ("validation", val_index)):
-        if len(index) == 0:
-            raise RecipeError(f"the {name} set of dataset '{recipe.dataset}' is empty; check data_root/annotation_dir")
+    for name, index in (("training", train_index), ("validation", val_index)):  # build_indexes: neither is empty
         if len(index.classes) > recipe.num_classes:
             raise RecipeError(f"the {name} set has {len(index.classes)} classes but 'num_classes' is "
                               f"{recipe.num_classes}; set --num_classes={len(index.classes)}")
-    bad_video_log = Path(recipe.work_dir) / BAD_VIDEO_LOG
+    bad_video_log = Path(recipe.work_dir) / BAD_VIDEOS_FILE
     clip = dict(clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
                 seed=recipe.seed, decoder=recipe.decoder, bad_video_log=bad_video_log)
     train_set = ClipDataset(
@@ -133,14 +157,14 @@ def build_datasets(
                                     crop_size=recipe.crop_size,
                                     crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio)],
         clip_sampling="random",
-        known_bad=find_bad_videos(train_index, accelerator, bad_video_log),
+        known_bad=find_bad_videos(train_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
         **clip,
     )
     val_set = ClipDataset(
         val_index,
         transforms=[val_transform(short_side=recipe.short_side, crop_size=recipe.crop_size)],
         clip_sampling="centre",
-        known_bad=find_bad_videos(val_index, accelerator, bad_video_log),
+        known_bad=find_bad_videos(val_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
         **clip,
     )
     return train_set, val_set
@@ -148,14 +172,15 @@ def build_datasets(
 
 def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerator) -> ClipDataset:
     """The multi-view test set: ``num_clips`` x ``num_crops`` views per video, one view per sample."""
-    bad_video_log = Path(recipe.work_dir) / BAD_VIDEO_LOG
+    bad_video_log = Path(recipe.work_dir) / BAD_VIDEOS_FILE
     return ClipDataset(
         index,
         clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
         transforms=view_transforms(short_side=recipe.short_side, crop_size=recipe.test_crop_size,
                                    num_crops=recipe.num_crops),
         clip_sampling="uniform", num_clips=recipe.num_clips, seed=recipe.seed, decoder=recipe.decoder,
-        known_bad=find_bad_videos(index, accelerator, bad_video_log), bad_video_log=bad_video_log,
+        known_bad=find_bad_videos(index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
+        bad_video_log=bad_video_log,
     )
 
 
@@ -243,8 +268,9 @@ def train(recipe: Recipe) -> Runner:
         logger.info("Model %s: %.2f M parameters (%.2f M trainable), %.2f GFLOPs per %d x %d² view; %d classes",
                     recipe.model, size["params_m"], size["trainable_params_m"], size["gflops_per_view"],
                     recipe.clip_len, recipe.crop_size, recipe.num_classes)
-        logger.info("Data: %d training videos (%d iterations/epoch on each of %d processes), %d validation videos",
-                    len(train_set), len(train_loader), accelerator.num_processes, len(val_set))
+        logger.info("Data: %s, %d iterations/epoch on each of %d processes; %s",
+                    describe_videos(train_set, "training"), len(train_loader), accelerator.num_processes,
+                    describe_videos(val_set, "validation"))
         logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
 
         runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)

@@ -115,8 +115,15 @@ def test_training_runs_to_the_end_with_bad_videos_and_eval_counts_them(tiny_root
     recipe = tiny_recipe(data, tmp_path / "run", max_epochs=2, num_workers=2)
     runner = train(recipe)
     assert runner.epoch == 2
-    listed = [Path(line.split("\t")[0]).stem for line in (tmp_path / "run" / "bad_videos.txt").read_text().splitlines()]
-    assert sorted(listed) == ["v_MoveDown_g01_c01", "v_MoveUp_g02_c01", "v_ZoomIn_g03_c02"]
+    lines = (tmp_path / "run" / "bad_videos.txt").read_text().splitlines()
+    reasons = {Path(line.split("\t")[0]).stem: line.split("\t")[1] for line in lines}
+    assert len(lines) == len(reasons) == 4  # each path once, the missing one too
+    assert sorted(reasons) == ["v_MoveDown_g01_c01", "v_MoveUp_g02_c01", "v_ZoomIn_g03_c02", "v_ZoomOut_g02_c02"]
+    assert reasons["v_ZoomOut_g02_c02"].startswith("missing") and "empty file" in reasons["v_MoveUp_g02_c01"]
+    (log,) = (tmp_path / "run").glob("train_*.log")
+    assert ("Data: 20 training videos (3 unusable: 1 missing, 2 unreadable; see bad_videos.txt), 5 iterations/epoch "
+            "on each of 1 processes; 10 validation videos (1 unusable: 0 missing, 1 unreadable; see bad_videos.txt)"
+            ) in log.read_text()
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in records if r["mode"] == "val"]
     assert [(r["num_videos"], r["num_failed"]) for r in val] == [(9, 1), (9, 1)]

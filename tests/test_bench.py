@@ -46,3 +46,11 @@ def test_vs_mmaction2_tiny_prints_our_row():
     out = run_bench("vs_mmaction2.py", "--tiny")
     assert "time/iter (s)" in out and "data_time (s)" in out
     assert any(line.startswith("ours ") for line in out.splitlines()), out
+
+
+@pytest.mark.slow
+def test_scale_tiny_prints_a_row_per_size():
+    out = run_bench("scale.py", "--tiny")
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
+    assert [row[0] for row in rows] == ["200", "800"], out
+    assert all(len(row) == 10 and row[5] == row[8] == "/" for row in rows), out  # 2 workers, before and after

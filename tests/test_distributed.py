@@ -74,3 +74,47 @@ def test_two_processes_with_half_batches_train_like_one_with_the_full_batch(tmp_
     for key, value in one["state"].items():
         torch.testing.assert_close(two["state"][key], value, rtol=1e-5, atol=1e-6)
     assert not torch.equal(one["state"]["4.weight"], torch.zeros_like(one["state"]["4.weight"]))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_probe_once_each_into_their_own_cache_and_train_in_step(tiny_root, tmp_path):
+    """Two torchrun "nodes" of 2 processes on this machine, each node with its own cache folder."""
+    import datasets
+
+    repo, port = Path(__file__).parents[1], _free_port()
+    recipe = [f"--{key}={value}" for key, value in dict(
+        dataset="ucf101", data_root=tiny_root, annotation_dir=tiny_root / "ucfTrainTestlist", work_dir=tmp_path / "run",
+        clip_len=8, frame_interval=2, short_side=32, crop_size=32, test_crop_size=32, batch_size=2, num_workers=0,
+        max_epochs=2, log_interval=1, eval_interval=2, checkpoint_interval=1, max_keep_ckpts=0).items()]
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={rank}", "--nproc_per_node=2",
+         "--master_addr=127.0.0.1", f"--master_port={port}", f"--log-dir={tmp_path / f'logs{rank}'}", "--redirects=3",
+         "train.py", *recipe], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
+             "ACCEL_SLOWFAST_CACHE": str(tmp_path / f"cache{rank}")}) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(out[-2000:] for out in outputs)
+    for rank in (0, 1):
+        for local_rank, bars in ((0, 1), (1, 0)):  # the node's first process probes each split; the other reads
+            (log,) = (tmp_path / f"logs{rank}").glob(f"*/attempt_0/{local_rank}/stderr.log")
+            lines = log.read_text().splitlines()
+            for split in ("trainlist01.txt", "testlist01.txt"):  # a bar starts once at 0/N (then updates)
+                assert sum(f"probing {split}" in line and "| 0/" in line for line in lines) == bars, (rank, local_rank)
+        caches = sorted((tmp_path / f"cache{rank}" / "index").iterdir())
+        assert len(caches) == 2  # train and test, nothing half-written beside them
+        assert sorted(len(datasets.load_from_disk(str(cache))) for cache in caches) == [10, 20]
+        assert all(not any(datasets.load_from_disk(str(cache))["error"]) for cache in caches)
+    # every process of both nodes saved its state with each epoch's checkpoint: all ran the same iterations
+    for epoch in (1, 2):
+        saved = sorted(p.name for p in (tmp_path / "run" / "checkpoints" / f"epoch_{epoch}").glob("random_states_*"))
+        assert saved == [f"random_states_{rank}.pkl" for rank in range(4)]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["mode"] == "val"] == [2]

@@ -1,7 +1,9 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import TINY_SPEC
 
 from accel_slowfast.data.index import VideoIndex, VideoRecord, read_ucf101_split
@@ -46,3 +48,61 @@ def test_data_check_command_lists_bad_videos(tiny_root, tmp_path):
     assert "UNREADABLE  " in result.stdout and "empty file" in result.stdout
     assert "TOO SHORT" in result.stdout  # 20-frame videos, 32-frame clips
     assert "MoveDown" in result.stdout and "== train: 19 videos, 5 classes ==" in result.stdout
+
+
+def test_probing_shows_a_progress_bar_and_a_cached_index_does_not(tiny_root, tmp_path, capsys):
+    index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")
+    probe_index(index, cache_dir=tmp_path)
+    bar = capsys.readouterr().err
+    assert "probing testlist01.txt" in bar and "100%" in bar and "10/10" in bar and "video/s" in bar
+    probe_index(index, cache_dir=tmp_path)
+    assert "probing" not in capsys.readouterr().err
+
+
+def test_a_cache_interrupted_while_being_written_is_never_read(tiny_root, tmp_path, monkeypatch):
+    import datasets
+
+    index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")
+    save = datasets.Dataset.save_to_disk
+
+    def killed_while_saving(self, path, **kwargs):  # the files are there, the data is cut short
+        save(self, path, **kwargs)
+        for arrow in Path(path).glob("*.arrow"):
+            arrow.write_bytes(arrow.read_bytes()[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", killed_while_saving)
+    with pytest.raises(KeyboardInterrupt):
+        probe_index(index, cache_dir=tmp_path)
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", save)
+    assert list((tmp_path / "index").iterdir()) == []  # nothing half-written left behind
+    table = probe_index(index, cache_dir=tmp_path)  # probes again
+    assert len(table) == len(index) and set(table["error"]) == {""}
+    (cached,) = (tmp_path / "index").iterdir()
+    assert len(datasets.load_from_disk(str(cached))) == len(index)
+
+
+def test_processes_probing_one_cache_at_once_keep_one_whole_copy(tiny_root, tmp_path, monkeypatch):
+    """Nodes that share the cache folder may probe the same index at once: the first rename wins."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import datasets
+
+    from accel_slowfast.data import probe
+
+    index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "train")
+    both_looked = threading.Barrier(2, timeout=60)
+    cache_key = probe._cache_key
+
+    def key_then_wait(index):  # both processes find no cache before either has written one
+        key = cache_key(index)
+        both_looked.wait()
+        return key
+
+    monkeypatch.setattr(probe, "_cache_key", key_then_wait)
+    with ThreadPoolExecutor(2) as pool:
+        tables = list(pool.map(lambda _: probe_index(index, cache_dir=tmp_path), range(2)))
+    assert [len(table) for table in tables] == [len(index)] * 2
+    (cached,) = (tmp_path / "index").iterdir()  # one folder, no temporary one left
+    assert datasets.load_from_disk(str(cached))["path"] == [str(r.path) for r in index.records]

@@ -19,7 +19,7 @@ import numpy as np
 from accel_slowfast.config import RecipeError, load_recipe
 from accel_slowfast.data.dataset import ClipDataset
 from accel_slowfast.data.index import VideoIndex
-from accel_slowfast.data.probe import probe_index
+from accel_slowfast.data.probe import probe_errors, probe_index
 
 
 def _decode_error(dataset: ClipDataset, i: int) -> str:
@@ -38,7 +38,7 @@ def check_split(name: str, index: VideoIndex, span: int, decode_with: ClipDatase
     width = max((len(c) for c in index.classes), default=5)
     for label, cls in enumerate(index.classes):
         print(f"  {cls:<{width}}  {counts.get(label, 0):6d}")
-    errors = {i: e for i, e in enumerate(table["error"]) if e}
+    errors = probe_errors(table)
     if decode_with is not None:
         todo = [i for i in range(len(index)) if i not in errors]
         with ThreadPoolExecutor(4) as pool:

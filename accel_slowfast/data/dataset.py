@@ -137,7 +137,7 @@ class ClipDataset(torch.utils.data.Dataset):
                 self._report_bad(source, f"{type(error).__name__}: {error}")
         else:
             raise RuntimeError(f"{MAX_REPLACEMENTS + 1} videos in a row failed to decode around video {video_index} "
-                               f"({self.index.records[video_index].path}); see {self.bad_video_log or 'the log'}")
+                               f"({self.index.paths[video_index]}); see {self.bad_video_log or 'the log'}")
         with torch.random.fork_rng(devices=[]):  # the transforms draw from torch's (CPU) RNG
             # The CPU generator only: torch.manual_seed also queues a seed for every GPU backend,
             # recording a stack trace each time (0.8 ms a sample).
@@ -145,7 +145,7 @@ class ClipDataset(torch.utils.data.Dataset):
             frames = self.transforms[crop_index](frames)
         return {
             "video": pack_pathway(frames, self.alpha),
-            "label": self.index.records[source].label,
+            "label": int(self.index.labels[source]),
             "video_index": video_index,
             "clip_index": clip_index,
             "view_index": view_index,
@@ -179,7 +179,7 @@ class ClipDataset(torch.utils.data.Dataset):
         if video_index in self.known_bad:
             raise RuntimeError(self.known_bad[video_index])
         if self._cached is None or self._cached[0] != video_index or self.clip_sampling == "random":
-            with open_video(self.index.records[video_index].path, self.decoder) as video:
+            with open_video(self.index.paths[video_index], self.decoder) as video:
                 if video.num_frames <= 0:
                     raise RuntimeError("the video has no frames")
                 indices = self.frame_indices(video.num_frames, rng)  # (num_clips, clip_len)
@@ -191,7 +191,7 @@ class ClipDataset(torch.utils.data.Dataset):
         return frames[clip_index * self.clip_len:(clip_index + 1) * self.clip_len]
 
     def _report_bad(self, video_index: int, reason: str) -> None:
-        path = str(self.index.records[video_index].path)
+        path = self.index.paths[video_index]
         if path in self._reported:
             return
         self._reported.add(path)

@@ -1,23 +1,44 @@
 """Video index readers: which files make a split, and their labels.
 
-Every reader returns a ``VideoIndex``: records of ``(path, label)`` with 0-based labels, the
-class names, and the listed files that do not exist (``missing``: reported and left out, never
-fatal, so one absent video does not stop a 13k-video run). ``accel_slowfast.data.probe`` adds
-per-video metadata (frame count, fps, size, audio, errors) as a ``datasets.Dataset``.
+Every reader returns a ``VideoIndex``: 0-based labels, the class names, the file or folder it was
+read from (``source``) and the listed files that do not exist (``missing``: reported, listed in
+``bad_videos.txt`` by training and left out, never fatal, so one absent video does not stop a
+13k-video run). ``accel_slowfast.data.probe`` adds per-video metadata (frame count, fps, size,
+audio, errors) as a ``datasets.Dataset``.
 
     index = read_ucf101_split("data/ucf101/UCF-101", "data/ucf101/ucfTrainTestlist", split=1, subset="train")
     index = read_hmdb51_split("data/hmdb51/videos", "data/hmdb51/splits", split=1, subset="test")
     index = read_list_file("data/train_list.txt", data_root="data/videos")   # mmaction2 / Kinetics CSV
     index = read_class_folders("data/my_videos/train")                      # <root>/<class>/*.mp4
+    index.records[3].path, index.records[3].label, len(index)
+
+Input a user can fix (a malformed line, a negative label, a class folder classInd.txt does not
+name, an empty set) raises ``DataError`` with one line naming ``file:line``. A video listed twice
+in one file is reported, and kept or dropped (``duplicates``).
+
+An index holds its paths in one byte buffer and its labels in one int32 array, not one Python
+object per video: data-loader workers are forked from the training process, and every Python
+object a worker reads has its reference count written, which copies the page it lives on. With
+Kinetics' 650k videos that grew each worker by the whole index over an epoch; numpy arrays are
+only read, so the workers keep sharing them. ``records`` builds a ``VideoRecord`` on access.
 """
 
 import logging
-from dataclasses import dataclass, field
+import operator
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+
+from accel_slowfast.config import DUPLICATE_VIDEOS
+from accel_slowfast.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+SHOWN = 5  # examples a message lists
 
 
 @dataclass(frozen=True)
@@ -28,40 +49,151 @@ class VideoRecord:
     label: int
 
 
-@dataclass
-class VideoIndex:
-    """The videos of one split: ``records`` in file order, ``classes`` by label, ``missing`` files."""
+class PackedStrings(Sequence[str]):
+    """Strings held in one uint8 ``buffer``, the i-th between ``offsets[i]`` and ``offsets[i + 1]``."""
 
-    records: list[VideoRecord]
-    classes: list[str]
-    missing: list[Path] = field(default_factory=list)
+    def __init__(self, strings: Iterable[str]):
+        encoded = [string.encode() for string in strings]
+        self.offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=self.offsets[1:])
+        self.buffer = np.frombuffer(b"".join(encoded), np.uint8)
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = operator.index(i)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} strings")
+        i %= len(self)
+        return self.buffer[self.offsets[i]:self.offsets[i + 1]].tobytes().decode()
+
+    def __iter__(self) -> Iterator[str]:
+        data, bounds = self.buffer.tobytes(), self.offsets.tolist()
+        return (data[start:end].decode() for start, end in zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _read_lines(path: Path) -> list[str]:
-    """Non-empty lines of a split file, any line ending (UCF101's files use CRLF)."""
+class _Records(Sequence[VideoRecord]):
+    """``VideoIndex.records``: a read-only view that builds each ``VideoRecord`` when asked for it."""
+
+    def __init__(self, paths: PackedStrings, labels: np.ndarray):
+        self._paths, self._labels = paths, labels
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return VideoRecord(Path(self._paths[i]), int(self._labels[i]))
+
+    def __iter__(self) -> Iterator[VideoRecord]:
+        return (VideoRecord(Path(path), label) for path, label in zip(self._paths, self._labels.tolist(), strict=True))
+
+
+class VideoIndex:
+    """The videos of one split: ``paths`` (str) and int32 ``labels`` in file order, ``classes`` by label.
+
+    Args:
+        records: the videos (the readers use ``from_paths``, which needs no record per video).
+        classes: class names, by label.
+        missing: listed files that do not exist, left out of the index.
+        source: the list file or folder the index was read from, named in messages.
+    """
+
+    def __init__(self, records: Iterable[VideoRecord], classes: list[str], missing: list[Path] | None = None,
+                 source: str = ""):
+        records = list(records)
+        self._set([str(r.path) for r in records], [r.label for r in records], classes, missing, source)
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str], labels: Sequence[int], classes: list[str],
+                   missing: list[Path] | None = None, source: str = "") -> "VideoIndex":
+        index = cls.__new__(cls)
+        index._set(paths, labels, classes, missing, source)
+        return index
+
+    def _set(self, paths, labels, classes, missing, source) -> None:
+        self.paths = PackedStrings(paths)
+        self.labels = np.asarray(labels, dtype=np.int32).reshape(-1)
+        self.classes, self.missing, self.source = list(classes), list(missing or []), source
+
+    @property
+    def records(self) -> Sequence[VideoRecord]:
+        return _Records(self.paths, self.labels)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def require_videos(index: VideoIndex) -> VideoIndex:
+    """``index`` itself, or a ``DataError`` naming its source when it holds no video."""
+    if len(index):
+        return index
+    if index.missing:
+        shown = ", ".join(str(path) for path in index.missing[:3])
+        raise DataError(f"{index.source}: all {len(index.missing)} listed videos are missing (first: {shown}); "
+                        "check data_root")
+    raise DataError(f"{index.source} gives no videos; check that it is the right file or folder")
+
+
+def check_splits(train: VideoIndex, val: VideoIndex) -> None:
+    """Every validation label must have training videos (``DataError``); videos in both sets are reported."""
+    untrained = ~np.isin(val.labels, train.labels)
+    if untrained.any():
+        first = int(np.flatnonzero(untrained)[0])
+        label = int(val.labels[first])
+        name = "" if val.classes[label] == str(label) else f" {val.classes[label]!r}"
+        raise DataError(f"{val.source}: {int(untrained.sum())} validation videos have a label no training video has "
+                        f"(first: {val.paths[first]}, label {label}{name}); {train.source} has videos of "
+                        f"{len(np.unique(train.labels))} of its {len(train.classes)} classes")
+    both = set(val.paths).intersection(train.paths)
+    if both:
+        shown = ", ".join([path for path in val.paths if path in both][:SHOWN])
+        logger.warning("%d videos are in both the training set (%s) and the validation set (%s), which inflates "
+                       "validation accuracy (first: %s)", len(both), train.source, val.source, shown)
+
+
+def _read_lines(path: Path, keys: str) -> list[tuple[int, str]]:
+    """``(line number, text)`` of the non-empty lines of a split file, any line ending (UCF101's use CRLF)."""
     if not path.is_file():
-        raise FileNotFoundError(f"annotation file {path} does not exist; check `annotation_dir` / `split`")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        raise DataError(f"annotation file {path} does not exist; check {keys}")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a text file; check {keys}") from None
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
 def read_ucf101_classes(annotation_dir: str | Path) -> list[str]:
     """Class names in label order from ``classInd.txt`` (``"1 ApplyEyeMakeup"``, 1-based)."""
     path = Path(annotation_dir) / "classInd.txt"
     classes = {}
-    for number, line in enumerate(_read_lines(path), 1):
+    for number, line in _read_lines(path, "annotation_dir"):
         parts = line.split()
         if len(parts) != 2 or not parts[0].isdigit():
-            raise ValueError(f"{path}:{number}: expected '<id> <ClassName>', got {line!r}")
+            raise DataError(f"{path}:{number}: expected '<id> <ClassName>', got {line!r}")
         classes[int(parts[0]) - 1] = parts[1]
     if sorted(classes) != list(range(len(classes))):
-        raise ValueError(f"{path}: class ids must be 1..{len(classes)} without gaps")
+        raise DataError(f"{path}: class ids must be 1..{len(classes)} without gaps")
     return [classes[i] for i in range(len(classes))]
 
 
-def read_ucf101_split(data_root: str | Path, annotation_dir: str | Path, split: int, subset: str) -> VideoIndex:
+def _check_class_folders(classes: list[str], data_root: Path, class_ind: Path) -> None:
+    """Every class of ``classInd.txt`` has a folder in ``data_root`` (names compared ignoring case)."""
+    if not data_root.is_dir():
+        raise DataError(f"video folder {data_root} does not exist; check data_root")
+    folders = {path.name.lower() for path in data_root.iterdir() if path.is_dir()}
+    absent = [name for name in classes if name.lower() not in folders]
+    if absent:
+        raise DataError(f"{class_ind}: {len(absent)} of {len(classes)} classes have no folder in {data_root} "
+                        f"(first: {', '.join(absent[:SHOWN])}); check data_root and annotation_dir")
+
+
+def read_ucf101_split(data_root: str | Path, annotation_dir: str | Path, split: int, subset: str, *,
+                      duplicates: str = "keep") -> VideoIndex:
     """Read UCF101's official ``trainlist0{split}.txt`` or ``testlist0{split}.txt``.
 
     The train list carries 1-based labels; the test list has paths only, so its labels come
@@ -74,28 +206,37 @@ def read_ucf101_split(data_root: str | Path, annotation_dir: str | Path, split: 
         annotation_dir: the ``ucfTrainTestlist`` folder.
         split: 1, 2 or 3.
         subset: ``"train"`` or ``"test"``.
+        duplicates: a video listed twice is kept twice (``"keep"``) or once (``"drop"``).
     """
     if split not in (1, 2, 3):
         raise ValueError(f"UCF101 has splits 1, 2 and 3; got split={split}")
     if subset not in ("train", "test"):
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
     classes = read_ucf101_classes(annotation_dir)
+    class_ind, data_root = Path(annotation_dir) / "classInd.txt", Path(data_root)
+    _check_class_folders(classes, data_root, class_ind)
     label_of = {name.lower(): label for label, name in enumerate(classes)}
     list_path = Path(annotation_dir) / f"{subset}list0{split}.txt"
-    entries = []
-    for number, line in enumerate(_read_lines(list_path), 1):
+    entries, unknown = [], []
+    for number, line in _read_lines(list_path, "annotation_dir / split"):
         parts = line.split()
         folder = parts[0].replace("\\", "/").split("/")[0]
-        if folder.lower() not in label_of:
-            raise ValueError(f"{list_path}:{number}: class folder {folder!r} is not in classInd.txt")
-        label = label_of[folder.lower()]
-        if len(parts) > 1 and int(parts[1]) - 1 != label:
-            raise ValueError(f"{list_path}:{number}: label {parts[1]} disagrees with folder {folder!r}")
-        entries.append((parts[0], label))
-    return _resolve(entries, Path(data_root), classes, list_path)
+        label = label_of.get(folder.lower())
+        if label is None:
+            unknown.append(f"line {number} {folder!r}")
+        elif len(parts) > 1 and (not parts[1].isdigit() or int(parts[1]) != label + 1):
+            raise DataError(f"{list_path}:{number}: label {parts[1]} disagrees with folder {folder!r} "
+                            f"(class {label + 1} in {class_ind})")
+        else:
+            entries.append((parts[0], label, list_path, number))
+    if unknown:
+        raise DataError(f"{list_path}: {len(unknown)} lines name a class folder that is not in {class_ind} "
+                        f"(first: {', '.join(unknown[:SHOWN])}); check annotation_dir")
+    return _resolve(entries, data_root, classes, str(list_path), duplicates)
 
 
-def read_hmdb51_split(data_root: str | Path, annotation_dir: str | Path, split: int, subset: str) -> VideoIndex:
+def read_hmdb51_split(data_root: str | Path, annotation_dir: str | Path, split: int, subset: str, *,
+                      duplicates: str = "keep") -> VideoIndex:
     """Read HMDB51's ``<class>_test_split<N>.txt`` files (``name.avi 1`` train, ``2`` test, ``0`` unused).
 
     Classes are the file-name prefixes in sorted order; videos live in ``data_root/<class>/``.
@@ -107,85 +248,153 @@ def read_hmdb51_split(data_root: str | Path, annotation_dir: str | Path, split: 
     suffix = f"_test_split{split}.txt"
     files = sorted(Path(annotation_dir).glob(f"*{suffix}"))
     if not files:
-        raise FileNotFoundError(f"no *{suffix} files in {annotation_dir}; check `annotation_dir` / `split`")
+        raise DataError(f"no *{suffix} files in {annotation_dir}; check annotation_dir / split")
     classes = [f.name[: -len(suffix)] for f in files]
     wanted = "1" if subset == "train" else "2"
     entries = []
     for label, path in enumerate(files):
-        for number, line in enumerate(_read_lines(path), 1):
+        for number, line in _read_lines(path, "annotation_dir"):
             parts = line.split()
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
-                raise ValueError(f"{path}:{number}: expected '<video> 0|1|2', got {line!r}")
+                raise DataError(f"{path}:{number}: expected '<video> 0|1|2', got {line!r}")
             if parts[1] == wanted:
-                entries.append((f"{classes[label]}/{parts[0]}", label))
-    return _resolve(entries, Path(data_root), classes, Path(annotation_dir))
+                entries.append((f"{classes[label]}/{parts[0]}", label, path, number))
+    return _resolve(entries, Path(data_root), classes, f"{Path(annotation_dir) / ('*' + suffix)} ({subset})",
+                    duplicates)
 
 
 def read_class_folders(root: str | Path, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> VideoIndex:
     """Index ``root/<class>/<video>``: classes are the sub-folders in sorted order."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"video folder {root} does not exist; check `data_root`")
+        raise DataError(f"video folder {root} does not exist; check data_root")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise ValueError(f"{root} has no class sub-folders; expected {root}/<class>/<video>")
-    records = [VideoRecord(path, label) for label, name in enumerate(classes)
-               for path in sorted((root / name).iterdir()) if path.suffix.lower() in extensions]
-    return VideoIndex(records, classes)
+        raise DataError(f"{root} has no class sub-folders; expected {root}/<class>/<video>")
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        folder = str(root / name)
+        videos = [v for v in sorted(os.listdir(folder)) if os.path.splitext(v)[1].lower() in extensions]
+        paths += [os.path.join(folder, video) for video in videos]
+        labels += [label] * len(videos)
+    return VideoIndex.from_paths(paths, labels, classes, source=str(root))
 
 
-def read_list_file(
-    list_path: str | Path, data_root: str | Path = "", classes: list[str] | None = None
-) -> VideoIndex:
+def read_list_file(list_path: str | Path, data_root: str | Path = "", classes: list[str] | None = None, *,
+                   classes_from: str = "", duplicates: str = "keep") -> VideoIndex:
     """Read a video list: ``relative/path.avi <label>`` per line, 0-based labels.
 
     This is mmaction2's list format and PySlowFast's Kinetics CSV (``path label``, separated by
-    a space or a comma). ``classes`` names the labels; by default they are named ``"0"``,
-    ``"1"``, ... up to the largest label found.
+    a space or a comma).
+
+    Args:
+        list_path: the list file.
+        data_root: the folder the listed paths are relative to.
+        classes: names of the labels; by default ``"0"``, ``"1"``, ... up to the largest label found.
+        classes_from: where ``classes`` come from (e.g. the training list), named when a label is outside them.
+        duplicates: a video listed twice is kept twice (``"keep"``) or once (``"drop"``).
     """
     list_path = Path(list_path)
     entries = []
-    for number, line in enumerate(_read_lines(list_path), 1):
-        parts = [part.strip() for part in (line.rsplit(",", 1) if "," in line else line.rsplit(maxsplit=1))]
+    for number, line in _read_lines(list_path, "train_list / val_list"):
+        parts = [part.strip() for part in line.rsplit(",", 1)] if "," in line else line.rsplit(maxsplit=1)
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise ValueError(f"{list_path}:{number}: expected '<path> <label>', got {line!r}")
-        entries.append((parts[0], int(parts[1])))
+            raise DataError(f"{list_path}:{number}: expected '<path> <label>', got {line!r}")
+        entries.append((parts[0], int(parts[1]), list_path, number))
     if classes is None:
-        classes = [str(i) for i in range(max((label for _, label in entries), default=-1) + 1)]
-    for number, (_, label) in enumerate(entries, 1):
-        if not 0 <= label < len(classes):
-            raise ValueError(f"{list_path}:{number}: label {label} outside 0..{len(classes) - 1}")
-    return _resolve(entries, Path(data_root), classes, list_path)
+        classes = [str(i) for i in range(max((entry[1] for entry in entries), default=-1) + 1)]
+    count = f"{len(classes)} classes, labels 0..{len(classes) - 1}"
+    for _, label, _, number in entries:
+        if label < 0:
+            raise DataError(f"{list_path}:{number}: label {label} is negative; labels are 0-based class ids ({count})")
+        if label >= len(classes):
+            where = f"a class of the training set: {classes_from} has" if classes_from else "one of the"
+            raise DataError(f"{list_path}:{number}: label {label} is not {where} {count}")
+    return _resolve(entries, Path(data_root), classes, str(list_path), duplicates)
 
 
-def _resolve(entries: list[tuple[str, int]], data_root: Path, classes: list[str], source: Path) -> VideoIndex:
-    records, missing = [], []
-    listings: dict[Path, dict[str, str]] = {}
-    for relpath, label in entries:
-        path = data_root / relpath
-        found = path if path.exists() else _find_ignoring_case(data_root, relpath, listings)
-        if found is None:
-            missing.append(path)
+def _resolve(entries: list[tuple[str, int, Path, int]], data_root: Path, classes: list[str], source: str,
+             duplicates: str) -> VideoIndex:
+    """The index of ``(relative path, label, list file, line)`` entries: found on disk, missing, repeated."""
+    if duplicates not in DUPLICATE_VIDEOS:
+        raise ValueError(f"duplicates must be one of {DUPLICATE_VIDEOS}, got {duplicates!r}")
+    disk = _Disk(data_root)
+    paths, labels, missing, repeats = [], [], [], []
+    first_line: dict[str, tuple[Path, int]] = {}
+    for relpath, label, list_path, number in entries:
+        found = disk.find(relpath)
+        key = found or str(data_root / relpath)
+        if key in first_line:
+            repeats.append(f"{list_path.name}:{number} repeats line {first_line[key][1]}")
+            if duplicates == "drop":
+                continue
         else:
-            records.append(VideoRecord(found, label))
+            first_line[key] = (list_path, number)
+        if found is None:
+            missing.append(Path(key))
+        else:
+            paths.append(found)
+            labels.append(label)
+    if repeats:
+        action = ("dropped (duplicate_videos: drop)" if duplicates == "drop" else
+                  "kept, so those videos are trained as often as listed; set duplicate_videos: drop to keep each once")
+        logger.warning("%d duplicate entries in %s, the same video listed again (first: %s); %s",
+                       len(repeats), source, ", ".join(repeats[:SHOWN]), action)
     if missing:
-        shown = ", ".join(str(p) for p in missing[:5])
-        logger.warning(
-            "%d of %d videos listed in %s are missing and left out (first: %s)",
-            len(missing), len(entries), source, shown,
-        )
-    return VideoIndex(records, classes, missing)
+        logger.warning("%d of %d videos listed in %s are missing and left out (first: %s)",
+                       len(missing), len(entries), source, ", ".join(str(p) for p in missing[:SHOWN]))
+    return VideoIndex.from_paths(paths, labels, classes, missing, source)
 
 
-def _find_ignoring_case(root: Path, relpath: str, listings: dict[Path, dict[str, str]]) -> Path | None:
-    """``root / relpath`` matching each part case-insensitively (``listings`` caches folder contents)."""
-    current = root
-    for part in Path(relpath.replace("\\", "/")).parts:
-        if current not in listings:
-            names = [p.name for p in current.iterdir()] if current.is_dir() else []
-            listings[current] = {name.lower(): name for name in names}
-        actual = listings[current].get(part.lower())
+class _Disk:
+    """Where listed files are, from one directory listing per folder instead of a ``stat`` per file.
+
+    A ``stat`` per video is minutes for Kinetics' 650k videos on network storage; a listing is one
+    call per class folder. A name matches exactly, else ignoring case (UCF101's ``HandstandPushups``
+    folder holds ``v_HandStandPushups_*`` files, and its test list spells the folder both ways).
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._folders: dict[str, str | None] = {}
+        self._listings: dict[str, tuple[set[str], dict[str, str]]] = {}
+
+    def find(self, relpath: str) -> str | None:
+        """The path of ``root/relpath`` as spelled on disk, or None when there is no such file."""
+        folder, _, name = relpath.replace("\\", "/").rpartition("/")
+        actual = self._folder(folder)
         if actual is None:
             return None
-        current = current / actual
-    return current
+        names, lowered = self._listing(actual)
+        if name not in names:
+            name = lowered.get(name.lower())
+            if name is None:
+                return None
+        if actual == ".":
+            return name
+        return f"{actual}{name}" if actual.endswith("/") else f"{actual}/{name}"  # os.path.join: +0.3 s per 200k
+
+    def _folder(self, folder: str) -> str | None:
+        if folder not in self._folders:
+            exact = str(self.root / folder)  # normalised, "." for an empty root and folder
+            self._folders[folder] = exact if os.path.isdir(exact) else self._folder_ignoring_case(folder)
+        return self._folders[folder]
+
+    def _folder_ignoring_case(self, folder: str) -> str | None:
+        current = self.root
+        for part in Path(folder).parts:
+            names, lowered = self._listing(str(current))
+            actual = part if part in names else lowered.get(part.lower())
+            if actual is None:
+                return None
+            current = current / actual
+        return str(current)
+
+    def _listing(self, folder: str) -> tuple[set[str], dict[str, str]]:
+        if folder not in self._listings:
+            try:
+                names = set(os.listdir(folder))
+            except OSError:  # not a folder, or unreadable: nothing is found in it
+                names = set()
+            self._listings[folder] = (names, {name.lower(): name for name in names})
+        return self._listings[folder]
