@@ -46,7 +46,7 @@ def test_sigkill_at_any_moment_then_resume_equals_an_uninterrupted_run(tiny_root
     while not (killed / "checkpoints" / kill_after).exists():
         assert process.poll() is None and time.time() < deadline, "the run ended before it could be killed"
         time.sleep(0.05)
-    time.sleep(0.3)  # let it run on a little: the resumed run must redo that work identically
+    time.sleep(0.1)  # let it run on a little: the resumed run must redo that work identically
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed / "checkpoints" / "epoch_3").exists()
