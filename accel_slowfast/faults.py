@@ -74,3 +74,11 @@ def check_work_dir(work_dir: Path, checkpoint_bytes: int) -> None:
         raise RecipeError(f"work_dir {work_dir} has {free / 2**20:.0f} MiB free but a checkpoint needs about "
                           f"{checkpoint_bytes / 2**20:.0f} MiB (two are written while one is replaced); "
                           "free some space or choose another --work_dir")
+
+
+def state_bytes(runner, with_optimizer: bool = True) -> int:
+    """Bytes of the model (and optimizer) tensors: about what one checkpoint takes on disk."""
+    tensors = list(runner.accelerator.unwrap_model(runner.model).state_dict().values())
+    if with_optimizer:
+        tensors += [v for state in runner.optimizer.state_dict()["state"].values() for v in state.values()]
+    return sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))

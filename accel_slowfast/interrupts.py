@@ -99,46 +99,6 @@ def exit_code(signum: int) -> int:
     return EXIT_REQUEUE if signum == signal.SIGUSR1 else EXIT_INTERRUPTED
 
 
-class InterruptHook:
-    """On a stop signal, save an iteration checkpoint after the current step, then stop.
-
-    Checked after every iteration that ends an accumulation window (a checkpoint in the middle
-    of one would lose its gradients), and after each epoch's end work (evaluation, epoch
-    checkpoint), so a signal that arrives during an evaluation stops before the next epoch.
-
-    Args:
-        interrupts: the ``Interrupts`` whose handlers are active during the run.
-        checkpoint_hook: the ``CheckpointHook`` that saves (``save`` / ``last_saved``).
-    """
-
-    priority = "LOWEST"  # after CheckpointHook: a regular checkpoint of this iteration comes first
-
-    def __init__(self, interrupts: Interrupts, checkpoint_hook):
-        self.interrupts, self.checkpoint_hook = interrupts, checkpoint_hook
-
-    def after_train_iter(self, runner) -> None:
-        if not runner.accelerator.sync_gradients:
-            return
-        signum = agreed_stop(runner.accelerator, self.interrupts.requested)
-        if signum:
-            done = runner.iter + 1
-            self._stop(runner, signum, done, epoch=runner.epoch, inner_iter=runner.inner_iter + 1)
-
-    def after_train_epoch(self, runner) -> None:
-        signum = agreed_stop(runner.accelerator, self.interrupts.requested)
-        if signum:
-            self._stop(runner, signum, runner.iter, epoch=runner.epoch + 1, inner_iter=0)
-
-    def _stop(self, runner, signum: int, done: int, **position: int) -> None:
-        saved = self.checkpoint_hook.last_saved
-        if saved is None or saved[0] != done:  # this iteration has no checkpoint yet
-            self.checkpoint_hook.save(runner, f"iter_{done}", iter=done, **position)
-            saved = self.checkpoint_hook.last_saved
-        name = signal.Signals(signum).name
-        runner.logger.warning("%s after iteration %d: saved %s; resume with --resume_from=auto", name, done, saved[1])
-        raise InterruptedRun(f"{name} after iteration {done}; saved {saved[1]}", exit_code(signum))
-
-
 def shield_worker() -> None:
     """In a data-loader worker: block the stop signals, so a group signal leaves the worker alone.
 

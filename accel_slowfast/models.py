@@ -18,11 +18,13 @@ after res2..res4), 5 = pool + concat, 6 = dropout + ``proj`` (the classifier). `
 freezes blocks 0..k, so ``frozen_stages=4`` is linear probing.
 """
 
+import logging
 from collections.abc import Sequence
 from numbers import Integral
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 from torch import nn
 
 from accel_slowfast import compat  # noqa: F401  (before pytorchvideo: silences its torch.jit.script warnings)
@@ -131,6 +133,47 @@ def _use_python_ints(net: nn.Module) -> None:
                 setattr(module, attr, int(value))
 
 
+def _to_channels_last(module: torch.nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: the ``[slow, fast]`` input in ``channels_last_3d`` like the weights."""
+    (video,) = args
+    return ([x.contiguous(memory_format=torch.channels_last_3d) for x in video],)  # each (B, C, T, H, W)
+
+
+def apply_fast_path(model: SlowFast, *, channels_last: bool, compile: bool) -> SlowFast:
+    """``channels_last``: weights and inputs in ``channels_last_3d``; ``compile``: ``torch.compile``
+    in place (``nn.Module.compile``), so the module, its state-dict keys and checkpoints are unchanged."""
+    if channels_last:
+        model.to(memory_format=torch.channels_last_3d)
+        model.register_forward_pre_hook(_to_channels_last)
+    if compile:
+        model.compile()
+    return model
+
+
+def convert_sync_batchnorm(model: torch.nn.Module, enabled: bool, accelerator: Accelerator,
+                           logger: logging.Logger | None = None) -> torch.nn.Module:
+    """With ``enabled`` and more than one process, turn every BatchNorm (pytorchvideo's
+    ``BatchNorm3d`` included) into ``SyncBatchNorm``; call it before ``accelerator.prepare``.
+
+    With one process there is nothing to synchronise and the model is returned unchanged (logged).
+    ``SyncBatchNorm`` has no CPU implementation, so multi-process CPU runs are refused.
+    """
+    logger = logger or logging.getLogger("accel_slowfast")
+    if not enabled:
+        return model
+    if accelerator.num_processes == 1:
+        logger.info("sync_bn: one process, nothing to synchronise; keeping plain BatchNorm")
+        return model
+    if accelerator.device.type == "cpu":
+        raise ValueError("sync_bn: torch's SyncBatchNorm runs on GPUs only, not on CPU processes; "
+                         "set sync_bn: false")
+    converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    count = sum(isinstance(m, torch.nn.SyncBatchNorm) for m in converted.modules())
+    logger.info("sync_bn: %d BatchNorm layers converted to SyncBatchNorm over %d processes", count,
+                accelerator.num_processes)
+    return converted
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
@@ -162,7 +205,6 @@ def model_report(model: SlowFast, clip_len: int, crop_size: int) -> dict[str, fl
 def main(argv: list[str] | None = None) -> None:
     """``accel-slowfast models [PRESET ...] [--clip_len N] [--crop_size N]``: size and FLOPs."""
     import argparse
-    import logging
 
     parser = argparse.ArgumentParser(prog="accel-slowfast models", description=main.__doc__)
     parser.add_argument("presets", nargs="*", default=sorted(PRESETS), help="preset names (default: all)")

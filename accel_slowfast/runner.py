@@ -4,7 +4,7 @@
     runner.register_hook(LrScheduleHook(...))      # any callable or object with event methods
     runner.run({"train": train_loader}, workflow=[("train", 1)], max_epochs=10)
 
-Event order (REFERENCE.md §2)::
+Event order (mmcv 1.x's)::
 
     before_run
       for each (mode, epochs) in workflow, repeated until max_epochs:
@@ -19,6 +19,7 @@ Accelerate only syncs gradients and steps on the last micro-batch of each accumu
 ``iter`` counts data iterations (micro-batches), as mmcv's ``GradientCumulativeOptimizerHook`` does.
 """
 
+import difflib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -57,6 +58,11 @@ PRIORITIES = {
 TrainStep = Callable[[torch.nn.Module, dict[str, Any], bool], dict[str, Any]]
 
 
+# Public methods a hook may have besides events: Accelerate's checkpointing protocol
+# (``accelerator.register_for_checkpointing``).
+NON_EVENT_METHODS = ("state_dict", "load_state_dict")
+
+
 def get_priority(priority: int | str) -> int:
     """mmcv's priority names (``"NORMAL"``) or an int in [0, 100]; lower runs first."""
     if isinstance(priority, str):
@@ -78,7 +84,9 @@ class Runner:
     (iterations of the current epoch already done before a mid-epoch resume), ``max_epochs``,
     ``max_iters``, ``mode`` (``"train"``/``"val"``), ``outputs`` (the last ``train_step``
     result), ``log_buffer``, ``data_loader`` (the current one), ``meta`` (free-form, saved in
-    checkpoints), ``stop_training`` (set by a hook: the run ends after the current epoch).
+    checkpoints), ``stop_training`` (set by a hook: the run ends after the current epoch),
+    ``eval_results`` (the last evaluation's per-video scores, set by ``EvalHook``, read by the
+    trackers; None before the first).
 
     Args:
         model: the prepared model.
@@ -112,6 +120,7 @@ class Runner:
         self.inner_iter = 0
         self.start_inner_iter = 0
         self.stop_training = False  # a hook (early stopping) ends the run after the current epoch
+        self.eval_results: Any = None  # EvalHook's last per-video scores (evaluation.VideoScores)
         self.max_epochs = 0
         self.max_iters = 0
         self.mode = "train"
@@ -128,13 +137,35 @@ class Runner:
         """Add ``hook``: a callable ``hook(runner, event)`` or an object with event-named methods.
 
         ``priority`` defaults to the hook's ``priority`` attribute, else ``"NORMAL"``; among equal
-        priorities hooks run in registration order.
+        priorities hooks run in registration order. A public method that is not an event (a
+        misspelled ``after_train_iteration``) is refused: it would never be called.
         """
+        if not isinstance(hook, type(lambda: None)):
+            stray = [name for name in dir(type(hook)) if not name.startswith("_") and callable(getattr(hook, name))
+                     and name not in EVENTS and name not in NON_EVENT_METHODS]
+            if stray:
+                close = difflib.get_close_matches(stray[0], EVENTS, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; events are {', '.join(EVENTS)}"
+                raise ValueError(f"hook {type(hook).__name__} has public method(s) {stray} that are not runner events "
+                                 f"and would never be called{hint} (name helpers with a leading underscore)")
         value = get_priority(priority if priority is not None else getattr(hook, "priority", "NORMAL"))
         position = len(self._hooks)
         while position > 0 and self._hooks[position - 1][0] > value:
             position -= 1
         self._hooks.insert(position, (value, hook))
+
+    def hook_info(self) -> str:
+        """For each event, the hooks that run at it, in order, with their priority (mmcv's ``get_hook_info``)."""
+        names = {value: name for name, value in PRIORITIES.items()}
+        lines = []
+        for event in EVENTS:
+            called = [(priority, hook) for priority, hook in self._hooks if hasattr(hook, event)
+                      or not any(hasattr(hook, name) for name in EVENTS) and callable(hook)]
+            if called:
+                lines.append(f"{event}:")
+                lines.extend(f"  ({names.get(priority, priority):<12}) {getattr(hook, '__name__', type(hook).__name__)}"
+                             for priority, hook in called)
+        return "\n".join(lines)
 
     def call_hook(self, event: str) -> None:
         """Call ``event`` on every hook that defines it; plain callables get every event."""
@@ -147,6 +178,12 @@ class Runner:
             elif not any(hasattr(hook, name) for name in EVENTS) and callable(hook):
                 hook(self, event)
 
+    def epoch_due(self, interval: int) -> bool:
+        """Whether the train epoch that just ended (in ``after_train_epoch``) is an ``interval``-th
+        one or the last: when evaluation and epoch checkpoints happen."""
+        epoch = self.epoch + 1
+        return epoch % interval == 0 or epoch == self.max_epochs
+
     # --- loops ---------------------------------------------------------------------------
     def run(self, data_loaders: dict[str, Iterable], workflow: list[tuple[str, int]], max_epochs: int) -> None:
         """Run ``workflow`` phases (e.g. ``[("train", 2), ("val", 1)]``) until ``max_epochs`` train epochs."""
@@ -158,6 +195,7 @@ class Runner:
         self.max_epochs = max_epochs
         if "train" in data_loaders:
             self.max_iters = max_epochs * len(data_loaders["train"])
+        self.logger.info("Hooks, in the order they run at each event:\n%s", self.hook_info())
         self.call_hook("before_run")
         while self.epoch < max_epochs and not self.stop_training:
             for mode, epochs in workflow:

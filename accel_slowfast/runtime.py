@@ -1,4 +1,5 @@
-"""The Accelerator and the seeds: built the same way by every command (train, test, predict, data check).
+"""What every command sets up the same way (train, test, predict, data check): the Accelerator,
+the seeds, the text log.
 
 Precision follows Accelerate's own precedence unless the recipe sets it: a recipe's
 ``mixed_precision`` (``no``, ``fp16``, ``bf16``) wins; left empty, the launcher decides
@@ -8,12 +9,16 @@ Precision follows Accelerate's own precedence unless the recipe sets it: a recip
     accelerate launch train.py --mixed_precision=no        # fp32: the recipe wins
 """
 
+import logging
+from pathlib import Path
+
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
 from accel_slowfast.config import Recipe
 from accel_slowfast.trackers import build_trackers
+from accel_slowfast.workdir import log_file_name
 
 
 def build_accelerator(recipe: Recipe | None = None) -> Accelerator:
@@ -46,3 +51,21 @@ def seed_everything(recipe: Recipe, accelerator: Accelerator) -> None:
         torch.use_deterministic_algorithms(True, warn_only=accelerator.device.type == "cuda")
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+
+
+def setup_text_logger(work_dir: Path, is_main_process: bool, prefix: str = "train") -> logging.Logger:
+    """``accel_slowfast`` logger: console + ``<work_dir>/<prefix>_<time>.log`` on the main process."""
+    logger = logging.getLogger("accel_slowfast")
+    logger.setLevel(logging.INFO if is_main_process else logging.ERROR)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    formatter = logging.Formatter("%(asctime)s - %(levelname)s - %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if is_main_process:
+        handlers.append(logging.FileHandler(Path(work_dir) / log_file_name(prefix)))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    return logger

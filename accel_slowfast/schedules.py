@@ -312,7 +312,7 @@ class LrScheduleHook:
     def _max_progress(self, runner) -> int:
         return runner.max_epochs if self.by_epoch else runner.max_iters
 
-    def lr_at(self, base_lr: float, epoch: int, cur_iter: int, iters_per_epoch: int, runner) -> float:
+    def _lr_at(self, base_lr: float, epoch: int, cur_iter: int, iters_per_epoch: int, runner) -> float:
         """The LR of global iteration ``cur_iter`` (0-based), which lies in epoch ``epoch``."""
         if self.policy == "one-cycle":
             return one_cycle_lr(base_lr, cur_iter, self.total_steps or runner.max_iters, **self.policy_args)
@@ -324,7 +324,7 @@ class LrScheduleHook:
     def before_train_iter(self, runner) -> None:
         iters_per_epoch = len(runner.data_loader)
         for group in runner.optimizer.param_groups:
-            group["lr"] = self.lr_at(group["initial_lr"], runner.epoch, runner.iter, iters_per_epoch, runner)
+            group["lr"] = self._lr_at(group["initial_lr"], runner.epoch, runner.iter, iters_per_epoch, runner)
 
 
 class MomentumScheduleHook:
@@ -362,7 +362,7 @@ class MomentumScheduleHook:
         if self.policy == "cyclic" and runner.max_iters < self.policy_args.get("cyclic_times", 1):
             raise ValueError(f"momentum_cyclic_times exceeds the run's {runner.max_iters} iterations")
 
-    def momentum_at(self, base_momentum: float, epoch: int, cur_iter: int, runner) -> float:
+    def _momentum_at(self, base_momentum: float, epoch: int, cur_iter: int, runner) -> float:
         """The momentum of global iteration ``cur_iter`` (0-based), which lies in epoch ``epoch``."""
         if self.policy == "cyclic":
             return cyclic_momentum(base_momentum, cur_iter, runner.max_iters, **self.policy_args)
@@ -372,7 +372,7 @@ class MomentumScheduleHook:
 
     def before_train_iter(self, runner) -> None:
         for group in runner.optimizer.param_groups:
-            value = self.momentum_at(group["initial_momentum"], runner.epoch, runner.iter, runner)
+            value = self._momentum_at(group["initial_momentum"], runner.epoch, runner.iter, runner)
             if "momentum" in group:
                 group["momentum"] = value
             else:

@@ -20,13 +20,12 @@ import numpy as np
 
 from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.config import Recipe
+from accel_slowfast.data.builders import build_indexes, build_loader, build_test_dataset
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.evaluation import VideoScores, score_videos
-from accel_slowfast.hooks import setup_text_logger
 from accel_slowfast.models import build_model
-from accel_slowfast.runtime import build_accelerator, describe
-from accel_slowfast.training import build_indexes, build_loader, build_test_dataset
+from accel_slowfast.runtime import build_accelerator, describe, setup_text_logger
 from accel_slowfast.workdir import BAD_VIDEOS_FILE
 
 

@@ -3,57 +3,34 @@
     from accel_slowfast import Recipe, train
     runner = train(Recipe(max_epochs=2))          # the synthetic default, in a notebook
 
-Lifecycle: validate (the Recipe did) -> accelerator + seed -> data -> model -> optimizer ->
-prepare -> hooks -> resume/load -> run -> end trackers.
+Lifecycle: validate (the Recipe did) -> accelerator -> work_dir (resume planned) -> seed ->
+model (resume checked, load_from loaded) -> data -> optimizer -> prepare -> hooks -> resume ->
+run -> end trackers.
 """
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from torch.utils.data import DataLoader
 
 from accel_slowfast.checkpoint import load_weights
-from accel_slowfast.config import Recipe, RecipeError, recipe_diff, save_recipe
-from accel_slowfast.data import (
-    ClipDataset,
-    VideoIndex,
-    ensure_synthetic,
-    read_class_folders,
-    read_hmdb51_split,
-    read_list_file,
-    read_ucf101_split,
-)
-from accel_slowfast.data.dataset import init_worker, list_bad_videos
-from accel_slowfast.data.index import check_splits, require_videos
-from accel_slowfast.data.probe import probe_errors, probe_index
-from accel_slowfast.data.transforms import train_transform, val_transform
-from accel_slowfast.data.views import view_transforms
-from accel_slowfast.errors import DataError, UserError
-from accel_slowfast.extra_hooks import build_extra_hooks, convert_sync_batchnorm
+from accel_slowfast.config import Recipe, recipe_diff, save_recipe
+from accel_slowfast.data.builders import build_datasets, build_indexes, build_loader, describe_videos
+from accel_slowfast.errors import UserError
 from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
-from accel_slowfast.hooks import (
-    CheckpointHook,
-    EvalHook,
-    IterTimerHook,
-    LoggerHook,
-    OptimizerHook,
-    RunnerProgress,
-    SamplerSeedHook,
-    setup_text_logger,
-)
-from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, InterruptHook, Interrupts
-from accel_slowfast.models import PRESETS, SlowFast, build_model, model_report
-from accel_slowfast.resume import check_model_fits, find_checkpoint, plan_resume, restore
+from accel_slowfast.hooks import build_hooks
+from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts
+from accel_slowfast.models import SlowFast, apply_fast_path, build_model, convert_sync_batchnorm, model_report
+from accel_slowfast.resume import ResumePlan, check_model_fits, find_checkpoint, plan_resume, restore
 from accel_slowfast.runner import Runner
-from accel_slowfast.runtime import build_accelerator, describe, seed_everything
-from accel_slowfast.schedules import build_lr_hook, build_momentum_hook
-from accel_slowfast.trackers import TrackerHook, init_trackers, tracker_names
-from accel_slowfast.workdir import BAD_VIDEOS_FILE, CLASSES_FILE, RECIPE_FILE, remove_staging
+from accel_slowfast.runtime import build_accelerator, describe, seed_everything, setup_text_logger
+from accel_slowfast.trackers import init_trackers
+from accel_slowfast.workdir import CLASSES_FILE, RECIPE_FILE, RunnerProgress, remove_staging
 
 
 def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mode: bool) -> dict[str, Any]:
@@ -62,144 +39,6 @@ def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mod
     loss = F.cross_entropy(logits.float(), batch["label"])
     log_vars = {"loss": loss.detach(), "bad_clip_ratio": batch["replaced"].float().mean()}
     return {"loss": loss, "log_vars": log_vars, "num_samples": batch["label"].shape[0]}
-
-
-def _to_channels_last(module: torch.nn.Module, args: tuple) -> tuple:
-    """Forward pre-hook: the ``[slow, fast]`` input in ``channels_last_3d`` like the weights."""
-    (video,) = args
-    return ([x.contiguous(memory_format=torch.channels_last_3d) for x in video],)  # each (B, C, T, H, W)
-
-
-def apply_fast_path(model: SlowFast, recipe: Recipe) -> SlowFast:
-    """``channels_last``: weights and inputs in ``channels_last_3d``; ``compile``: ``torch.compile``
-    in place (``nn.Module.compile``), so the module, its state-dict keys and checkpoints are unchanged."""
-    if recipe.channels_last:
-        model.to(memory_format=torch.channels_last_3d)
-        model.register_forward_pre_hook(_to_channels_last)
-    if recipe.compile:
-        model.compile()
-    return model
-
-
-def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex, VideoIndex]:
-    """Train and validation indexes of ``recipe.dataset``, checked before any video is opened.
-
-    The training set is read and checked first: the validation list is read against its classes,
-    so a problem with the training set must not be reported as one of the validation list.
-    """
-    duplicates = {"duplicates": recipe.duplicate_videos}
-    if recipe.dataset in ("synthetic", "ucf101", "hmdb51"):
-        root, lists, split = Path(recipe.data_root), Path(recipe.annotation_dir), recipe.split
-        if recipe.dataset == "synthetic":
-            with accelerator.main_process_first():  # the main process generates, the others reuse
-                root = Path(recipe.data_root) if recipe.data_root else ensure_synthetic()
-            lists, split = Path(recipe.annotation_dir) if recipe.annotation_dir else root / "ucfTrainTestlist", 1
-        read = read_hmdb51_split if recipe.dataset == "hmdb51" else read_ucf101_split
-        train_index = require_videos(read(root, lists, split, "train", **duplicates))
-        val_index = read(root, lists, split, "test", **duplicates)
-    elif recipe.dataset == "folder":
-        train_index = require_videos(read_class_folders(Path(recipe.data_root) / "train"))
-        val_index = read_class_folders(Path(recipe.data_root) / "val")
-        if val_index.classes != train_index.classes:
-            only = sorted(set(train_index.classes) ^ set(val_index.classes))
-            raise DataError(f"{recipe.data_root}/train and /val must hold the same class folders; in one of them "
-                            f"only: {', '.join(only[:5])}")
-    else:
-        train_index = require_videos(read_list_file(recipe.train_list, recipe.data_root, **duplicates))
-        val_index = read_list_file(recipe.val_list, recipe.data_root, train_index.classes,
-                                   classes_from=recipe.train_list, **duplicates)
-    check_splits(train_index, require_videos(val_index))
-    return train_index, val_index
-
-
-def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: Path, *,
-                    shared_cache: bool) -> dict[int, str]:
-    """Probe every video (cached) and list the unusable ones, missing files included, in ``bad_video_log``.
-
-    One process per node probes: the local main process of each node writes its node's cache while the
-    others on the node wait, then read it (a global ``main_process_first`` made every process of the other
-    nodes probe at once). With ``shared_cache`` every node reads the same cache, so the main process alone
-    probes.
-    """
-    first = accelerator.main_process_first if shared_cache else accelerator.local_main_process_first
-    with first():
-        bad = probe_errors(probe_index(index))
-    if accelerator.is_main_process:
-        reasons = {str(path): f"missing: no such file (listed in {index.source})" for path in index.missing}
-        reasons.update((index.paths[i], reason) for i, reason in bad.items())
-        if reasons:
-            list_bad_videos(bad_video_log, reasons)
-    return bad
-
-
-def describe_videos(dataset: ClipDataset, name: str) -> str:
-    """``"20 training videos (3 unusable: 1 missing, 2 unreadable; see bad_videos.txt)"``, for the Data: log line."""
-    missing, unreadable = len(dataset.index.missing), len(dataset.known_bad)
-    text = f"{len(dataset.index) + missing} {name} videos"
-    if missing or unreadable:
-        text += f" ({missing + unreadable} unusable: {missing} missing, {unreadable} unreadable; see {BAD_VIDEOS_FILE})"
-    return text
-
-
-def build_datasets(
-    recipe: Recipe, train_index: VideoIndex, val_index: VideoIndex, accelerator: Accelerator
-) -> tuple[ClipDataset, ClipDataset]:
-    for name, index in (("training", train_index), ("validation", val_index)):  # build_indexes: neither is empty
-        if len(index.classes) > recipe.num_classes:
-            raise RecipeError(f"the {name} set has {len(index.classes)} classes but 'num_classes' is "
-                              f"{recipe.num_classes}; set --num_classes={len(index.classes)}")
-    bad_video_log = Path(recipe.work_dir) / BAD_VIDEOS_FILE
-    clip = dict(clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
-                seed=recipe.seed, decoder=recipe.decoder, bad_video_log=bad_video_log)
-    train_set = ClipDataset(
-        train_index,
-        transforms=[train_transform(short_side_jitter=tuple(recipe.short_side_jitter) or None,
-                                    crop_size=recipe.crop_size,
-                                    crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio)],
-        clip_sampling="random",
-        known_bad=find_bad_videos(train_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
-        **clip,
-    )
-    val_set = ClipDataset(
-        val_index,
-        transforms=[val_transform(short_side=recipe.short_side, crop_size=recipe.crop_size)],
-        clip_sampling="centre",
-        known_bad=find_bad_videos(val_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
-        **clip,
-    )
-    return train_set, val_set
-
-
-def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerator) -> ClipDataset:
-    """The multi-view test set: ``num_clips`` x ``num_crops`` views per video, one view per sample."""
-    bad_video_log = Path(recipe.work_dir) / BAD_VIDEOS_FILE
-    return ClipDataset(
-        index,
-        clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
-        transforms=view_transforms(short_side=recipe.short_side, crop_size=recipe.test_crop_size,
-                                   num_crops=recipe.num_crops),
-        clip_sampling="uniform", num_clips=recipe.num_clips, seed=recipe.seed, decoder=recipe.decoder,
-        known_bad=find_bad_videos(index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
-        bad_video_log=bad_video_log,
-    )
-
-
-def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator, train: bool) -> DataLoader:
-    # Workers persist across epochs (the dataset's epoch is in shared memory), as mmaction2's do:
-    # no start-up and shutdown per epoch. The loader's own generator keeps iterator creation from
-    # drawing on torch's global RNG, whose checkpointed state must be the same whether an epoch
-    # started here or was resumed mid-way.
-    return DataLoader(
-        dataset,
-        batch_size=recipe.batch_size,
-        shuffle=train,
-        num_workers=recipe.num_workers,
-        collate_fn=dataset.collate,
-        worker_init_fn=init_worker,
-        pin_memory=accelerator.device.type == "cuda",
-        persistent_workers=recipe.num_workers > 0,
-        generator=torch.Generator().manual_seed(recipe.seed),
-    )
 
 
 def build_optimizer(model: SlowFast, recipe: Recipe, accelerator: Accelerator) -> torch.optim.Optimizer:
@@ -211,6 +50,39 @@ def build_optimizer(model: SlowFast, recipe: Recipe, accelerator: Accelerator) -
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=recipe.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+
+
+def open_work_dir(recipe: Recipe, accelerator: Accelerator) -> tuple[logging.Logger, ResumePlan | None]:
+    """The work_dir made ready before any data work: writable, without stale partial checkpoints,
+    its text log open, the resume planned (verified and compared), ``recipe.yaml`` written."""
+    work_dir = Path(recipe.work_dir)
+    stale = []
+    if accelerator.is_main_process:
+        check_work_dir(work_dir, checkpoint_bytes=0)
+        stale = remove_staging(work_dir)
+    accelerator.wait_for_everyone()
+    logger = setup_text_logger(work_dir, accelerator.is_main_process)
+    if stale:
+        logger.info("Removed %d partial checkpoint(s) an interrupted save left: %s", len(stale),
+                    ", ".join(p.name for p in stale))
+    plan = None
+    if recipe.resume_from:
+        found = find_checkpoint(recipe.resume_from, work_dir, accelerator, logger)
+        plan = found and plan_resume(found, recipe.to_dict(), accelerator.num_processes, logger)
+    if accelerator.is_main_process:
+        save_recipe(recipe, work_dir / RECIPE_FILE)
+    return logger, plan
+
+
+def build_run_model(recipe: Recipe, plan: ResumePlan | None) -> SlowFast:
+    """The recipe's model, checked against the checkpoint it resumes, or loaded from ``load_from``."""
+    model = build_model(recipe.model, recipe.num_classes, recipe.dropout, frozen_stages=recipe.frozen_stages,
+                        mean=recipe.mean, std=recipe.std)
+    if plan:
+        check_model_fits(plan.path, model)
+    if recipe.load_from:
+        load_weights(model, recipe.load_from)
+    return model
 
 
 def train(recipe: Recipe) -> Runner:
@@ -226,28 +98,9 @@ def train(recipe: Recipe) -> Runner:
     recipe = dataclasses.replace(recipe, mixed_precision=accelerator.mixed_precision)
     work_dir = Path(recipe.work_dir)
     with Interrupts() as interrupts:  # from here on a stop signal is recorded, acted on after the step
-        stale = []
-        if accelerator.is_main_process:
-            check_work_dir(work_dir, checkpoint_bytes=0)  # writable, before any work
-            stale = remove_staging(work_dir)
-        accelerator.wait_for_everyone()
-        logger = setup_text_logger(work_dir, accelerator.is_main_process)
-        if stale:
-            logger.info("Removed %d partial checkpoint(s) an interrupted save left: %s", len(stale),
-                        ", ".join(p.name for p in stale))
-        plan = None
-        if recipe.resume_from:
-            found = find_checkpoint(recipe.resume_from, work_dir, accelerator, logger)
-            plan = found and plan_resume(found, recipe.to_dict(), accelerator.num_processes, logger)
-        if accelerator.is_main_process:
-            save_recipe(recipe, work_dir / RECIPE_FILE)
+        logger, plan = open_work_dir(recipe, accelerator)
         seed_everything(recipe, accelerator)
-        model = build_model(recipe.model, recipe.num_classes, recipe.dropout, frozen_stages=recipe.frozen_stages,
-                            mean=recipe.mean, std=recipe.std)
-        if plan:
-            check_model_fits(plan.path, model)
-        if recipe.load_from:
-            load_weights(model, recipe.load_from)
+        model = build_run_model(recipe, plan)
 
         train_index, val_index = build_indexes(recipe, accelerator)
         if accelerator.is_main_process:  # class names for predict/export
@@ -260,7 +113,8 @@ def train(recipe: Recipe) -> Runner:
         optimizer = build_optimizer(model, recipe, accelerator)
         train_loader = build_loader(train_set, recipe, accelerator, train=True)
         val_loader = build_loader(val_set, recipe, accelerator, train=False)
-        model = apply_fast_path(model, recipe)  # after the optimizer: compile/channels_last keep the same parameters
+        # after the optimizer: compile and channels_last keep the same parameters
+        model = apply_fast_path(model, channels_last=recipe.channels_last, compile=recipe.compile)
         model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
 
         logger.info("Recipe, where it differs from the defaults (all keys: recipe.yaml):\n%s", recipe_diff(recipe))
@@ -276,26 +130,11 @@ def train(recipe: Recipe) -> Runner:
         runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
         progress = RunnerProgress()
         accelerator.register_for_checkpointing(progress)
-        runner.register_hook(build_lr_hook(recipe))
-        if recipe.momentum_policy != "none":
-            runner.register_hook(build_momentum_hook(recipe))
-        runner.register_hook(OptimizerHook(recipe.grad_clip, skip_nonfinite=recipe.skip_nonfinite_loss))
-        runner.register_hook(SamplerSeedHook())
-        runner.register_hook(IterTimerHook())
-        runner.register_hook(EvalHook(val_loader, interval=recipe.eval_interval))
-        runner.register_hook(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none"))
-        if tracker_names(recipe):  # after LoggerHook: confusion matrix, clips, best-checkpoint artifact
-            runner.register_hook(TrackerHook(val_set, num_clips=recipe.log_val_clips,
-                                             log_checkpoint=recipe.log_checkpoint))
-        for hook in build_extra_hooks(recipe, model, train_loader):  # EMA, precise BN, early stop, cache, profiler
+        for hook in build_hooks(recipe, model=model, train_loader=train_loader, val_loader=val_loader,
+                                val_set=val_set, progress=progress, interrupts=interrupts):
             runner.register_hook(hook)
             if hasattr(hook, "state_dict"):  # the EMA weights: saved with, and resumed from, every checkpoint
                 accelerator.register_for_checkpointing(hook)
-        checkpoint = CheckpointHook(progress, recipe.checkpoint_interval, recipe.max_keep_ckpts,
-                                    interval_iters=recipe.checkpoint_interval_iters, recipe=recipe.to_dict())
-        runner.register_hook(checkpoint)
-        runner.register_hook(InterruptHook(interrupts, checkpoint))  # a stop signal: checkpoint, then stop
-
         if plan:
             restore(plan, accelerator, progress, runner)
             logger.info("Resumed from %s at epoch %d (iteration %d of it), global iteration %d", plan.path,

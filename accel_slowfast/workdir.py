@@ -1,9 +1,15 @@
-"""The work_dir's files: the run's recipe and classes, the checkpoint folders, their manifest, and
-which checkpoint to resume from.
+"""The work_dir's layout, in one place: every file and folder name a run writes, the checkpoints'
+names, manifest and discovery, and the runner's resumable position.
 
     recipe.yaml, classes.json                        the run's resolved recipe, class names by label
+    metrics.jsonl (metrics_<time>.jsonl)             one record per log line (a fresh run's predecessor)
+    train_<time>.log, test_<time>.log                the text logs
+    bad_videos.txt                                   every unusable video, once, with its reason
     checkpoints/epoch_<N>/, checkpoints/iter_<N>/    Accelerate's save_state + recipe.yaml + meta.json
-    checkpoints/.tmp_<name>/                         a save in progress (renamed when complete)
+    checkpoints/best_<metric>_epoch_<N>.pth          the best weights so far
+    checkpoints/.tmp_<name>                          a save in progress (renamed when complete)
+    wandb/, wandb_run_id.txt, tensorboard/           the trackers' files
+    profiler/, val_confusion.png                     profiler traces, the latest evaluation's confusion
 
 ``meta.json`` is written last, inside the staging folder, which is then renamed: a folder with
 a ``meta.json`` was complete when written. It holds the runner's position (``epoch``,
@@ -20,21 +26,81 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from accel_slowfast.errors import CheckpointError
 
+RECIPE_FILE = "recipe.yaml"
+CLASSES_FILE = "classes.json"
+METRICS_FILE = "metrics.jsonl"
+BAD_VIDEOS_FILE = "bad_videos.txt"
 CHECKPOINT_DIR = "checkpoints"
 EPOCH_PREFIX = "epoch_"
 ITER_PREFIX = "iter_"
 STAGING_PREFIX = ".tmp_"
 META_FILE = "meta.json"
-RECIPE_FILE = "recipe.yaml"
-CLASSES_FILE = "classes.json"
-BAD_VIDEOS_FILE = "bad_videos.txt"
+RUN_ID_FILE = "wandb_run_id.txt"
+WANDB_DIR = "wandb"
+TENSORBOARD_DIR = "tensorboard"
+PROFILER_DIR = "profiler"
+VAL_CONFUSION_FILE = "val_confusion.png"
 
 logger = logging.getLogger("accel_slowfast")
+
+
+def checkpoint_name(*, epoch: int = 0, iteration: int = 0) -> str:
+    """``epoch_<N>`` (an epoch's end) or ``iter_<N>`` (after global iteration N)."""
+    return f"{EPOCH_PREFIX}{epoch}" if epoch else f"{ITER_PREFIX}{iteration}"
+
+
+def best_checkpoint_name(metric: str, epoch: int) -> str:
+    return f"best_{metric}_epoch_{epoch}.pth"
+
+
+def log_file_name(command: str) -> str:
+    """``train_<time>.log``, ``test_<time>.log``: one text log per command run."""
+    return f"{command}_{time.strftime('%Y%m%d_%H%M%S')}.log"
+
+
+def set_aside(metrics: Path) -> Path:
+    """Rename a previous run's ``metrics.jsonl`` to ``metrics_<its time>[_n].jsonl``; return the new path."""
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(metrics.stat().st_mtime))
+    backup, n = metrics.with_name(f"{metrics.stem}_{stamp}.jsonl"), 1
+    while backup.exists():
+        backup, n = metrics.with_name(f"{metrics.stem}_{stamp}_{n}.jsonl"), n + 1
+    metrics.rename(backup)
+    return backup
+
+
+class RunnerProgress:
+    """The runner's position as a checkpointable object for Accelerate: ``epoch`` (the epoch to
+    run next, or the one in progress), ``inner_iter`` (its iterations done), ``iter`` (global
+    iterations done), ``meta`` (best score...) and the log buffer's values not yet logged.
+    ``meta.json`` holds the same, readable without loading the checkpoint."""
+
+    def __init__(self):
+        self.state: dict[str, Any] = {"epoch": 0, "inner_iter": 0, "iter": 0, "meta": {}, "log_history": {}}
+
+    def record(self, runner, epoch: int, inner_iter: int, iter: int) -> None:
+        history = {key: [(float(value), count) for value, count in entries]
+                   for key, entries in runner.log_buffer.history.items()} if inner_iter else {}
+        self.state = {"epoch": epoch, "inner_iter": inner_iter, "iter": iter, "meta": dict(runner.meta),
+                      "log_history": history}
+
+    def restore(self, runner) -> None:
+        runner.epoch, runner.iter = self.state["epoch"], self.state["iter"]
+        runner.start_inner_iter = self.state.get("inner_iter", 0)
+        runner.meta.update(self.state["meta"])
+        for key, entries in self.state.get("log_history", {}).items():
+            runner.log_buffer.history[key] = [tuple(entry) for entry in entries]
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = state
 
 
 def sha256(path: Path, chunk: int = 1 << 22) -> str:

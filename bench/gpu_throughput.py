@@ -3,7 +3,7 @@
 Each row trains the same model (fresh weights, same seed) on one batch held on the device, the
 way ``accel_slowfast.training`` does: forward, cross-entropy, backward, L2 gradient clipping at
 40, SGD step. bf16 is autocast (what Accelerate's ``mixed_precision="bf16"`` does: no grad scaler);
-``channels_last`` and ``compile`` go through ``accel_slowfast.training.apply_fast_path``, the code
+``channels_last`` and ``compile`` go through ``accel_slowfast.models.apply_fast_path``, the code
 the recipe keys of the same names run. Printed per row: training clips/s (median step time),
 peak memory, and model FLOP utilisation (MFU)::
 
@@ -33,9 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import accel_slowfast  # noqa: F401  (first: the pytorchvideo import shim)
-from accel_slowfast.config import Recipe
-from accel_slowfast.models import PRESETS, build_model, model_report
-from accel_slowfast.training import apply_fast_path
+from accel_slowfast.models import PRESETS, apply_fast_path, build_model, model_report
 
 # Dense (no sparsity) peak TFLOP/s as (bf16, TF32) tensor-core figures from NVIDIA's data sheets,
 # matched against torch.cuda.get_device_name() in this order; other cards take --peak-tflops.
@@ -91,8 +89,7 @@ def run_row(row: Row, args, device: torch.device) -> dict[str, float]:
     """Median step time and peak memory of ``row``'s training step."""
     torch.manual_seed(0)
     model = build_model(args.model, args.num_classes).to(device).train()
-    recipe = Recipe(model=args.model, clip_len=args.clip_len, channels_last=row.channels_last, compile=row.compile)
-    model = apply_fast_path(model, recipe)
+    model = apply_fast_path(model, channels_last=row.channels_last, compile=row.compile)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
     alpha = PRESETS[args.model].alpha
     fast = torch.randn(args.batch_size, 3, args.clip_len, args.size, args.size, device=device)  # (B, C, T, H, W)

@@ -17,19 +17,21 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from accel_slowfast.config import Recipe, RecipeError
-from accel_slowfast.extra_hooks import (
+from accel_slowfast.hooks import (
+    CheckpointHook,
+    CheckpointWriter,
     EarlyStoppingHook,
     EMAHook,
     EmptyCacheHook,
+    OptimizerHook,
     PreciseBNHook,
     ProfilerHook,
-    convert_sync_batchnorm,
     recompute_bn_stats,
 )
-from accel_slowfast.hooks import CheckpointHook, OptimizerHook, RunnerProgress
-from accel_slowfast.models import build_model
+from accel_slowfast.models import build_model, convert_sync_batchnorm
 from accel_slowfast.runner import EVENTS, Runner
 from accel_slowfast.training import train
+from accel_slowfast.workdir import RunnerProgress
 
 
 def _step(model, batch, train_mode):
@@ -112,7 +114,7 @@ def _resumable(work_dir, batches, crash_after=None):
     accelerator.register_for_checkpointing(progress)
     accelerator.register_for_checkpointing(ema)
     for hook in (OptimizerHook(), ema, PreciseBNHook(batches, num_batches=2, forward=_forward),
-                 CheckpointHook(progress, interval=1)):
+                 CheckpointHook(CheckpointWriter(progress, recipe={}, max_keep_ckpts=0), interval=1, interval_iters=0)):
         runner.register_hook(hook)
     if crash_after:
         def crash(r):

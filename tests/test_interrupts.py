@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 import accel_slowfast.training as training
 from accel_slowfast.data.dataset import init_worker
+from accel_slowfast.hooks import EvalHook
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, EXIT_REQUEUE, InterruptedRun, deferred
 from accel_slowfast.training import train
 
@@ -106,7 +107,7 @@ def _signal_at(iteration, monkeypatch, signum=signal.SIGTERM, during_eval=False)
             os.kill(os.getpid(), signum)
         return step(model, batch, train_mode)
 
-    score = training.EvalHook.after_train_epoch
+    score = EvalHook.after_train_epoch
 
     def evaluate_with_signal(hook, runner):
         if during_eval and runner.iter == iteration:
@@ -114,7 +115,7 @@ def _signal_at(iteration, monkeypatch, signum=signal.SIGTERM, during_eval=False)
         return score(hook, runner)
 
     monkeypatch.setattr(training, "classification_step", step_with_signal)
-    monkeypatch.setattr(training.EvalHook, "after_train_epoch", evaluate_with_signal)
+    monkeypatch.setattr(EvalHook, "after_train_epoch", evaluate_with_signal)
 
 
 def _reset_accelerate():

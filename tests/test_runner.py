@@ -1,3 +1,4 @@
+from types import SimpleNamespace
 from unittest.mock import Mock
 
 import pytest
@@ -63,7 +64,7 @@ def test_priorities_then_registration_order(tmp_path):
 def test_hooks_may_be_plain_callables_or_partial_objects(tmp_path):
     runner = _runner(tmp_path)
     events = []
-    partial = Mock(spec=["after_train_epoch"])
+    partial = SimpleNamespace(after_train_epoch=Mock())  # (a Mock hook would have Mock's own public methods)
     runner.register_hook(lambda r, event: events.append(event))
     runner.register_hook(partial)
     runner.run({"train": _batches(3)}, [("train", 1)], max_epochs=1)
@@ -120,3 +121,32 @@ def test_gradient_clipping_logs_the_norm_and_bounds_the_update(tmp_path):
 def test_workflow_needs_its_loaders(tmp_path):
     with pytest.raises(ValueError, match="'val' data loader"):
         _runner(tmp_path).run({"train": []}, [("train", 1), ("val", 1)], max_epochs=1)
+
+
+def test_a_public_method_that_is_no_event_is_refused(tmp_path):
+    class Misspelled:
+        def after_train_iteration(self, runner):  # never called: the event is after_train_iter
+            pass
+
+    with pytest.raises(ValueError, match=r"after_train_iteration.*did you mean 'after_train_iter'\?"):
+        _runner(tmp_path).register_hook(Misspelled())
+
+
+def test_the_hook_table_lists_each_event_s_hooks_in_order(tmp_path):
+    runner = _runner(tmp_path)
+
+    class Early:
+        def before_run(self, r):
+            pass
+
+    class Late:
+        def before_run(self, r):
+            pass
+
+        def after_train_iter(self, r):
+            pass
+
+    runner.register_hook(Late(), "LOWEST")
+    runner.register_hook(Early(), "HIGH")
+    assert runner.hook_info().splitlines() == ["before_run:", "  (HIGH        ) Early", "  (LOWEST      ) Late",
+                                               "after_train_iter:", "  (LOWEST      ) Late"]

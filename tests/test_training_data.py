@@ -15,8 +15,8 @@ import pytest
 from accelerate import Accelerator
 from conftest import tiny_recipe
 
+from accel_slowfast.data.builders import build_indexes
 from accel_slowfast.errors import DataError
-from accel_slowfast.training import build_indexes
 
 REPO = Path(__file__).parents[1]
 
@@ -161,8 +161,8 @@ def test_videos_in_both_training_and_validation_sets_are_reported(tmp_path, capl
 def test_one_process_per_node_probes_or_the_main_process_alone_with_a_shared_cache(shared, tiny_root, tmp_path):
     from unittest.mock import MagicMock
 
+    from accel_slowfast.data.builders import find_bad_videos
     from accel_slowfast.data.index import read_ucf101_split
-    from accel_slowfast.training import find_bad_videos
 
     accelerator = MagicMock(is_main_process=True)
     index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")

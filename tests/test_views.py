@@ -56,7 +56,7 @@ def test_recipe_builds_the_thirty_view_test_set(tiny_root, tmp_path):
     from accelerate import Accelerator
     from conftest import tiny_recipe
 
-    from accel_slowfast.training import build_test_dataset
+    from accel_slowfast.data.builders import build_test_dataset
 
     recipe = tiny_recipe(tiny_root, tmp_path, test_crop_size=32)
     assert (recipe.num_clips, recipe.num_crops, recipe.average_clips) == (10, 3, "prob")

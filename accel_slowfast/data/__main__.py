@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["check"])
     parser.add_argument("--decode", action="store_true", help="also decode the centre clip of every video")
     args, recipe_args = parser.parse_known_args(argv)
+    from accel_slowfast.data.builders import build_indexes  # the same readers as training
     from accel_slowfast.runtime import build_accelerator
-    from accel_slowfast.training import build_indexes  # the same readers as training
 
     try:
         recipe = load_recipe(recipe_args, prog="accel-slowfast data check")

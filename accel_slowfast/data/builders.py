@@ -1,0 +1,154 @@
+"""From a recipe to the data a run reads: the indexes, the clip datasets and their loaders.
+
+    train_index, val_index = build_indexes(recipe, accelerator)       # checked before any video opens
+    train_set, val_set = build_datasets(recipe, train_index, val_index, accelerator)   # probed, cached
+    loader = build_loader(train_set, recipe, accelerator, train=True)
+
+Training (``training.py``), the multi-view test and the data check build their data here.
+"""
+
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+
+from accel_slowfast.config import Recipe
+from accel_slowfast.data.dataset import ClipDataset, init_worker, list_bad_videos
+from accel_slowfast.data.index import (
+    VideoIndex,
+    check_splits,
+    read_class_folders,
+    read_hmdb51_split,
+    read_list_file,
+    read_ucf101_split,
+    require_videos,
+)
+from accel_slowfast.data.probe import probe_errors, probe_index
+from accel_slowfast.data.synthetic import ensure_synthetic
+from accel_slowfast.data.transforms import train_transform, val_transform
+from accel_slowfast.data.views import view_transforms
+from accel_slowfast.errors import DataError, RecipeError
+from accel_slowfast.presets import PRESETS
+from accel_slowfast.workdir import BAD_VIDEOS_FILE
+
+
+def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex, VideoIndex]:
+    """Train and validation indexes of ``recipe.dataset``, checked before any video is opened.
+
+    The training set is read and checked first: the validation list is read against its classes,
+    so a problem with the training set must not be reported as one of the validation list.
+    """
+    duplicates = {"duplicates": recipe.duplicate_videos}
+    if recipe.dataset in ("synthetic", "ucf101", "hmdb51"):
+        root, lists, split = Path(recipe.data_root), Path(recipe.annotation_dir), recipe.split
+        if recipe.dataset == "synthetic":
+            with accelerator.main_process_first():  # the main process generates, the others reuse
+                root = Path(recipe.data_root) if recipe.data_root else ensure_synthetic()
+            lists, split = Path(recipe.annotation_dir) if recipe.annotation_dir else root / "ucfTrainTestlist", 1
+        read = read_hmdb51_split if recipe.dataset == "hmdb51" else read_ucf101_split
+        train_index = require_videos(read(root, lists, split, "train", **duplicates))
+        val_index = read(root, lists, split, "test", **duplicates)
+    elif recipe.dataset == "folder":
+        train_index = require_videos(read_class_folders(Path(recipe.data_root) / "train"))
+        val_index = read_class_folders(Path(recipe.data_root) / "val")
+        if val_index.classes != train_index.classes:
+            only = sorted(set(train_index.classes) ^ set(val_index.classes))
+            raise DataError(f"{recipe.data_root}/train and /val must hold the same class folders; in one of them "
+                            f"only: {', '.join(only[:5])}")
+    else:
+        train_index = require_videos(read_list_file(recipe.train_list, recipe.data_root, **duplicates))
+        val_index = read_list_file(recipe.val_list, recipe.data_root, train_index.classes,
+                                   classes_from=recipe.train_list, **duplicates)
+    check_splits(train_index, require_videos(val_index))
+    return train_index, val_index
+
+
+def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: Path, *,
+                    shared_cache: bool) -> dict[int, str]:
+    """Probe every video (cached) and list the unusable ones, missing files included, in ``bad_video_log``.
+
+    One process per node probes: the local main process of each node writes its node's cache while the
+    others on the node wait, then read it (a global ``main_process_first`` made every process of the other
+    nodes probe at once). With ``shared_cache`` every node reads the same cache, so the main process alone
+    probes.
+    """
+    first = accelerator.main_process_first if shared_cache else accelerator.local_main_process_first
+    with first():
+        bad = probe_errors(probe_index(index))
+    if accelerator.is_main_process:
+        reasons = {str(path): f"missing: no such file (listed in {index.source})" for path in index.missing}
+        reasons.update((index.paths[i], reason) for i, reason in bad.items())
+        if reasons:
+            list_bad_videos(bad_video_log, reasons)
+    return bad
+
+
+def describe_videos(dataset: ClipDataset, name: str) -> str:
+    """``"20 training videos (3 unusable: 1 missing, 2 unreadable; see bad_videos.txt)"``, for the Data: log line."""
+    missing, unreadable = len(dataset.index.missing), len(dataset.known_bad)
+    text = f"{len(dataset.index) + missing} {name} videos"
+    if missing or unreadable:
+        text += f" ({missing + unreadable} unusable: {missing} missing, {unreadable} unreadable; see {BAD_VIDEOS_FILE})"
+    return text
+
+
+def build_datasets(
+    recipe: Recipe, train_index: VideoIndex, val_index: VideoIndex, accelerator: Accelerator
+) -> tuple[ClipDataset, ClipDataset]:
+    for name, index in (("training", train_index), ("validation", val_index)):  # build_indexes: neither is empty
+        if len(index.classes) > recipe.num_classes:
+            raise RecipeError(f"the {name} set has {len(index.classes)} classes but 'num_classes' is "
+                              f"{recipe.num_classes}; set --num_classes={len(index.classes)}")
+    bad_video_log = Path(recipe.work_dir) / BAD_VIDEOS_FILE
+    clip = dict(clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
+                seed=recipe.seed, decoder=recipe.decoder, bad_video_log=bad_video_log)
+    train_set = ClipDataset(
+        train_index,
+        transforms=[train_transform(short_side_jitter=tuple(recipe.short_side_jitter) or None,
+                                    crop_size=recipe.crop_size,
+                                    crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio)],
+        clip_sampling="random",
+        known_bad=find_bad_videos(train_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
+        **clip,
+    )
+    val_set = ClipDataset(
+        val_index,
+        transforms=[val_transform(short_side=recipe.short_side, crop_size=recipe.crop_size)],
+        clip_sampling="centre",
+        known_bad=find_bad_videos(val_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
+        **clip,
+    )
+    return train_set, val_set
+
+
+def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerator) -> ClipDataset:
+    """The multi-view test set: ``num_clips`` x ``num_crops`` views per video, one view per sample."""
+    bad_video_log = Path(recipe.work_dir) / BAD_VIDEOS_FILE
+    return ClipDataset(
+        index,
+        clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
+        transforms=view_transforms(short_side=recipe.short_side, crop_size=recipe.test_crop_size,
+                                   num_crops=recipe.num_crops),
+        clip_sampling="uniform", num_clips=recipe.num_clips, seed=recipe.seed, decoder=recipe.decoder,
+        known_bad=find_bad_videos(index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
+        bad_video_log=bad_video_log,
+    )
+
+
+def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator, train: bool) -> DataLoader:
+    # Workers persist across epochs (the dataset's epoch is in shared memory), as mmaction2's do:
+    # no start-up and shutdown per epoch. The loader's own generator keeps iterator creation from
+    # drawing on torch's global RNG, whose checkpointed state must be the same whether an epoch
+    # started here or was resumed mid-way.
+    return DataLoader(
+        dataset,
+        batch_size=recipe.batch_size,
+        shuffle=train,
+        num_workers=recipe.num_workers,
+        collate_fn=dataset.collate,
+        worker_init_fn=init_worker,
+        pin_memory=accelerator.device.type == "cuda",
+        persistent_workers=recipe.num_workers > 0,
+        generator=torch.Generator().manual_seed(recipe.seed),
+    )

@@ -1,0 +1,83 @@
+"""The built-in hooks, grouped by concern, and ``build_hooks``: the ones a recipe switches on, in order.
+
+A hook is an object whose methods are named after runner events (``runner.EVENTS``) and take
+the runner. Lower priorities run first (mmcv's names); among equal ones, the order of
+registration, which is the order below. The run's log prints the result per event
+(``Runner.hook_info``).
+
+============================ ============ ==================================================
+hook (module)                priority     does
+============================ ============ ==================================================
+``LrScheduleHook`` (sched.)  VERY_HIGH    the LR of every param group before each iteration
+``MomentumScheduleHook``     HIGH         momentum (SGD) or beta1 (Adam), ``momentum_policy``
+``OptimizerHook`` (optim.)   ABOVE_NORMAL backward, gradient clipping, step (accumulation aware)
+``SamplerSeedHook`` (misc)   NORMAL       the loader's epoch: shuffling and augmentation
+``EMAHook`` (optim.)         NORMAL       ``ema``: weight average, swapped in for evaluation
+``EmptyCacheHook`` (misc)    NORMAL       ``empty_cache``: ``torch.cuda.empty_cache()``
+``PreciseBNHook`` (eval.)    BELOW_NORMAL ``precise_bn_batches``: BN statistics before evaluating
+``IterTimerHook`` (logs)     LOW          ``time`` and ``data_time`` of each iteration
+``EvalHook`` (eval.)         LOW          metrics every ``eval_interval`` epochs and at the end
+``EarlyStoppingHook`` (eval.) LOW         ``early_stop_metric``: ends the run when it stalls
+``LoggerHook`` (logs)        VERY_LOW     text log, ``metrics.jsonl``, trackers, bar, summary
+``TrackerHook`` (trackers)   VERY_LOW     ``report_to``: confusion matrix, clips, artifact
+``ProfilerHook`` (misc)      LOWEST       ``profile_iters``: a ``torch.profiler`` trace
+``CheckpointHook`` (ckpt.)   LOWEST       resumable state every ``checkpoint_interval`` epochs
+``InterruptHook`` (ckpt.)    LOWEST       a stop signal: checkpoint after the step, then stop
+============================ ============ ==================================================
+"""
+
+from typing import Any
+
+from accel_slowfast.hooks.checkpointing import CheckpointHook, CheckpointWriter, InterruptHook
+from accel_slowfast.hooks.evaluation import EarlyStoppingHook, EvalHook, PreciseBNHook, recompute_bn_stats
+from accel_slowfast.hooks.logs import IterTimerHook, LoggerHook, summary_lines
+from accel_slowfast.hooks.misc import EmptyCacheHook, ProfilerHook, SamplerSeedHook, set_loader_epoch
+from accel_slowfast.hooks.optimization import EMAHook, OptimizerHook
+from accel_slowfast.schedules import LrScheduleHook, MomentumScheduleHook, build_lr_hook, build_momentum_hook
+from accel_slowfast.trackers import TrackerHook, tracker_names
+from accel_slowfast.workdir import RunnerProgress
+
+__all__ = ["CheckpointHook", "CheckpointWriter", "EMAHook", "EarlyStoppingHook", "EmptyCacheHook", "EvalHook",
+           "InterruptHook", "IterTimerHook", "LoggerHook", "LrScheduleHook", "MomentumScheduleHook", "OptimizerHook",
+           "PreciseBNHook", "ProfilerHook", "SamplerSeedHook", "TrackerHook", "build_hooks", "recompute_bn_stats",
+           "set_loader_epoch", "summary_lines"]
+
+
+def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: RunnerProgress,
+                interrupts) -> list[Any]:
+    """The hooks ``recipe`` asks for, in registration order (the table above).
+
+    Args:
+        recipe: the resolved ``Recipe``.
+        model: the prepared model (``EMAHook`` averages its parameters).
+        train_loader, val_loader: the prepared loaders (precise BN reads training batches).
+        val_set: the validation ``ClipDataset`` (the trackers show its clips).
+        progress: the runner's position, registered for checkpointing.
+        interrupts: the active ``interrupts.Interrupts``.
+
+    Hooks with a ``state_dict`` (``EMAHook``) must also go to ``accelerator.register_for_checkpointing``.
+    """
+    writer = CheckpointWriter(progress, recipe.to_dict(), recipe.max_keep_ckpts)
+    hooks: list[Any] = [build_lr_hook(recipe)]
+    if recipe.momentum_policy != "none":
+        hooks.append(build_momentum_hook(recipe))
+    hooks.append(OptimizerHook(recipe.grad_clip, skip_nonfinite=recipe.skip_nonfinite_loss))
+    hooks.append(SamplerSeedHook())
+    if recipe.ema:
+        hooks.append(EMAHook(model, recipe.ema_momentum, recipe.ema_interval, recipe.ema_warm_up))
+    if recipe.empty_cache != "none":
+        hooks.append(EmptyCacheHook(after_iter=recipe.empty_cache == "iter"))
+    if recipe.precise_bn_batches:
+        hooks.append(PreciseBNHook(train_loader, recipe.precise_bn_batches, interval=recipe.eval_interval))
+    hooks += [IterTimerHook(), EvalHook(val_loader, interval=recipe.eval_interval)]
+    if recipe.early_stop_metric:
+        hooks.append(EarlyStoppingHook(recipe.early_stop_metric, recipe.early_stop_patience, recipe.early_stop_rule))
+    hooks.append(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none"))
+    if tracker_names(recipe):
+        hooks.append(TrackerHook(val_set, num_clips=recipe.log_val_clips, log_checkpoint=recipe.log_checkpoint))
+    if recipe.profile_iters:
+        wait, warmup, active = [0, 0, *recipe.profile_iters][-3:]
+        hooks.append(ProfilerHook(wait, warmup, active))
+    hooks += [CheckpointHook(writer, recipe.checkpoint_interval, recipe.checkpoint_interval_iters),
+              InterruptHook(interrupts, writer)]
+    return hooks
