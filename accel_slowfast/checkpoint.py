@@ -11,6 +11,7 @@ from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
 from accel_slowfast.errors import CheckpointError
+from accel_slowfast.mmaction2 import is_mmaction2_state_dict, mmaction2_to_ours
 from accel_slowfast.workdir import META_FILE, verify_checkpoint
 
 logger = logging.getLogger("accel_slowfast")
@@ -88,7 +89,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     Accepts a plain state dict, ``{"state_dict": ...}`` (ours, mmcv/mmengine), ``{"model_state":
     ...}`` (pytorchvideo zoo), an Accelerate ``save_state`` folder (its ``model.safetensors`` or
     ``pytorch_model.bin``) and mmaction2 SlowFast checkpoints (``backbone.slow_path...`` keys),
-    which are converted by ``accel_slowfast.convert``. Files are read with ``weights_only=True``.
+    which are converted on the fly (``accel_slowfast.mmaction2``). Files are read with ``weights_only=True``.
     """
     path = Path(path)
     if path.is_dir():
@@ -104,10 +105,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             except SafetensorError as error:
                 raise CheckpointError(f"load_from: {safetensors} is damaged or truncated ({error})") from None
         path = path / "pytorch_model.bin"
-    # Imported here: convert.py imports this module, and `python -m accel_slowfast.convert` must not
-    # find it already imported by the package.
-    from accel_slowfast.convert import is_mmaction2_state_dict, mmaction2_to_ours
-
     state = extract_state_dict(load_file(path), path)
     if is_mmaction2_state_dict(state):
         state, dropped = mmaction2_to_ours(state)

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from accel_slowfast.checkpoint import load_weights, read_state_dict
-from accel_slowfast.convert import convert_file, main, mmaction2_to_ours
+from accel_slowfast.convert import convert_file, main
 from accel_slowfast.errors import CheckpointError
+from accel_slowfast.mmaction2 import mmaction2_to_ours
 from accel_slowfast.models import build_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
