@@ -1,6 +1,6 @@
 """Memory of a data-loading worker over several epochs with the fast decoder: does it grow?
 
-PyAV leaks when containers are left open (REFERENCE.md §7); ``ClipDataset`` opens every video
+PyAV leaks memory when containers are left open; ``ClipDataset`` opens every video
 in a ``with`` block. This loads the seed's training clips (32 frames at interval 2, 224 px crop)
 from UCF101-like videos (generated as in ``bench/data_throughput.py``) through ONE persistent
 DataLoader worker -- the same process for every epoch, the strict case: training re-creates its

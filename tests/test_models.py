@@ -133,7 +133,7 @@ def test_model_report_command_prints_the_seed_model_size():
 
 
 def test_seed_model_size_matches_the_published_figures():
-    """SlowFast R50 4x16, 400 classes: 34.5 M parameters and 36.4 GFLOPs per view (REFERENCE.md §1).
+    """SlowFast R50 4x16, 400 classes: 34.5 M parameters and 36.4 GFLOPs per view, the published figures.
 
     The published 36.4 GFLOPs is the count at the 256 px test crop (PySlowFast/pytorchvideo's
     fvcore convention, one multiply-add = one FLOP); the same count at 224 px is 27.8.

@@ -12,7 +12,7 @@ never wraps around an edge (objects that do make the task unlearnable from few v
 The background texture is shared by the clips of one group (UCF101's "same actor/scene"
 unit), so the test split's backgrounds are never seen in training.
 
-Layout written (UCF101's, REFERENCE.md §6, with CRLF split files)::
+Layout written (UCF101's: class folders, 1-based ``classInd.txt``, CRLF split files)::
 
     OUT_DIR/<Class>/v_<Class>_gXX_cYY.avi          MPEG-4 in AVI, 25 fps
     OUT_DIR/ucfTrainTestlist/classInd.txt          "1 MoveDown" ... (1-based)

@@ -7,7 +7,8 @@ first step, on its device (``models.SlowFast``, like mmaction2 1.x's data prepro
 uint8 clip is a quarter of the float one to pass between processes and to the GPU, and
 normalizing a 32-frame float clip on the CPU cost a third as much as decoding it
 (docs/PERFORMANCE.md). Resizing in uint8 rounds each resampled pixel to an integer level
-(within one level of the float result). The pipelines follow the seed recipe (REFERENCE.md §1):
+(within one level of the float result). The pipelines follow the seed recipe (mmaction2's SlowFast
+R50 4x16x1):
 
     train: RandomResizedCrop(area, aspect 3/4-4/3) to crop_size² -> flip
            or, with short_side_jitter (PySlowFast's): random short side in [min, max] ->
