@@ -1,4 +1,4 @@
-"""The optional hooks of accel_slowfast/extra_hooks.py, on tiny Linear/BatchNorm models through the Runner,
+"""The hooks (accel_slowfast/hooks/), on tiny Linear/BatchNorm models through the Runner,
 and once end to end with train()."""
 
 import inspect
@@ -383,3 +383,29 @@ def test_events_are_the_runners():
     for hook in hooks:
         methods = [name for name in dir(hook) if not name.startswith("_") and inspect.ismethod(getattr(hook, name))]
         assert set(methods) - {"state_dict", "load_state_dict"} <= set(EVENTS), type(hook).__name__
+
+
+def test_build_hooks_registers_what_the_recipe_asks_for_in_the_documented_order(tmp_path):
+    from accel_slowfast.hooks import build_hooks
+    from accel_slowfast.interrupts import Interrupts
+
+    model = torch.nn.Linear(2, 2)
+    everything = Recipe(ema=True, precise_bn_batches=2, early_stop_metric="top1_acc", empty_cache="iter",
+                        profile_iters=[1], momentum_policy="cosine", optimizer="sgd", report_to="tensorboard")
+    hooks = build_hooks(everything, model=model, train_loader=[], val_loader=[], val_set=None,
+                        progress=RunnerProgress(), interrupts=Interrupts())
+    runner = _runner(tmp_path, lambda: model)
+    for hook in hooks:
+        runner.register_hook(hook)
+    assert [type(h).__name__ for h in runner.hooks] == [
+        "LrScheduleHook", "MomentumScheduleHook", "OptimizerHook", "SamplerSeedHook", "EMAHook", "EmptyCacheHook",
+        "PreciseBNHook", "IterTimerHook", "EvalHook", "EarlyStoppingHook", "LoggerHook", "TrackerHook",
+        "ProfilerHook", "CheckpointHook", "InterruptHook"]
+    after_epoch = runner.hook_info().split("after_train_epoch:\n")[1].split("\n", 8)[:8]
+    assert [line.split(")")[1].strip() for line in after_epoch] == [
+        "EMAHook", "EmptyCacheHook", "PreciseBNHook", "EvalHook", "EarlyStoppingHook", "LoggerHook", "TrackerHook",
+        "CheckpointHook"]
+    plain = build_hooks(Recipe(), model=model, train_loader=[], val_loader=[], val_set=None,
+                        progress=RunnerProgress(), interrupts=Interrupts())
+    assert [type(h).__name__ for h in plain] == ["LrScheduleHook", "OptimizerHook", "SamplerSeedHook", "IterTimerHook",
+                                                 "EvalHook", "LoggerHook", "CheckpointHook", "InterruptHook"]
