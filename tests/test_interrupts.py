@@ -257,3 +257,35 @@ def test_the_slurm_script_requeues_after_a_sigusr1_checkpoint_and_the_requeued_j
     assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n"  # not requeued again
     assert _records(work_dir) == _records(straight)
     _assert_same_weights(_weights(work_dir), _weights(straight))
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint_and_resume_equals_a_straight_run(tiny_root, tmp_path):
+    def args(work_dir, *extra):
+        return [sys.executable, str(REPO / "train.py"), f"--data_root={tiny_root}", f"--work_dir={work_dir}",
+                "--clip_len=8", "--short_side=32", "--crop_size=32", "--test_crop_size=32", "--batch_size=4",
+                "--num_workers=0", "--max_epochs=2", "--log_interval=2", "--checkpoint_interval=1",
+                "--deterministic", *extra]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(args(tmp_path / "straight"), check=True, capture_output=True, env=env, timeout=300)
+    process = subprocess.Popen(args(tmp_path / "stopped"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=env, text=True)
+    metrics = tmp_path / "stopped" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while not (metrics.exists() and metrics.read_text().count('"train"') >= 1):
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "resume with --resume_from=auto" in stderr
+    saved = sorted(p.name for p in (tmp_path / "stopped" / "checkpoints").glob("iter_*"))
+    assert saved, "Ctrl-C must leave an iteration checkpoint"
+    subprocess.run(args(tmp_path / "stopped", "--resume_from=auto"), check=True, capture_output=True, env=env,
+                   timeout=300)
+
+    def records(work_dir):
+        return [{k: v for k, v in json.loads(line).items() if k not in ("time", "data_time")}
+                for line in (work_dir / "metrics.jsonl").read_text().splitlines()]
+
+    assert records(tmp_path / "stopped") == records(tmp_path / "straight")
