@@ -20,7 +20,8 @@ from accel_slowfast.workdir import RECIPE_FILE, find_run_file
 
 COMMANDS = {  # name: (module whose main(argv) runs it, what it does)
     "train": ("accel_slowfast.training", "train a recipe (without one: the built-in synthetic default)"),
-    "test": ("accel_slowfast.testing", "multi-view test of a checkpoint: top-1/5, per-class accuracy, confusion"),
+    "test": ("accel_slowfast.evaluate_checkpoint",
+             "multi-view test of a checkpoint: top-1/5, per-class accuracy, confusion"),
     "predict": ("accel_slowfast.predict", "the top classes of a video, from a checkpoint, an export or a Hub id"),
     "export": ("accel_slowfast.export", "a checkpoint as a Hub-ready folder with a model card; --push_to_hub"),
     "convert": ("accel_slowfast.convert", "an mmaction2 SlowFast checkpoint in this package's layout"),

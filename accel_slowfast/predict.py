@@ -20,6 +20,7 @@ from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
 from accel_slowfast.data.probe import probe_video
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import UserError
+from accel_slowfast.evaluation import average_views, softmax
 from accel_slowfast.export import load_model
 from accel_slowfast.models import SlowFast
 from accel_slowfast.runtime import build_accelerator
@@ -43,11 +44,10 @@ def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, ba
     logits = []
     for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=dataset.collate):
         logits.append(model([x.to(device) for x in batch["video"]]).float().cpu())
-    scores = torch.cat(logits)  # (views, num_classes)
-    probs = (scores.softmax(dim=1) if config.get("average_clips", "prob") == "prob" else scores).mean(dim=0)
-    if config.get("average_clips", "prob") == "score":
-        probs = probs.softmax(dim=0)
-    top = np.argsort(-probs.numpy())[:top_k]
+    average_clips = config.get("average_clips", "prob")
+    scores = average_views(torch.cat(logits).numpy(), average_clips)  # (num_classes,), as the test command's
+    probs = scores if average_clips == "prob" else softmax(scores)  # "score" averages logits: shown as probabilities
+    top = np.argsort(-probs, kind="stable")[:top_k]
     return [(config["classes"][k], float(probs[k])) for k in top]
 
 

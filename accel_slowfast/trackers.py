@@ -42,6 +42,7 @@ from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker, TensorBoardTracker
 
 from accel_slowfast.config import Recipe
+from accel_slowfast.evaluation import class_names, confusion_matrix, per_class_accuracy, plot_confusion
 
 RUN_ID_FILE = "wandb_run_id.txt"
 TENSORBOARD_DIR = "tensorboard"  # under work_dir
@@ -126,13 +127,6 @@ def gif_bytes(frames: np.ndarray, fps: int = 8, min_side: int = 128) -> io.Bytes
     return buffer
 
 
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts ``(num_classes, num_classes)``, rows: true class, columns: predicted class."""
-    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(confusion, (labels, predictions), 1)
-    return confusion
-
-
 class TrackerHook:
     """Confusion matrix, per-class accuracy, mistakes and example clips after each evaluation,
     and the best checkpoint as a wandb artifact at the end.
@@ -166,14 +160,10 @@ class TrackerHook:
         trackers = self._trackers(runner)
         if not trackers or not len(results.videos):
             return
-        classes = list(self.val_dataset.index.classes)
-        num_classes = results.scores.shape[1]
-        names = [classes[k] if k < len(classes) else str(k) for k in range(num_classes)]
-        predictions = results.scores.argmax(axis=1)
-        confusion = confusion_matrix(results.labels, predictions, num_classes)
-        per_class = [[name, int(confusion[k].sum()), int(confusion[k, k]),
-                      float(confusion[k, k] / confusion[k].sum()) if confusion[k].sum() else None]
-                     for k, name in enumerate(names)]
+        names = class_names(self.val_dataset.index.classes, results.scores.shape[1])
+        predictions = results.predictions
+        confusion = confusion_matrix(results.labels, predictions, len(names))
+        per_class = per_class_accuracy(confusion, names)  # the test command's test_per_class.csv rows
         if "wandb" in trackers:
             self._log_wandb(trackers["wandb"], runner.iter, results, names, predictions, per_class)
         if "tensorboard" in trackers:
@@ -221,8 +211,6 @@ class TrackerHook:
     @staticmethod
     def _log_tensorboard(writer, runner, confusion: np.ndarray, names: list[str], per_class: list[list]) -> None:
         from PIL import Image
-
-        from accel_slowfast.testing import plot_confusion
 
         path = runner.work_dir / "val_confusion.png"  # the latest evaluation's, also kept on disk
         plot_confusion(confusion, names, path)

@@ -15,6 +15,7 @@ from accel_slowfast.config import Recipe
 from accel_slowfast.data.synthetic import ensure_synthetic
 from accel_slowfast.notebook import TINY as NOTEBOOK_TINY
 from accel_slowfast.notebook import TINY_SPEC
+from accel_slowfast.training import train
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +32,16 @@ TINY = dict(NOTEBOOK_TINY, checkpoint_interval=1, max_keep_ckpts=0, deterministi
 def tiny_recipe(root: Path, work_dir: Path, **overrides) -> Recipe:
     """A recipe that trains slowfast_tiny on the tiny dataset in a few seconds."""
     return Recipe(**{"work_dir": str(work_dir), "data_root": str(root), **TINY, **overrides})
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_root, tmp_path_factory) -> tuple[Recipe, Path]:
+    """A tiny recipe (2 clips x 3 crops of 32 px to test) trained for one epoch, and its epoch_1
+    checkpoint: what the test command, export and predict start from (trained once per session)."""
+    work_dir = tmp_path_factory.mktemp("trained") / "run"
+    recipe = tiny_recipe(tiny_root, work_dir, max_epochs=1, num_clips=2, num_crops=3, test_crop_size=32)
+    train(recipe)
+    return recipe, work_dir / "checkpoints" / "epoch_1"
 
 
 def run_command(script: str, root: Path, work_dir: Path, *args: str, **overrides) -> subprocess.CompletedProcess:

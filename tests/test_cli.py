@@ -90,8 +90,8 @@ def test_python_m_runs_the_module_cli_without_a_runpy_warning(module, args, usag
 
 
 @pytest.mark.slow
-def test_accelerate_launch_runs_the_training_and_testing_modules(tiny_root, tmp_path):
-    """``accelerate launch -m accel_slowfast.training``/``.testing`` from outside the checkout."""
+def test_accelerate_launch_runs_the_training_and_test_command_modules(tiny_root, tmp_path):
+    """``accelerate launch -m accel_slowfast.training``/``.evaluate_checkpoint`` from outside the checkout."""
     recipe = [f"--data_root={tiny_root}", f"--work_dir={tmp_path / 'run'}", "--max_epochs=1",
               *(f"--{key}={value}" for key, value in TINY.items() if key != "max_epochs")]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes=1"]
@@ -100,8 +100,8 @@ def test_accelerate_launch_runs_the_training_and_testing_modules(tiny_root, tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = tmp_path / "run" / "checkpoints" / "epoch_1"
     assert (checkpoint / "meta.json").exists()
-    result = subprocess.run([*launch, "-m", "accel_slowfast.testing", *recipe, "--num_clips=1", "--num_crops=1",
-                             f"--checkpoint={checkpoint}"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                            env=ENV)
+    result = subprocess.run([*launch, "-m", "accel_slowfast.evaluate_checkpoint", *recipe, "--num_clips=1",
+                             "--num_crops=1", f"--checkpoint={checkpoint}"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=600, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "test_metrics.json").exists()

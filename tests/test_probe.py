@@ -1,11 +1,14 @@
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from conftest import TINY_SPEC
 
+from accel_slowfast.data.decoding import DECODERS, open_video
 from accel_slowfast.data.index import VideoIndex, VideoRecord, read_ucf101_split
 from accel_slowfast.data.probe import probe_index, probe_video
 from accel_slowfast.data.synthetic import write_video
@@ -34,6 +37,25 @@ def test_probe_names_what_is_wrong(tmp_path):
     assert ok["error"] == "" and ok["num_frames"] == 10 and ok["fps"] == 30.0
     index = VideoIndex([VideoRecord(tmp_path / n, 0) for n in ("empty.avi", "junk.avi", "ok.avi")], ["a"])
     assert [bool(e) for e in probe_index(index, cache_dir=tmp_path)["error"]] == [True, True, False]
+
+
+def test_probe_counts_frames_as_the_decoders_do(tmp_path):
+    """A Matroska header has no frame count and no stream duration, and its container duration
+    includes a late start (7 frames here): the probe must not count those as frames."""
+    path = tmp_path / "late_start.mkv"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 8 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = 7 + i, Fraction(1, 25)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    probed = probe_video(path)
+    assert probed["error"] == "" and probed["num_frames"] == 20
+    for decoder in DECODERS:
+        with open_video(path, decoder) as video:
+            assert video.num_frames == probed["num_frames"], decoder
 
 
 def test_data_check_command_lists_bad_videos(tiny_root, tmp_path):

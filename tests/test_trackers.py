@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_recipe
 
 from accel_slowfast.config import Recipe, RecipeError, save_recipe
-from accel_slowfast.trackers import RUN_ID_FILE, confusion_matrix, gif_bytes, tracker_names
+from accel_slowfast.trackers import RUN_ID_FILE, gif_bytes, tracker_names
 from accel_slowfast.training import train
 
 BLOCK = 32768  # the .wandb file is a LevelDB-style log: 32 KiB blocks of 7-byte-headed chunks
@@ -78,11 +78,6 @@ def test_gif_has_every_frame_enlarged():
     frames = np.random.default_rng(0).integers(0, 256, (5, 16, 20, 3), dtype=np.uint8)  # identical ones merge
     with Image.open(gif_bytes(frames, min_side=64)) as gif:
         assert gif.n_frames == 5 and gif.size == (80, 64)
-
-
-def test_confusion_matrix_rows_are_true_classes():
-    confusion = confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 3)
-    np.testing.assert_array_equal(confusion, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
 
 
 def test_offline_wandb_and_tensorboard_receive_everything(tiny_root, tmp_path, offline_wandb):

@@ -1,13 +1,12 @@
-import numpy as np
 import pytest
 import torch
 
 from accel_slowfast.data import ClipDataset, read_ucf101_split
-from accel_slowfast.data.views import aggregate_views, uniform_clip_offsets, view_transforms
+from accel_slowfast.data.views import uniform_clip_offsets, view_transforms
 
 
 def test_uniform_clip_offsets_follow_mmaction2():
-    # REFERENCE.md §1: offset i * avg + avg / 2, avg = (n - 64 + 1) / 10
+    # mmaction2's test-mode SampleFrames: offset i * avg + avg / 2, avg = (n - 64 + 1) / 10
     n, span = 175, 64
     avg = (n - span + 1) / 10
     assert uniform_clip_offsets(n, span, 10).tolist() == [int(avg / 2 + i * avg) for i in range(10)]
@@ -36,20 +35,6 @@ def test_multi_view_dataset_yields_every_view_of_every_video(tiny_root):
     # the three crops of one clip differ (40x32 frames: left/centre/right)
     assert not torch.equal(samples[0]["video"][1], samples[2]["video"][1])
     assert not torch.equal(samples[0]["video"][1], samples[3]["video"][1])  # another clip
-
-
-@pytest.mark.parametrize("average_clips", ["prob", "score"])
-def test_aggregate_views_averages_per_video_and_excludes_failed_videos(average_clips):
-    scores = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0], [5.0, 0.0], [0.0, 3.0], [3.0, 0.0]])
-    video = np.array([0, 0, 1, 1, 2, 2])
-    failed = np.array([False, False, False, True, False, False])
-    videos, out, bad = aggregate_views(scores, video, failed, average_clips)
-    assert videos.tolist() == [0, 2] and bad.tolist() == [1]
-    if average_clips == "score":
-        np.testing.assert_allclose(out, [[1.0, 0.5], [1.5, 1.5]])
-    else:
-        softmax = lambda x: np.exp(x) / np.exp(x).sum()  # noqa: E731
-        np.testing.assert_allclose(out[0], (softmax(scores[0]) + softmax(scores[1])) / 2)
 
 
 def test_recipe_builds_the_thirty_view_test_set(tiny_root, tmp_path):

@@ -29,19 +29,27 @@ import numpy as np
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
+from accel_slowfast.data.decoding import frame_count
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.synthetic import default_cache_dir
 
 logger = logging.getLogger(__name__)
 
-PROBE_VERSION = 2  # 2: caches are written atomically; a version-1 folder may be half-written, never read it
+# 2: caches are written atomically (a version-1 folder may be half-written, never read it);
+# 3: num_frames is the decoders' count (Matroska/WebM ones changed).
+PROBE_VERSION = 3
 COLUMNS = ("path", "label", "num_frames", "fps", "duration", "width", "height", "has_audio", "error")
 COMPLETE = "dataset_info.json"  # save_to_disk's last file; a cache folder only exists once it is complete
 CHUNK = 64  # videos per thread task: a Future per video cost more main-thread time than probing a small one
 
 
 def probe_video(path: str | Path) -> dict:
-    """Header metadata of one video; ``error`` says why it cannot be used ("" when fine)."""
+    """Metadata of one video; ``error`` says why it cannot be used ("" when fine).
+
+    ``num_frames`` is ``decoding.frame_count``'s, the count the decoders sample clips from (the
+    header's, else from the stream duration, else by demuxing), so the data check's "too short"
+    and a clip sampler agree on every container; the rest is read from the header.
+    """
     row = {"num_frames": 0, "fps": 0.0, "duration": 0.0, "width": 0, "height": 0, "has_audio": False, "error": ""}
     try:
         if Path(path).stat().st_size == 0:
@@ -57,7 +65,7 @@ def probe_video(path: str | Path) -> dict:
             else:
                 duration = container.duration / 1e6 if container.duration else 0.0
             row.update(
-                num_frames=int(stream.frames or round(duration * fps)), fps=fps, duration=duration,
+                num_frames=frame_count(container, stream), fps=fps, duration=duration,
                 width=stream.codec_context.width, height=stream.codec_context.height,
                 has_audio=bool(container.streams.audio),
             )

@@ -1,14 +1,13 @@
-"""The multi-view test protocol (REFERENCE.md §1): which clips, which crops, how views are averaged.
+"""The data side of the multi-view test protocol (mmaction2's test sampling): which clips, which crops.
 
     10 clips spread uniformly over the video x 3 crops (left/centre/right or top/centre/bottom)
-    of test_crop_size after a short-side resize = 30 views per video; per-video scores are the
-    mean of the views' softmax (``prob``, the seed's choice) or of their logits (``score``).
+    of test_crop_size after a short-side resize = 30 views per video. How a video's views are
+    averaged into its score is ``accel_slowfast.evaluation.aggregate_views``.
 """
 
 import numpy as np
 from torchvision.transforms import Compose
 
-from accel_slowfast.config import AVERAGE_CLIPS
 from accel_slowfast.data.transforms import ShortSideScale, ToChannelsFirst, UniformCrop
 
 
@@ -32,24 +31,3 @@ def view_transforms(*, short_side: int, crop_size: int, num_crops: int) -> list[
     positions = [1] if num_crops == 1 else [0, 1, 2]
     return [Compose([ShortSideScale(short_side), UniformCrop(crop_size, k), ToChannelsFirst()]) for k in positions]
 
-
-def aggregate_views(
-    scores: np.ndarray, video_index: np.ndarray, failed: np.ndarray, average_clips: str = "prob"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-video scores from per-view ``scores`` ``(V, num_classes)`` (gathered from every process).
-
-    Returns ``(videos, video_scores, failed_videos)``: the sorted ids of the videos scored, their
-    averaged scores ``(N, num_classes)``, and the ids of videos with any view that failed to
-    decode (those are not scored: a replacement clip must never stand in for a test video).
-    """
-    if average_clips not in AVERAGE_CLIPS:
-        raise ValueError(f"average_clips must be one of {AVERAGE_CLIPS}, got {average_clips!r}")
-    scores = np.asarray(scores, dtype=np.float64)
-    if average_clips == "prob":
-        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-        scores = shifted / shifted.sum(axis=1, keepdims=True)
-    failed_videos = np.unique(video_index[np.asarray(failed, dtype=bool)])
-    videos = np.setdiff1d(np.unique(video_index), failed_videos)
-    video_scores = np.stack([scores[video_index == v].mean(axis=0) for v in videos]) if len(videos) else \
-        np.zeros((0, scores.shape[1]))
-    return videos, video_scores, failed_videos

@@ -1,29 +1,27 @@
-"""Multi-view evaluation of a checkpoint (``test.py``), with the reports a paper table needs.
+"""The test command: multi-view evaluation of a checkpoint, with the reports a paper table needs.
 
     accelerate launch test.py --checkpoint=work_dirs/x/checkpoints/best_top1_acc_epoch_10.pth   # the run's recipe
     accelerate launch test.py RECIPE.yaml --checkpoint=PATH --num_clips=2                      # another recipe
+    accelerate launch -m accel_slowfast.evaluate_checkpoint RECIPE.yaml --checkpoint=PATH      # = accel-slowfast test
 
 Writes into ``work_dir``: ``test_metrics.json`` (``top1_acc``, ``top5_acc``,
 ``mean_class_accuracy``, ``num_videos`` scored, ``num_failed``, ``num_views``),
 ``test_predictions.csv`` (one row per video), ``test_per_class.csv`` and ``test_confusion.png``.
 Every process runs the views it is given; results are gathered once per view, so any number
-of processes gives the same metrics.
+of processes gives the same metrics. The scoring and the reports are ``evaluation.py``'s.
 """
 
-import csv
 import dataclasses
 import json
-import logging
+import sys
 from pathlib import Path
 
-import numpy as np
-
 from accel_slowfast.checkpoint import load_weights
+from accel_slowfast.cli import test_arguments
 from accel_slowfast.config import Recipe
 from accel_slowfast.data.builders import build_indexes, build_loader, build_test_dataset
-from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.errors import CheckpointError, UserError
-from accel_slowfast.evaluation import VideoScores, score_videos
+from accel_slowfast.evaluation import score_videos, write_reports
 from accel_slowfast.models import build_model
 from accel_slowfast.runtime import build_accelerator, describe, setup_text_logger
 from accel_slowfast.workdir import BAD_VIDEOS_FILE
@@ -66,73 +64,12 @@ def run_test(recipe: Recipe, checkpoint: str | Path) -> dict:
     return metrics
 
 
-def write_reports(results: VideoScores, index: VideoIndex, work_dir: Path) -> list[Path]:
-    """Per-video predictions, per-class accuracy and the confusion matrix of one test run; returns
-    the files written."""
-    classes = index.classes
-    num_classes = results.scores.shape[1] if results.scores.size else len(classes)
-    names = [classes[i] if i < len(classes) else str(i) for i in range(num_classes)]
-    order = np.argsort(-results.scores, axis=1)[:, :5] if len(results.videos) else np.zeros((0, 5), int)
-    with open(work_dir / "test_predictions.csv", "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["video", "label", "prediction", "score", "correct", "top5"])
-        for row, video in enumerate(results.videos.tolist()):
-            top = order[row]
-            writer.writerow([index.records[video].path, names[results.labels[row]], names[top[0]],
-                             f"{results.scores[row, top[0]]:.6f}", int(top[0] == results.labels[row]),
-                             " ".join(names[k] for k in top)])
-        for video in results.failed.tolist():
-            writer.writerow([index.records[video].path, names[index.records[video].label], "", "", "", "FAILED"])
-    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)  # rows: true class
-    if len(results.videos):
-        np.add.at(confusion, (results.labels, order[:, 0]), 1)
-    with open(work_dir / "test_per_class.csv", "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["class", "videos", "correct", "accuracy"])
-        for k, name in enumerate(names):
-            support = int(confusion[k].sum())
-            accuracy = f"{confusion[k, k] / support:.4f}" if support else ""
-            writer.writerow([name, support, int(confusion[k, k]), accuracy])
-    plot_confusion(confusion, names, work_dir / "test_confusion.png")
-    return [work_dir / name for name in ("test_predictions.csv", "test_per_class.csv", "test_confusion.png")]
-
-
-def plot_confusion(confusion: np.ndarray, names: list[str], path: Path) -> None:
-    """Row-normalized confusion matrix (rows: true class) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = confusion.sum(axis=1, keepdims=True)
-    normalized = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
-    size = min(4 + 0.25 * len(names), 30)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=max(4, 10 - len(names) // 15))
-    ax.set_yticks(range(len(names)), names, fontsize=max(4, 10 - len(names) // 15))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if len(names) <= 20:
-        for (i, j), value in np.ndenumerate(confusion):
-            if value:
-                ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
-                        color="white" if normalized[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> None:
     """``accel-slowfast test`` / ``test.py``: ``[RECIPE.yaml] --checkpoint=PATH [--key=value ...]``.
 
     Without a recipe file the checkpoint's own run decides: its ``recipe.yaml`` (the copy inside
     a checkpoint folder, else the run's work_dir) is the base, and command-line keys still win.
     """
-    import sys
-
-    from accel_slowfast.cli import test_arguments
-
     try:
         checkpoint, recipe = test_arguments(sys.argv[1:] if argv is None else argv)
         run_test(recipe, checkpoint)
@@ -141,7 +78,5 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
 
 
-logging.getLogger("matplotlib").setLevel(logging.WARNING)
-
-if __name__ == "__main__":  # accelerate launch -m accel_slowfast.testing
+if __name__ == "__main__":  # accelerate launch -m accel_slowfast.evaluate_checkpoint
     main()

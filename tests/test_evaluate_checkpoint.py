@@ -1,0 +1,88 @@
+"""The test command (``evaluate_checkpoint.py``, ``test.py``): multi-view evaluation of a
+checkpoint and the files it writes; any number of processes gives the same metrics."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from accel_slowfast.errors import CheckpointError
+from accel_slowfast.evaluate_checkpoint import run_test
+from accel_slowfast.models import build_model
+
+REPO = Path(__file__).parents[1]
+
+
+def test_multi_view_test_writes_metrics_and_reports(trained, tmp_path):
+    recipe, checkpoint = trained
+    recipe = type(recipe)(**{**recipe.to_dict(), "work_dir": str(tmp_path)})
+    metrics = run_test(recipe, checkpoint)
+    assert metrics["num_videos"] == 10 and metrics["num_failed"] == 0 and metrics["num_views"] == 60
+    assert json.loads((tmp_path / "test_metrics.json").read_text()) == metrics
+    with open(tmp_path / "test_predictions.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 10 and all(len(r["top5"].split()) == 5 for r in rows)
+    accuracy = sum(int(r["correct"]) for r in rows) / 10
+    assert accuracy == pytest.approx(metrics["top1_acc"])
+    with open(tmp_path / "test_per_class.csv") as file:
+        per_class = list(csv.DictReader(file))
+    assert [r["class"] for r in per_class] == ["MoveDown", "MoveSideways", "MoveUp", "ZoomIn", "ZoomOut"]
+    assert sum(int(r["videos"]) for r in per_class) == 10
+    assert (tmp_path / "test_confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_test_refuses_a_checkpoint_of_another_model(trained, tmp_path):
+    recipe, _ = trained
+    torch.save(build_model("slowfast_tiny", num_classes=7).state_dict(), tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        run_test(type(recipe)(**{**recipe.to_dict(), "work_dir": str(tmp_path)}), tmp_path / "other.pth")
+
+
+def test_test_py_with_two_processes_equals_one(tiny_root, tmp_path):
+    torch.manual_seed(0)
+    torch.save(build_model("slowfast_tiny", num_classes=5).state_dict(), tmp_path / "weights.pth")
+    args = [f"--data_root={tiny_root}", "--clip_len=8", "--short_side=32", "--crop_size=32", "--test_crop_size=32",
+            "--num_clips=2", "--batch_size=4", "--num_workers=0", f"--checkpoint={tmp_path / 'weights.pth'}"]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    results = []
+    for processes in (1, 2):
+        work_dir = tmp_path / f"p{processes}"
+        launcher = [sys.executable] if processes == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        run = subprocess.run([*launcher, str(REPO / "test.py"), *args, f"--work_dir={work_dir}"], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        results.append(json.loads((work_dir / "test_metrics.json").read_text()))
+    assert results[0] == results[1] and results[0]["num_videos"] == 10 and results[0]["num_views"] == 60
+
+
+@pytest.mark.slow
+def test_the_summary_names_the_best_checkpoint_and_its_test_command_evaluates_that_run(tiny_root, tmp_path):
+    trained = subprocess.run([sys.executable, str(REPO / "train.py"), f"--data_root={tiny_root}",
+                              f"--work_dir={tmp_path / 'run'}", "--clip_len=8", "--short_side=32", "--crop_size=32",
+                              "--test_crop_size=32", "--batch_size=4", "--num_workers=0", "--max_epochs=2",
+                              "--num_clips=1", "--deterministic"], capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    summary = trained.stderr[trained.stderr.index("Finished: 2 epochs, 10 iterations"):]
+    assert "best top1_acc: " in summary and "last evaluation (epoch 2): top1_acc " in summary
+    assert f"work_dir: {tmp_path / 'run'}" in summary
+    command = summary.split("next, the multi-view test: ")[1].splitlines()[0]
+    assert command.startswith("accel-slowfast test --checkpoint=") and "best_top1_acc_epoch_" in command
+
+    # run it from elsewhere with one key changed: the run's recipe (data, crops, clip length) is the base
+    checkpoint = command.split("--checkpoint=")[1]
+    tested = subprocess.run([sys.executable, str(REPO / "test.py"), f"--checkpoint={checkpoint}", "--num_clips=2"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert metrics["num_videos"] == 10 and metrics["num_views"] == 10 * 2 * 3  # --num_clips=2 won over 1
+    assert "test: 100%" in tested.stderr and "60/60" in tested.stderr  # the progress bar over views
+    tail = tested.stderr.rstrip().splitlines()[-6:]
+    assert f"top1_acc {metrics['top1_acc']:.4f}" in "\n".join(tail) and "Wrote:" in "\n".join(tail)
+    written = [line.strip() for line in tail[tail.index(next(t for t in tail if t.endswith("Wrote:"))) + 1:]]
+    assert len(written) == 4 and all(Path(path).is_file() for path in written)
