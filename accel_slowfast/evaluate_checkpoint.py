@@ -24,7 +24,7 @@ from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.evaluation import score_videos, write_reports
 from accel_slowfast.models import build_model
 from accel_slowfast.runtime import build_accelerator, describe, setup_text_logger
-from accel_slowfast.workdir import BAD_VIDEOS_FILE
+from accel_slowfast.workdir import BAD_VIDEOS_FILE, TEST_METRICS_FILE
 
 
 def run_test(recipe: Recipe, checkpoint: str | Path) -> dict:
@@ -52,14 +52,14 @@ def run_test(recipe: Recipe, checkpoint: str | Path) -> dict:
     metrics = {**results.metrics(), "num_views": results.num_views, "checkpoint": str(checkpoint)}
     if accelerator.is_main_process:
         written = write_reports(results, index, work_dir)
-        (work_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2))
+        (work_dir / TEST_METRICS_FILE).write_text(json.dumps(metrics, indent=2))
         if metrics["num_failed"]:
             logger.warning("%d videos could not be decoded and were not scored; see %s",
                            metrics["num_failed"], work_dir / BAD_VIDEOS_FILE)
         logger.info("Test of %s: top1_acc %.4f, top5_acc %.4f, mean_class_accuracy %.4f on %d videos (%d not "
                     "scored), %d views", checkpoint, metrics["top1_acc"], metrics["top5_acc"],
                     metrics["mean_class_accuracy"], metrics["num_videos"], metrics["num_failed"], metrics["num_views"])
-        logger.info("Wrote:\n%s", "\n".join(f"  {path}" for path in [work_dir / "test_metrics.json", *written]))
+        logger.info("Wrote:\n%s", "\n".join(f"  {path}" for path in [work_dir / TEST_METRICS_FILE, *written]))
     accelerator.wait_for_everyone()
     return metrics
 

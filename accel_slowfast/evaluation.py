@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from accel_slowfast.config import AVERAGE_CLIPS
 from accel_slowfast.data.index import VideoIndex
+from accel_slowfast.workdir import TEST_CONFUSION_FILE, TEST_PER_CLASS_FILE, TEST_PREDICTIONS_FILE
 
 
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, topk: tuple[int, ...] = (1,)) -> list[float]:
@@ -176,7 +177,7 @@ def write_reports(results: VideoScores, index: VideoIndex, work_dir: Path) -> li
     num_classes = results.scores.shape[1] if results.scores.size else len(index.classes)
     names = class_names(index.classes, num_classes)
     ranked = np.argsort(-results.scores, axis=1, kind="stable")[:, :5]  # stable: ranked[:, 0] == predictions
-    with open(work_dir / "test_predictions.csv", "w", newline="") as file:
+    with open(work_dir / TEST_PREDICTIONS_FILE, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["video", "label", "prediction", "score", "correct", "top5"])
         for row, video in enumerate(results.videos.tolist()):
@@ -187,13 +188,13 @@ def write_reports(results: VideoScores, index: VideoIndex, work_dir: Path) -> li
         for video in results.failed.tolist():
             writer.writerow([index.records[video].path, names[index.records[video].label], "", "", "", "FAILED"])
     confusion = confusion_matrix(results.labels, results.predictions, num_classes)
-    with open(work_dir / "test_per_class.csv", "w", newline="") as file:
+    with open(work_dir / TEST_PER_CLASS_FILE, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["class", "videos", "correct", "accuracy"])
         for name, videos, correct, accuracy in per_class_accuracy(confusion, names):
             writer.writerow([name, videos, correct, "" if accuracy is None else f"{accuracy:.4f}"])
-    plot_confusion(confusion, names, work_dir / "test_confusion.png")
-    return [work_dir / name for name in ("test_predictions.csv", "test_per_class.csv", "test_confusion.png")]
+    plot_confusion(confusion, names, work_dir / TEST_CONFUSION_FILE)
+    return [work_dir / name for name in (TEST_PREDICTIONS_FILE, TEST_PER_CLASS_FILE, TEST_CONFUSION_FILE)]
 
 
 def plot_confusion(confusion: np.ndarray, names: list[str], path: Path) -> None:

@@ -24,7 +24,7 @@ from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.model_card import model_card, run_results
 from accel_slowfast.models import SlowFast, build_model
-from accel_slowfast.workdir import CLASSES_FILE, RECIPE_FILE, find_run_file
+from accel_slowfast.workdir import CLASSES_FILE, METRICS_FILE, RECIPE_FILE, find_run_file
 
 CONFIG_KEYS = ("model", "num_classes", "clip_len", "frame_interval", "short_side", "crop_size", "test_crop_size",
                "num_clips", "num_crops", "average_clips", "mean", "std", "decoder")
@@ -109,7 +109,7 @@ def _download(repo_id: str) -> Path:
 def _work_dir(checkpoint: str | Path) -> Path:
     """The run's folder: the nearest one at or above ``checkpoint`` with a ``metrics.jsonl`` (else a recipe)."""
     try:
-        return find_run_file(checkpoint, "metrics.jsonl").parent
+        return find_run_file(checkpoint, METRICS_FILE).parent
     except FileNotFoundError:
         return find_run_file(checkpoint, RECIPE_FILE).parent
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from accel_slowfast.presets import PRESETS
+from accel_slowfast.workdir import METRICS_FILE, TEST_METRICS_FILE
 
 TRAINING_KEYS = ("dataset", "max_epochs", "batch_size", "gradient_accumulation_steps", "optimizer", "lr",
                  "base_batch_size", "weight_decay", "lr_policy", "warmup", "warmup_epochs", "crop_size",
@@ -32,7 +33,7 @@ def checkpoint_epoch(checkpoint: str | Path) -> int | None:
 def run_results(work_dir: Path, checkpoint: str | Path) -> list[tuple[str, dict[str, float]]]:
     """``(what, {metric: value})`` rows from the run's ``metrics.jsonl`` and ``test_metrics.json``."""
     rows = []
-    metrics_file = work_dir / "metrics.jsonl"
+    metrics_file = work_dir / METRICS_FILE
     records = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.exists() else []
     evaluations = [r for r in records if r.get("mode") == "val" and "top1_acc" in r]
     epoch = checkpoint_epoch(checkpoint)
@@ -42,7 +43,7 @@ def run_results(work_dir: Path, checkpoint: str | Path) -> list[tuple[str, dict[
     if evaluations:
         best = max(evaluations, key=lambda r: r["top1_acc"])
         rows.append((f"best validation of the run (epoch {best['epoch']} of {evaluations[-1]['epoch']})", best))
-    test_file = work_dir / "test_metrics.json"
+    test_file = work_dir / TEST_METRICS_FILE
     if test_file.exists():
         test = json.loads(test_file.read_text())
         if Path(test.get("checkpoint", "")).resolve() == Path(checkpoint).resolve():

@@ -43,9 +43,8 @@ from accelerate.tracking import GeneralTracker, TensorBoardTracker
 
 from accel_slowfast.config import Recipe
 from accel_slowfast.evaluation import class_names, confusion_matrix, per_class_accuracy, plot_confusion
+from accel_slowfast.workdir import CLASSES_FILE, RECIPE_FILE, RUN_ID_FILE, TENSORBOARD_DIR, VAL_CONFUSION_FILE
 
-RUN_ID_FILE = "wandb_run_id.txt"
-TENSORBOARD_DIR = "tensorboard"  # under work_dir
 VAL_METRICS = ("val/top1_acc", "val/top5_acc", "val/mean_class_accuracy")  # beside the recipe in the HParams tab
 TRACKERS = {"none": [], "wandb": ["wandb"], "tensorboard": ["tensorboard"], "all": ["wandb", "tensorboard"]}
 MAX_MISTAKES = 200  # rows of the val/mistakes table
@@ -212,7 +211,7 @@ class TrackerHook:
     def _log_tensorboard(writer, runner, confusion: np.ndarray, names: list[str], per_class: list[list]) -> None:
         from PIL import Image
 
-        path = runner.work_dir / "val_confusion.png"  # the latest evaluation's, also kept on disk
+        path = runner.work_dir / VAL_CONFUSION_FILE  # the latest evaluation's, also kept on disk
         plot_confusion(confusion, names, path)
         with Image.open(path) as image:
             writer.add_image("val/confusion_matrix", np.asarray(image.convert("RGB")), runner.iter,
@@ -234,7 +233,7 @@ class TrackerHook:
         artifact = wandb.Artifact(f"model-{run.id}", type="model",
                                   metadata={"best_score": runner.meta.get("best_score"), "iter": runner.iter})
         artifact.add_file(str(best))
-        for name in ("recipe.yaml", "classes.json"):  # beside the weights: predict/export can read it
+        for name in (RECIPE_FILE, CLASSES_FILE):  # beside the weights: predict/export can read it
             if (runner.work_dir / name).exists():
                 artifact.add_file(str(runner.work_dir / name))
         run.log_artifact(artifact, aliases=["best", "latest"])

@@ -10,6 +10,8 @@ names, manifest and discovery, and the runner's resumable position.
     checkpoints/.tmp_<name>                          a save in progress (renamed when complete)
     wandb/, wandb_run_id.txt, tensorboard/           the trackers' files
     profiler/, val_confusion.png                     profiler traces, the latest evaluation's confusion
+    test_metrics.json, test_predictions.csv,         what the multi-view test of a checkpoint writes
+    test_per_class.csv, test_confusion.png
 
 ``meta.json`` is written last, inside the staging folder, which is then renamed: a folder with
 a ``meta.json`` was complete when written. It holds the runner's position (``epoch``,
@@ -42,10 +44,13 @@ ITER_PREFIX = "iter_"
 STAGING_PREFIX = ".tmp_"
 META_FILE = "meta.json"
 RUN_ID_FILE = "wandb_run_id.txt"
-WANDB_DIR = "wandb"
 TENSORBOARD_DIR = "tensorboard"
 PROFILER_DIR = "profiler"
 VAL_CONFUSION_FILE = "val_confusion.png"
+TEST_METRICS_FILE = "test_metrics.json"
+TEST_PREDICTIONS_FILE = "test_predictions.csv"
+TEST_PER_CLASS_FILE = "test_per_class.csv"
+TEST_CONFUSION_FILE = "test_confusion.png"
 
 logger = logging.getLogger("accel_slowfast")
 

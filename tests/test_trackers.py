@@ -10,8 +10,9 @@ import pytest
 from conftest import tiny_recipe
 
 from accel_slowfast.config import Recipe, RecipeError, save_recipe
-from accel_slowfast.trackers import RUN_ID_FILE, gif_bytes, tracker_names
+from accel_slowfast.trackers import gif_bytes, tracker_names
 from accel_slowfast.training import train
+from accel_slowfast.workdir import RUN_ID_FILE
 
 BLOCK = 32768  # the .wandb file is a LevelDB-style log: 32 KiB blocks of 7-byte-headed chunks
 
