@@ -130,6 +130,7 @@ def test_training_runs_to_the_end_with_bad_videos_and_eval_counts_them(tiny_root
     assert any(r.get("bad_clip_ratio", 0) > 0 for r in records if r["mode"] == "train")
 
 
+@pytest.mark.slow
 def test_two_processes_appending_at_once_lose_no_line(tmp_path):
     """``list_bad_videos`` from two processes, released together: every path listed once, behind a
     lock file beside the list (``filelock``, so no POSIX-only ``fcntl``)."""

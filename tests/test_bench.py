@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses that train or benchmark: tens of seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -58,6 +58,7 @@ def test_a_checkpoint_folder_is_verified_before_its_weights_load(tmp_path):
     (lambda tmp: (tmp / "junk.pth").write_bytes(b"not a torch file") and tmp / "junk.pth",
      "junk.pth does not read as a torch checkpoint"),
 ])
+@pytest.mark.slow
 def test_an_unusable_load_from_is_one_line_before_any_data_work(tiny_root, tmp_path, make, expected):
     line = one_line_error(run_command("train.py", tiny_root, tmp_path / "run", data_root="/nonexistent",
                                       load_from=make(tmp_path)))

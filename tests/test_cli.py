@@ -35,6 +35,7 @@ def test_no_or_a_misspelt_subcommand_exits_2(capsys, argv, message):
     assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_importing_the_package_or_reading_a_recipe_imports_no_torch():
     code = ("import sys; from accel_slowfast.config import load_recipe; load_recipe(['--lr=0.1']); "
             "from accel_slowfast import cli; assert 'torch' not in sys.modules, 'torch'")
@@ -83,6 +84,7 @@ def test_test_command_needs_a_checkpoint():
     ("accel_slowfast.models", ["slowfast_tiny", "--crop_size=32"], "slowfast_tiny"),
     ("accel_slowfast", ["models", "slowfast_tiny", "--crop_size=32"], "GFLOPs/view"),
 ])
+@pytest.mark.slow
 def test_python_m_runs_the_module_cli_without_a_runpy_warning(module, args, usage):
     result = _python("-m", module, *args)
     assert result.returncode == 0, result.stderr[-2000:]

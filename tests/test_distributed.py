@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses that train or benchmark: tens of seconds
+
 SCRIPT = Path(__file__).with_name("dist_data_check.py")
 
 

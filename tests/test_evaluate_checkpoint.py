@@ -43,6 +43,7 @@ def test_test_refuses_a_checkpoint_of_another_model(trained, tmp_path):
         run_test(type(recipe)(**{**recipe.to_dict(), "work_dir": str(tmp_path)}), tmp_path / "other.pth")
 
 
+@pytest.mark.slow
 def test_test_py_with_two_processes_equals_one(tiny_root, tmp_path):
     torch.manual_seed(0)
     torch.save(build_model("slowfast_tiny", num_classes=5).state_dict(), tmp_path / "weights.pth")

@@ -171,6 +171,7 @@ def test_loader_workers_ignore_stop_signals_from_anyone_but_their_parent():
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_process_with_shielded_persistent_workers_still_exits():
     script = ("import torch, os\n"
               "from accel_slowfast.data.dataset import init_worker\n"
@@ -259,6 +260,7 @@ def test_the_slurm_script_requeues_after_a_sigusr1_checkpoint_and_the_requeued_j
     _assert_same_weights(_weights(work_dir), _weights(straight))
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_resumable_checkpoint_and_resume_equals_a_straight_run(tiny_root, tmp_path):
     def args(work_dir, *extra):
         return [sys.executable, str(REPO / "train.py"), f"--data_root={tiny_root}", f"--work_dir={work_dir}",

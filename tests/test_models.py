@@ -122,6 +122,7 @@ def test_model_report_counts_parameters_and_flops():
     assert model.training  # the report leaves the mode as it was
 
 
+@pytest.mark.slow
 def test_model_report_command_prints_the_seed_model_size():
     import subprocess
     import sys

@@ -17,6 +17,7 @@ from accel_slowfast.export import export_model, load_model
 from accel_slowfast.predict import predict
 
 
+@pytest.mark.slow
 def test_predict_from_an_export_a_checkpoint_and_the_command(trained, tmp_path, tiny_root):
     _, checkpoint = trained
     out = export_model(checkpoint, tmp_path / "export")
@@ -53,6 +54,7 @@ def test_predict_averages_the_views_as_the_test_command_does(trained, tmp_path, 
     np.testing.assert_allclose([predicted[name] for name in config["classes"]], expected, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_an_unknown_hub_id_offline_is_one_line(tiny_root, tmp_path):
     video = next((tiny_root / "MoveUp").glob("*.avi"))
     result = subprocess.run([sys.executable, "-m", "accel_slowfast.predict", str(video), "--checkpoint=nobody/nothing"],

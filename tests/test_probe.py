@@ -58,6 +58,7 @@ def test_probe_counts_frames_as_the_decoders_do(tmp_path):
             assert video.num_frames == probed["num_frames"], decoder
 
 
+@pytest.mark.slow
 def test_data_check_command_lists_bad_videos(tiny_root, tmp_path):
     root = tmp_path / "data"
     subprocess.run(["cp", "-r", str(tiny_root), str(root)], check=True)

@@ -53,6 +53,7 @@ def _run(args):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", ["iter_6", "epoch_2"])
 def test_sigkill_at_any_moment_then_resume_equals_an_uninterrupted_run(tiny_root, tmp_path, kill_after):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
@@ -80,6 +81,7 @@ def test_sigkill_at_any_moment_then_resume_equals_an_uninterrupted_run(tiny_root
         assert torch.equal(ours[key], reference[key]), key
 
 
+@pytest.mark.slow
 def test_resume_at_an_epoch_boundary_equals_an_uninterrupted_run(tiny_root, tmp_path, monkeypatch):
     straight = tiny_recipe(tiny_root, tmp_path / "straight", max_epochs=3, checkpoint_interval=1)
     train(straight)
@@ -225,6 +227,7 @@ def test_a_mid_epoch_resume_with_another_data_order_is_refused_unless_it_may_res
     (lambda tmp: tmp / "checkpoints" / "epoch_9", "epoch_9 does not exist"),
     (lambda tmp: (tmp / "w.pth").write_bytes(b"x") and tmp / "w.pth", "is a file, not a checkpoint"),
 ])
+@pytest.mark.slow
 def test_an_unusable_resume_from_is_one_line_before_any_data_work(tiny_root, tmp_path, make, expected):
     line = one_line_error(run_command("train.py", tiny_root, tmp_path / "run", data_root="/nonexistent",
                                       resume_from=make(tmp_path)))

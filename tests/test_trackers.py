@@ -81,6 +81,7 @@ def test_gif_has_every_frame_enlarged():
         assert gif.n_frames == 5 and gif.size == (80, 64)
 
 
+@pytest.mark.slow
 def test_offline_wandb_and_tensorboard_receive_everything(tiny_root, tmp_path, offline_wandb):
     work_dir = tmp_path / "run"
     recipe = tiny_recipe(tiny_root, work_dir, report_to="all", wandb_tags=["tiny"], run_name="tiny-run",
@@ -169,6 +170,7 @@ def _train_in_a_new_process(recipe: Recipe, recipe_file: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_resumed_run_continues_the_same_wandb_run(tiny_root, tmp_path, offline_wandb):
     work_dir = tmp_path / "run"
     options = dict(report_to="wandb", log_val_clips=0, log_checkpoint=False)

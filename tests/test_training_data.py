@@ -58,6 +58,7 @@ def _train_cli(recipe) -> subprocess.CompletedProcess:
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["empty_train_list", "negative_label", "class_without_folder"])
 def test_bad_data_exits_2_with_one_line_naming_the_file(case, tmp_path):
     if case == "empty_train_list":  # the valid val list used to be blamed: "val.txt:1: label 0 outside 0..-1"
