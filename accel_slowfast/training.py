@@ -18,7 +18,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from accel_slowfast.checkpoint import load_weights
-from accel_slowfast.config import Recipe, RecipeError, recipe_diff, save_recipe
+from accel_slowfast.config import Recipe, RecipeError
 from accel_slowfast.data import (
     ClipDataset,
     VideoIndex,
@@ -48,6 +48,7 @@ from accel_slowfast.hooks import (
 )
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, InterruptHook, Interrupts
 from accel_slowfast.models import PRESETS, SlowFast, build_model, model_report
+from accel_slowfast.recipe_io import load_recipe, recipe_diff, save_recipe
 from accel_slowfast.resume import check_model_fits, find_checkpoint, plan_resume, restore
 from accel_slowfast.runner import Runner
 from accel_slowfast.runtime import build_accelerator, describe, seed_everything
@@ -312,8 +313,6 @@ def main(argv: list[str] | None = None) -> None:
     can be found then), 1 when the run fails (a non-finite loss, a checkpoint that cannot be
     written), 130 after a SIGINT/SIGTERM checkpoint, 75 after a SIGUSR1 one (requeue me)."""
     import sys
-
-    from accel_slowfast.config import load_recipe
 
     try:
         recipe = load_recipe(argv)
