@@ -10,7 +10,7 @@ imported, as runpy needs.
 
 import importlib
 
-_EXPORTS = {"Recipe": "config", "load_recipe": "config", "build_model": "models", "Runner": "runner",
+_EXPORTS = {"Recipe": "config", "load_recipe": "recipe_io", "build_model": "models", "Runner": "runner",
             "train": "training"}
 
 __all__ = sorted(_EXPORTS)

@@ -14,8 +14,9 @@ import difflib
 import importlib
 import sys
 
-from accel_slowfast.config import OneLineParser, Recipe, RecipeError, load_recipe
+from accel_slowfast.config import Recipe, RecipeError
 from accel_slowfast.errors import UserError
+from accel_slowfast.recipe_io import OneLineParser, load_recipe
 from accel_slowfast.workdir import RECIPE_FILE, find_run_file
 
 COMMANDS = {  # name: (module whose main(argv) runs it, what it does)

@@ -28,16 +28,21 @@ Warmup multiplies the regular LR during the first ``warmup_iters`` global iterat
 (priority HIGH, after the LR): ``step``, ``cosine`` (as above) and ``cyclic``
 (``cyclic_momentum``), written to SGD's ``momentum`` or Adam's ``betas[0]``.
 
-Worked example (the seed recipe, REFERENCE.md §3)::
+The formulas and hooks name their keyword-only parameters after the recipe's keys (``lr_steps``,
+``min_lr``, ``warmup_ratio``, ...; ``accel-slowfast train --help`` says what each means) and give
+them no default: ``Recipe`` holds every default, and ``recipe_args`` picks a function's values
+from a recipe by those names. Worked example (the seed recipe: base 0.1, 256 epochs, 34 linear
+warmup epochs of 100 iterations)::
 
-    >>> lr = regular_lr("cosine", 0.1, progress=1, max_progress=256)
+    >>> from accel_slowfast.config import Recipe
+    >>> lr = regular_lr("cosine", 0.1, 1, 256, **recipe_args(regular_lr, Recipe()))
     >>> round(lr * warmup_factor("linear", 100, 3400, 0.1), 9)
     0.012646583
 """
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -63,7 +68,13 @@ def annealing_linear(start: float, end: float, factor: float) -> float:
 ANNEAL = {"cos": annealing_cos, "linear": annealing_linear}
 
 
-def decays_passed(progress: int, milestones: Sequence[int] = (), every: int = 0) -> int:
+def recipe_args(function: Callable[..., Any], recipe: "Recipe") -> dict[str, Any]:
+    """The recipe's values for ``function``'s keyword-only parameters that have no default, by name."""
+    return {name: getattr(recipe, name) for name, p in inspect.signature(function).parameters.items()
+            if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
+
+
+def decays_passed(progress: int, milestones: Sequence[int], every: int) -> int:
     """mmcv's step exponent: ``progress // every`` when ``every`` > 0, else the milestones passed."""
     if every > 0:
         return progress // every
@@ -73,98 +84,68 @@ def decays_passed(progress: int, milestones: Sequence[int] = (), every: int = 0)
     return len(milestones)
 
 
-def regular_lr(
-    policy: str,
-    base_lr: float,
-    progress: int,
-    max_progress: int,
-    *,
-    min_lr: float = 0.0,
-    min_lr_ratio: float = 0.0,
-    steps: Sequence[int] = (),
-    step_every: int = 0,
-    gamma: float = 0.1,
-    power: float = 1.0,
-    start_percent: float = 0.75,
-    periods: Sequence[int] = (),
-    restart_weights: Sequence[float] = (),
-) -> float:
-    """The learning rate before warmup, for every policy but ``one-cycle``.
+def regular_lr(lr_policy: str, base_lr: float, progress: int, max_progress: int, *, min_lr: float,
+               min_lr_ratio: float, lr_steps: Sequence[int], lr_step_every: int, lr_gamma: float, lr_power: float,
+               flat_cosine_start: float, restart_periods: Sequence[int], restart_weights: Sequence[float]) -> float:
+    """The learning rate before warmup, for every policy but ``one-cycle``; the keyword arguments are the recipe's.
 
     Args:
-        policy: one of ``LR_POLICIES`` except ``one-cycle``.
+        lr_policy: one of ``LR_POLICIES`` except ``one-cycle``.
         base_lr: the optimizer's initial learning rate.
-        progress: the epoch (``by_epoch``) or the global iteration, 0-based.
+        progress: the epoch (``by_epoch``) or the global iteration, 0-based: the unit of ``lr_steps``,
+            ``lr_step_every`` and ``restart_periods`` (which must cover it).
         max_progress: ``max_epochs`` or ``max_iters``.
-        min_lr: final LR of ``cosine``/``flat-cosine``/``cosine-restart``/``poly``; floor of ``step``.
-        min_lr_ratio: if > 0, the cosine policies end at ``base_lr * min_lr_ratio`` instead.
-        steps: ``step`` milestones, in the unit of ``progress``.
-        step_every: if > 0, ``step`` decays every this many units instead of at ``steps``.
-        gamma: decay factor of ``step`` (per decay), ``exp`` (per unit) and ``inv``.
-        power: exponent of ``poly`` and ``inv``.
-        start_percent: ``flat-cosine`` keeps ``base_lr`` for this fraction of ``max_progress``.
-        periods: ``cosine-restart`` cycle lengths; together they must exceed the last ``progress``.
-        restart_weights: ``cosine-restart`` peak of each cycle as a fraction of ``base_lr``
-            (empty: all 1).
     """
     target = base_lr * min_lr_ratio if min_lr_ratio > 0 else min_lr
-    if policy == "fixed":
+    if lr_policy == "fixed":
         return base_lr
-    if policy == "step":
-        return max(base_lr * gamma ** decays_passed(progress, steps, step_every), min_lr)
-    if policy == "exp":
-        return base_lr * gamma**progress
-    if policy == "poly":
-        return (base_lr - min_lr) * (1 - progress / max_progress) ** power + min_lr
-    if policy == "inv":
-        return base_lr * (1 + gamma * progress) ** (-power)
-    if policy == "cosine":
+    if lr_policy == "step":
+        return max(base_lr * lr_gamma ** decays_passed(progress, lr_steps, lr_step_every), min_lr)
+    if lr_policy == "exp":
+        return base_lr * lr_gamma**progress
+    if lr_policy == "poly":
+        return (base_lr - min_lr) * (1 - progress / max_progress) ** lr_power + min_lr
+    if lr_policy == "inv":
+        return base_lr * (1 + lr_gamma * progress) ** (-lr_power)
+    if lr_policy == "cosine":
         return annealing_cos(base_lr, target, progress / max_progress)
-    if policy == "flat-cosine":
-        start = round(max_progress * start_percent)  # Python's round, as mmcv: round(22.5) == 22
+    if lr_policy == "flat-cosine":
+        start = round(max_progress * flat_cosine_start)  # Python's round, as mmcv: round(22.5) == 22
         if progress < start:
             return base_lr
         return annealing_cos(base_lr, target, (progress - start) / (max_progress - start))
-    if policy == "cosine-restart":
-        weights = restart_weights or [1.0] * len(periods)
+    if lr_policy == "cosine-restart":
+        weights = restart_weights or [1.0] * len(restart_periods)
         cycle_start = 0
-        for period, weight in zip(periods, weights, strict=True):
+        for period, weight in zip(restart_periods, weights, strict=True):
             if progress < cycle_start + period:
                 return annealing_cos(base_lr, target, (progress - cycle_start) / period, weight)
             cycle_start += period
-        raise ValueError(f"cosine-restart: progress {progress} is past the last period (periods {list(periods)} "
-                         f"sum to {cycle_start}); lengthen 'restart_periods'")
-    if policy == "one-cycle":
+        raise ValueError(f"cosine-restart: progress {progress} is past the last period (periods "
+                         f"{list(restart_periods)} sum to {cycle_start}); lengthen 'restart_periods'")
+    if lr_policy == "one-cycle":
         raise ValueError("one-cycle is iteration based and has its own warm-up: use one_cycle_lr")
-    raise ValueError(f"unknown lr_policy {policy!r}; choose one of {LR_POLICIES}")
+    raise ValueError(f"unknown lr_policy {lr_policy!r}; choose one of {LR_POLICIES}")
 
 
-def one_cycle_lr(
-    max_lr: float,
-    cur_iter: int,
-    total_steps: int,
-    *,
-    pct_start: float = 0.3,
-    anneal_strategy: str = "cos",
-    div_factor: float = 25.0,
-    final_div_factor: float = 1.0e4,
-    three_phase: bool = False,
-) -> float:
+def one_cycle_lr(max_lr: float, cur_iter: int, total_steps: int, *, one_cycle_pct_start: float, one_cycle_anneal: str,
+                 one_cycle_div_factor: float, one_cycle_final_div_factor: float, one_cycle_three_phase: bool) -> float:
     """mmcv's one-cycle LR at global iteration ``cur_iter`` (0-based) of a ``total_steps`` cycle.
 
     From ``max_lr / div_factor`` up to ``max_lr`` by iteration ``pct_start * total_steps - 1``,
     then down to ``max_lr / div_factor / final_div_factor`` at ``total_steps - 1``. With
     ``three_phase`` it first comes back to the start LR at ``2 * pct_start * total_steps - 2``
-    and anneals to the final LR in a third phase.
+    and anneals to the final LR in a third phase (each name with its ``one_cycle_`` prefix).
     """
-    initial = max_lr / div_factor
-    rise_end = float(pct_start * total_steps) - 1
-    if three_phase:  # (last iteration of the phase, start and end LR as multiples of `initial`)
-        phases = [(rise_end, 1, div_factor), (float(2 * pct_start * total_steps) - 2, div_factor, 1),
-                  (total_steps - 1, 1, 1 / final_div_factor)]
+    initial = max_lr / one_cycle_div_factor
+    rise_end = float(one_cycle_pct_start * total_steps) - 1
+    final = 1 / one_cycle_final_div_factor
+    if one_cycle_three_phase:  # (last iteration of the phase, start and end LR as multiples of `initial`)
+        fall_end = float(2 * one_cycle_pct_start * total_steps) - 2
+        phases = [(rise_end, 1, one_cycle_div_factor), (fall_end, one_cycle_div_factor, 1), (total_steps - 1, 1, final)]
     else:
-        phases = [(rise_end, 1, div_factor), (total_steps - 1, div_factor, 1 / final_div_factor)]
-    anneal = ANNEAL[anneal_strategy]
+        phases = [(rise_end, 1, one_cycle_div_factor), (total_steps - 1, one_cycle_div_factor, final)]
+    anneal = ANNEAL[one_cycle_anneal]
     start = 0.0
     for end, start_ratio, end_ratio in phases:
         if cur_iter <= end:
@@ -176,7 +157,7 @@ def one_cycle_lr(
                      "raise 'one_cycle_total_steps' (0 uses the run's iterations)")
 
 
-def warmup_factor(warmup: str, cur_iter: int, warmup_iters: int, ratio: float) -> float:
+def warmup_factor(warmup: str, cur_iter: int, warmup_iters: int, warmup_ratio: float) -> float:
     """Multiplier applied to the regular LR at global iteration ``cur_iter`` (0-based).
 
     Returns 1.0 once ``cur_iter >= warmup_iters`` or when ``warmup`` is ``none``.
@@ -184,126 +165,102 @@ def warmup_factor(warmup: str, cur_iter: int, warmup_iters: int, ratio: float) -
     if warmup == "none" or cur_iter >= warmup_iters:
         return 1.0
     if warmup == "constant":
-        return ratio
+        return warmup_ratio
     if warmup == "linear":
-        return 1 - (1 - cur_iter / warmup_iters) * (1 - ratio)
+        return 1 - (1 - cur_iter / warmup_iters) * (1 - warmup_ratio)
     if warmup == "exp":
-        return ratio ** (1 - cur_iter / warmup_iters)
+        return warmup_ratio ** (1 - cur_iter / warmup_iters)
     raise ValueError(f"unknown warmup {warmup!r}; choose one of {WARMUPS}")
 
 
-def regular_momentum(
-    policy: str,
-    base_momentum: float,
-    progress: int,
-    max_progress: int,
-    *,
-    steps: Sequence[int] = (),
-    step_every: int = 0,
-    gamma: float = 0.5,
-    min_momentum: float = 0.0,
-    min_momentum_ratio: float = 0.0,
-) -> float:
+def regular_momentum(momentum_policy: str, base_momentum: float, progress: int, max_progress: int, *,
+                     momentum_steps: Sequence[int], momentum_step_every: int, momentum_gamma: float,
+                     min_momentum: float, min_momentum_ratio: float) -> float:
     """mmcv's ``step`` (StepMomentumUpdaterHook) and ``cosine`` (CosineAnnealingMomentumUpdaterHook).
 
-    Same arguments as ``regular_lr``; ``min_momentum`` is the floor of ``step`` and the end of
-    ``cosine`` (``base_momentum * min_momentum_ratio`` when that is > 0).
+    As ``regular_lr``; ``min_momentum`` is the floor of ``step`` and the end of ``cosine``
+    (``base_momentum * min_momentum_ratio`` when that is > 0).
     """
-    if policy == "step":
-        return max(base_momentum * gamma ** decays_passed(progress, steps, step_every), min_momentum)
-    if policy == "cosine":
+    if momentum_policy == "step":
+        decays = decays_passed(progress, momentum_steps, momentum_step_every)
+        return max(base_momentum * momentum_gamma**decays, min_momentum)
+    if momentum_policy == "cosine":
         target = base_momentum * min_momentum_ratio if min_momentum_ratio > 0 else min_momentum
         return annealing_cos(base_momentum, target, progress / max_progress)
-    raise ValueError(f"momentum policy {policy!r} has no regular formula; choose step or cosine")
+    raise ValueError(f"momentum policy {momentum_policy!r} has no regular formula; choose step or cosine")
 
 
-def cyclic_momentum(
-    base_momentum: float,
-    cur_iter: int,
-    max_iters: int,
-    *,
-    target_ratio: Sequence[float] = (0.85 / 0.95, 1.0),
-    cyclic_times: int = 1,
-    step_ratio_up: float = 0.4,
-    anneal_strategy: str = "cos",
-    gamma: float = 1.0,
-) -> float:
+def cyclic_momentum(base_momentum: float, cur_iter: int, max_iters: int, *, momentum_target_ratio: Sequence[float],
+                    momentum_cyclic_times: int, momentum_step_ratio_up: float, anneal_strategy: str = "cos",
+                    gamma: float = 1.0) -> float:
     """mmcv's ``CyclicMomentumUpdaterHook`` at global iteration ``cur_iter`` (always per iteration).
 
-    The run is cut into ``cyclic_times`` cycles of ``max_iters // cyclic_times`` iterations. In
-    each, momentum goes from the base to ``base * target_ratio[0]`` over the first
-    ``int(step_ratio_up * cycle)`` iterations, then to ``base * target_ratio[1]``. ``gamma`` < 1
-    shrinks the dip by ``gamma**cycle_index``.
+    The run is cut into ``momentum_cyclic_times`` cycles of ``max_iters // momentum_cyclic_times``
+    iterations. In each, momentum goes from the base to ``base * momentum_target_ratio[0]`` over
+    the first ``int(momentum_step_ratio_up * cycle)`` iterations, then to ``base *
+    momentum_target_ratio[1]``. ``anneal_strategy`` and ``gamma`` are mmcv's, with no recipe key
+    (so these defaults are mmcv's): ``gamma`` < 1 shrinks the dip by ``gamma**cycle_index``.
     """
-    cycle_len = max_iters // cyclic_times
-    up_len = int(step_ratio_up * cycle_len)
+    cycle_len = max_iters // momentum_cyclic_times
+    up_len = int(momentum_step_ratio_up * cycle_len)
     cycle, pos = divmod(cur_iter, cycle_len)
     scale = gamma**cycle
-    low_ratio = 1 - scale + target_ratio[0] * scale
+    low_ratio = 1 - scale + momentum_target_ratio[0] * scale
     anneal = ANNEAL[anneal_strategy]
     if pos < up_len:
         return anneal(base_momentum, base_momentum * low_ratio, pos / up_len)
-    return anneal(base_momentum * low_ratio, base_momentum * target_ratio[1], (pos - up_len) / (cycle_len - up_len))
+    end = base_momentum * momentum_target_ratio[1]
+    return anneal(base_momentum * low_ratio, end, (pos - up_len) / (cycle_len - up_len))
 
 
-def _keyword_args(function) -> set[str]:
-    return {name for name, p in inspect.signature(function).parameters.items() if p.kind is p.KEYWORD_ONLY}
+def _lr_formula(lr_policy: str) -> Callable[..., float]:
+    return one_cycle_lr if lr_policy == "one-cycle" else regular_lr
 
 
-def _check_args(hook: str, policy: str, given: dict[str, Any], allowed: set[str]) -> None:
-    if set(given) - allowed:
-        raise TypeError(f"{hook}({policy!r}) got unknown arguments {sorted(set(given) - allowed)}; "
-                        f"it takes {sorted(allowed)}")
+def _momentum_formula(momentum_policy: str) -> Callable[..., float]:
+    return cyclic_momentum if momentum_policy == "cyclic" else regular_momentum
+
+
+def _check_args(hook: str, formula: Callable[..., float], given: dict[str, Any]) -> None:
+    """Fail when the hook is made, not at its first iteration, on arguments ``formula`` lacks or does not take."""
+    params = {name: p for name, p in inspect.signature(formula).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    unknown = sorted(set(given) - set(params))
+    missing = sorted(name for name, p in params.items() if p.default is p.empty and name not in given)
+    if unknown or missing:
+        raise TypeError(f"{hook}: {formula.__name__} takes {sorted(params)}; got unknown arguments {unknown}, "
+                        f"missing {missing}")
 
 
 class LrScheduleHook:
     """mmcv's ``LrUpdaterHook`` family: regular policy (by epoch or iteration) times warmup (by iteration).
 
-    Args:
-        policy: one of ``LR_POLICIES``.
-        by_epoch: the regular LR follows the epoch (fixed within it) instead of the iteration.
-            ``one-cycle`` is always per iteration.
-        warmup: one of ``WARMUPS``; ignored by ``one-cycle`` (its rise is the warm-up).
-        warmup_epochs: warmup length in epochs (mmcv's ``warmup_by_epoch``), applied per iteration.
-        warmup_iters: warmup length in iterations; when > 0 it replaces ``warmup_epochs``.
-        warmup_ratio: LR factor at the first warmup iteration.
-        **policy_args: the keyword arguments of ``regular_lr``, or for ``one-cycle`` those of
-            ``one_cycle_lr`` plus ``total_steps`` (0: the run's ``max_iters``). The param
-            groups' ``initial_lr`` is the base LR (``one-cycle``: the peak ``max_lr``).
+    The keyword arguments are the recipe's keys of the same names (``one-cycle`` ignores the
+    ``warmup*`` ones: its rise is the warm-up), and ``policy_args`` those of ``regular_lr``, or of
+    ``one_cycle_lr`` for ``one-cycle``. The param groups' ``initial_lr`` is the base LR
+    (``one-cycle``: the peak ``max_lr``).
     """
 
     priority = "VERY_HIGH"
 
-    def __init__(
-        self,
-        policy: str = "cosine",
-        *,
-        by_epoch: bool = True,
-        warmup: str = "none",
-        warmup_epochs: int = 0,
-        warmup_iters: int = 0,
-        warmup_ratio: float = 0.1,
-        **policy_args: Any,
-    ):
-        if policy not in LR_POLICIES:
-            raise ValueError(f"unknown lr_policy {policy!r}; choose one of {LR_POLICIES}")
+    def __init__(self, lr_policy: str, *, by_epoch: bool, warmup: str, warmup_epochs: int, warmup_iters: int,
+                 warmup_ratio: float, one_cycle_total_steps: int, **policy_args: Any):
+        if lr_policy not in LR_POLICIES:
+            raise ValueError(f"unknown lr_policy {lr_policy!r}; choose one of {LR_POLICIES}")
         if warmup not in WARMUPS:
             raise ValueError(f"unknown warmup {warmup!r}; choose one of {WARMUPS}")
-        self.total_steps = policy_args.pop("total_steps", 0) if policy == "one-cycle" else 0
-        allowed = _keyword_args(one_cycle_lr if policy == "one-cycle" else regular_lr)
-        _check_args("LrScheduleHook", policy, policy_args, allowed)
-        self.policy, self.by_epoch, self.policy_args = policy, by_epoch, policy_args
+        _check_args(f"LrScheduleHook({lr_policy!r})", _lr_formula(lr_policy), policy_args)
+        self.lr_policy, self.by_epoch, self.policy_args = lr_policy, by_epoch, policy_args
         self.warmup, self.warmup_epochs, self.warmup_iters = warmup, warmup_epochs, warmup_iters
-        self.warmup_ratio = warmup_ratio
+        self.warmup_ratio, self.one_cycle_total_steps = warmup_ratio, one_cycle_total_steps
 
     def before_run(self, runner) -> None:
         for group in runner.optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])  # kept in the optimizer state across resumes
-        if self.policy == "one-cycle" and 0 < self.total_steps < runner.max_iters:
-            raise ValueError(f"one_cycle_total_steps ({self.total_steps}) is below the run's {runner.max_iters} "
-                             "iterations; raise it or set 0 to use the run's iterations")
-        if self.policy == "cosine-restart":
-            covered, horizon = sum(self.policy_args.get("periods", ())), self._max_progress(runner)
+        if self.lr_policy == "one-cycle" and 0 < self.one_cycle_total_steps < runner.max_iters:
+            raise ValueError(f"one_cycle_total_steps ({self.one_cycle_total_steps}) is below the run's "
+                             f"{runner.max_iters} iterations; raise it or set 0 to use the run's iterations")
+        if self.lr_policy == "cosine-restart":
+            covered, horizon = sum(self.policy_args["restart_periods"]), self._max_progress(runner)
             if covered < horizon:
                 unit = "epochs" if self.by_epoch else "iterations"
                 raise ValueError(f"restart_periods cover {covered} {unit} but the run has {horizon}; "
@@ -314,10 +271,11 @@ class LrScheduleHook:
 
     def _lr_at(self, base_lr: float, epoch: int, cur_iter: int, iters_per_epoch: int, runner) -> float:
         """The LR of global iteration ``cur_iter`` (0-based), which lies in epoch ``epoch``."""
-        if self.policy == "one-cycle":
-            return one_cycle_lr(base_lr, cur_iter, self.total_steps or runner.max_iters, **self.policy_args)
+        if self.lr_policy == "one-cycle":
+            total_steps = self.one_cycle_total_steps or runner.max_iters
+            return one_cycle_lr(base_lr, cur_iter, total_steps, **self.policy_args)
         progress = epoch if self.by_epoch else cur_iter
-        lr = regular_lr(self.policy, base_lr, progress, self._max_progress(runner), **self.policy_args)
+        lr = regular_lr(self.lr_policy, base_lr, progress, self._max_progress(runner), **self.policy_args)
         warmup_iters = self.warmup_iters or self.warmup_epochs * iters_per_epoch
         return lr * warmup_factor(self.warmup, cur_iter, warmup_iters, self.warmup_ratio)
 
@@ -334,21 +292,17 @@ class MomentumScheduleHook:
     its ``initial_momentum`` (saved in the optimizer state, so resumes keep the base). Runs after
     the LR hook and before the optimizer step (priority HIGH, 30, as mmcv).
 
-    Args:
-        policy: ``step``, ``cosine`` or ``cyclic``.
-        by_epoch: ``step``/``cosine`` follow the epoch instead of the iteration; ``cyclic`` is
-            always per iteration.
-        **policy_args: the keyword arguments of ``regular_momentum`` or ``cyclic_momentum``.
+    ``momentum_policy`` is ``step``, ``cosine`` or ``cyclic`` (always per iteration, whatever
+    ``by_epoch``); ``policy_args`` are the keyword arguments of ``regular_momentum`` or ``cyclic_momentum``.
     """
 
     priority = "HIGH"
 
-    def __init__(self, policy: str, *, by_epoch: bool = True, **policy_args: Any):
-        if policy not in MOMENTUM_POLICIES or policy == "none":
-            raise ValueError(f"unknown momentum policy {policy!r}; choose one of {MOMENTUM_POLICIES[1:]}")
-        allowed = _keyword_args(cyclic_momentum if policy == "cyclic" else regular_momentum)
-        _check_args("MomentumScheduleHook", policy, policy_args, allowed)
-        self.policy, self.by_epoch, self.policy_args = policy, by_epoch, policy_args
+    def __init__(self, momentum_policy: str, *, by_epoch: bool, **policy_args: Any):
+        if momentum_policy not in MOMENTUM_POLICIES or momentum_policy == "none":
+            raise ValueError(f"unknown momentum policy {momentum_policy!r}; choose one of {MOMENTUM_POLICIES[1:]}")
+        _check_args(f"MomentumScheduleHook({momentum_policy!r})", _momentum_formula(momentum_policy), policy_args)
+        self.momentum_policy, self.by_epoch, self.policy_args = momentum_policy, by_epoch, policy_args
 
     def before_run(self, runner) -> None:
         for group in runner.optimizer.param_groups:
@@ -357,18 +311,17 @@ class MomentumScheduleHook:
             elif "betas" in group:
                 group.setdefault("initial_momentum", group["betas"][0])
             else:
-                raise ValueError(f"momentum_policy {self.policy!r}: the optimizer's param groups have neither "
-                                 "'momentum' nor 'betas'; set momentum_policy: none")
-        if self.policy == "cyclic" and runner.max_iters < self.policy_args.get("cyclic_times", 1):
+                raise ValueError(f"momentum_policy {self.momentum_policy!r}: the optimizer's param groups have "
+                                 "neither 'momentum' nor 'betas'; set momentum_policy: none")
+        if self.momentum_policy == "cyclic" and runner.max_iters < self.policy_args["momentum_cyclic_times"]:
             raise ValueError(f"momentum_cyclic_times exceeds the run's {runner.max_iters} iterations")
 
     def _momentum_at(self, base_momentum: float, epoch: int, cur_iter: int, runner) -> float:
         """The momentum of global iteration ``cur_iter`` (0-based), which lies in epoch ``epoch``."""
-        if self.policy == "cyclic":
+        if self.momentum_policy == "cyclic":
             return cyclic_momentum(base_momentum, cur_iter, runner.max_iters, **self.policy_args)
-        if self.by_epoch:
-            return regular_momentum(self.policy, base_momentum, epoch, runner.max_epochs, **self.policy_args)
-        return regular_momentum(self.policy, base_momentum, cur_iter, runner.max_iters, **self.policy_args)
+        progress, max_progress = (epoch, runner.max_epochs) if self.by_epoch else (cur_iter, runner.max_iters)
+        return regular_momentum(self.momentum_policy, base_momentum, progress, max_progress, **self.policy_args)
 
     def before_train_iter(self, runner) -> None:
         for group in runner.optimizer.param_groups:
@@ -381,31 +334,14 @@ class MomentumScheduleHook:
 
 def build_lr_hook(recipe: "Recipe") -> LrScheduleHook:
     """The recipe's LR schedule (``lr_policy`` and its keys, ``warmup*``)."""
-    if recipe.lr_policy == "one-cycle":
-        policy_args = dict(
-            total_steps=recipe.one_cycle_total_steps, pct_start=recipe.one_cycle_pct_start,
-            anneal_strategy=recipe.one_cycle_anneal, div_factor=recipe.one_cycle_div_factor,
-            final_div_factor=recipe.one_cycle_final_div_factor, three_phase=recipe.one_cycle_three_phase)
-    else:
-        policy_args = dict(
-            min_lr=recipe.min_lr, min_lr_ratio=recipe.min_lr_ratio, steps=tuple(recipe.lr_steps),
-            step_every=recipe.lr_step_every, gamma=recipe.lr_gamma, power=recipe.lr_power,
-            start_percent=recipe.flat_cosine_start, periods=tuple(recipe.restart_periods),
-            restart_weights=tuple(recipe.restart_weights))
-    return LrScheduleHook(recipe.lr_policy, by_epoch=recipe.by_epoch, warmup=recipe.warmup,
-                          warmup_epochs=recipe.warmup_epochs, warmup_iters=recipe.warmup_iters,
-                          warmup_ratio=recipe.warmup_ratio, **policy_args)
+    formula = _lr_formula(recipe.lr_policy)
+    return LrScheduleHook(recipe.lr_policy, **recipe_args(LrScheduleHook, recipe), **recipe_args(formula, recipe))
 
 
 def build_momentum_hook(recipe: "Recipe") -> MomentumScheduleHook | None:
     """The recipe's momentum schedule, or None for ``momentum_policy: none``."""
     if recipe.momentum_policy == "none":
         return None
-    if recipe.momentum_policy == "cyclic":
-        policy_args = dict(target_ratio=tuple(recipe.momentum_target_ratio),
-                           cyclic_times=recipe.momentum_cyclic_times, step_ratio_up=recipe.momentum_step_ratio_up)
-    else:
-        policy_args = dict(steps=tuple(recipe.momentum_steps), step_every=recipe.momentum_step_every,
-                           gamma=recipe.momentum_gamma, min_momentum=recipe.min_momentum,
-                           min_momentum_ratio=recipe.min_momentum_ratio)
-    return MomentumScheduleHook(recipe.momentum_policy, by_epoch=recipe.by_epoch, **policy_args)
+    formula = _momentum_formula(recipe.momentum_policy)
+    return MomentumScheduleHook(recipe.momentum_policy, **recipe_args(MomentumScheduleHook, recipe),
+                                **recipe_args(formula, recipe))

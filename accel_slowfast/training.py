@@ -11,6 +11,7 @@ run -> end trackers.
 import dataclasses
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,14 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 
 from accel_slowfast.checkpoint import load_weights
-from accel_slowfast.config import Recipe, recipe_diff, save_recipe
+from accel_slowfast.config import Recipe
 from accel_slowfast.data.builders import build_datasets, build_indexes, build_loader, describe_videos
 from accel_slowfast.errors import UserError
 from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
 from accel_slowfast.hooks import build_hooks
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts
 from accel_slowfast.models import SlowFast, apply_fast_path, build_model, convert_sync_batchnorm, model_report
+from accel_slowfast.recipe_io import load_recipe, recipe_diff, save_recipe
 from accel_slowfast.resume import ResumePlan, check_model_fits, find_checkpoint, plan_resume, restore
 from accel_slowfast.runner import Runner
 from accel_slowfast.runtime import build_accelerator, describe, seed_everything, setup_text_logger
@@ -150,10 +152,6 @@ def main(argv: list[str] | None = None) -> None:
     """``train.py`` entry point. Exit status: 2 for bad input (one line, before any work where it
     can be found then), 1 when the run fails (a non-finite loss, a checkpoint that cannot be
     written), 130 after a SIGINT/SIGTERM checkpoint, 75 after a SIGUSR1 one (requeue me)."""
-    import sys
-
-    from accel_slowfast.config import load_recipe
-
     try:
         recipe = load_recipe(argv)
     except UserError as error:

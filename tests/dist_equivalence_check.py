@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 
 import accel_slowfast  # noqa: F401
+from accel_slowfast.config import Recipe
 from accel_slowfast.hooks import OptimizerHook
 from accel_slowfast.runner import Runner
-from accel_slowfast.schedules import LrScheduleHook
+from accel_slowfast.schedules import build_lr_hook
 
 
 class Samples(torch.utils.data.Dataset):
@@ -45,7 +46,7 @@ def main(out: str, total_batch: str) -> None:
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     runner = Runner(model, optimizer, accelerator, "/tmp", step)
     lrs = []
-    runner.register_hook(LrScheduleHook("cosine", warmup="linear", warmup_epochs=1, warmup_ratio=0.1))
+    runner.register_hook(build_lr_hook(Recipe(lr_policy="cosine", warmup="linear", warmup_epochs=1, warmup_ratio=0.1)))
     runner.register_hook(OptimizerHook(grad_clip=1.0))
     runner.register_hook(lambda r, event: lrs.append(r.optimizer.param_groups[0]["lr"])
                          if event == "after_train_iter" else None)

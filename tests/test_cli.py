@@ -37,7 +37,7 @@ def test_no_or_a_misspelt_subcommand_exits_2(capsys, argv, message):
 
 @pytest.mark.slow
 def test_importing_the_package_or_reading_a_recipe_imports_no_torch():
-    code = ("import sys; from accel_slowfast.config import load_recipe; load_recipe(['--lr=0.1']); "
+    code = ("import sys; from accel_slowfast.recipe_io import load_recipe; load_recipe(['--lr=0.1']); "
             "from accel_slowfast import cli; assert 'torch' not in sys.modules, 'torch'")
     assert _python("-c", code).returncode == 0
     code = ("from accel_slowfast import Recipe, Runner, build_model, load_recipe, train; import accel_slowfast; "

@@ -4,16 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from accel_slowfast.config import (
-    DECODERS,
-    GROUPS,
-    Recipe,
-    RecipeError,
-    load_recipe,
-    packaged_recipes,
-    recipe_diff,
-    recipe_parser,
-)
+from accel_slowfast.config import DECODERS, GROUPS, Recipe, RecipeError
+from accel_slowfast.recipe_io import load_recipe, packaged_recipes, recipe_diff, recipe_parser
 
 REPO = Path(__file__).parents[1]
 RECIPES = sorted(p for p in REPO.glob("recipes/**/*.yaml")

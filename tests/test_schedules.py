@@ -1,10 +1,11 @@
 """Schedules against mmcv 1.x's formulas.
 
-Expected values are literal numbers or small formulas written here from mmcv's definitions
-(REFERENCE.md §3), never produced by the code under test.
+Expected values are literal numbers or small formulas written here from mmcv's definitions,
+never produced by the code under test.
 """
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,9 +20,28 @@ from accel_slowfast.schedules import (
     annealing_cos,
     build_lr_hook,
     build_momentum_hook,
+    cyclic_momentum,
+    one_cycle_lr,
+    recipe_args,
     regular_lr,
+    regular_momentum,
     warmup_factor,
 )
+
+DEFAULTS = Recipe()
+
+
+def lr_hook(lr_policy, **keys):
+    """``build_lr_hook`` of the default recipe without warmup, ``keys`` changed. Not a validated ``Recipe``:
+    the grid also runs one-cycle under each warmup, which one-cycle ignores and a recipe refuses."""
+    return build_lr_hook(SimpleNamespace(**{**DEFAULTS.to_dict(), "warmup": "none", "lr_policy": lr_policy, **keys}))
+
+
+def momentum_hook(momentum_policy, by_epoch=DEFAULTS.by_epoch, **args):
+    """``MomentumScheduleHook`` with the default recipe's values for the formula's keys ``args`` leaves out
+    (``args`` may add cyclic's ``gamma`` and ``anneal_strategy``, which have no recipe key)."""
+    formula = cyclic_momentum if momentum_policy == "cyclic" else regular_momentum
+    return MomentumScheduleHook(momentum_policy, by_epoch=by_epoch, **{**recipe_args(formula, DEFAULTS), **args})
 
 
 class FakeRunner:
@@ -45,7 +65,7 @@ def lrs(hook, runner, iters):
     return [runner.lr_at(hook, i) for i in iters]
 
 
-# REFERENCE.md §3: base 0.1, 256 epochs, 34 linear warmup epochs, ratio 0.1, 100 iterations/epoch.
+# The seed recipe: base 0.1, 256 epochs, 34 linear warmup epochs, ratio 0.1, 100 iterations/epoch.
 SEED_TABLE = [(0, 1.0e-2), (1, 1.002647e-2), (100, 1.264658e-2), (3399, 9.593029e-2), (3400, 9.571049e-2),
               (12800, 5.0e-2), (25500, 3.764908e-6)]
 
@@ -53,7 +73,7 @@ SEED_TABLE = [(0, 1.0e-2), (1, 1.002647e-2), (100, 1.264658e-2), (3399, 9.593029
 @pytest.mark.parametrize("cur_iter, expected", SEED_TABLE)
 def test_seed_recipe_lr_matches_mmcv_table(cur_iter, expected):
     runner = FakeRunner(256, 100, 0.1)
-    hook = LrScheduleHook("cosine", warmup="linear", warmup_epochs=34, warmup_ratio=0.1)
+    hook = lr_hook("cosine", warmup="linear", warmup_epochs=34, warmup_ratio=0.1)
     hook.before_run(runner)
     assert runner.lr_at(hook, cur_iter) == pytest.approx(expected, rel=1e-6)
 
@@ -83,32 +103,32 @@ def policy_case(name, by_epoch):
         return "fixed", {}, lambda p: BASE
     if name == "step":
         milestones = (2 * unit, 4 * unit)
-        return ("step", dict(steps=milestones, gamma=0.3, min_lr=0.03),
+        return ("step", dict(lr_steps=milestones, lr_gamma=0.3, min_lr=0.03),
                 lambda p: max(BASE * 0.3 ** len([m for m in milestones if p >= m]), 0.03))
     if name == "step-every":
-        return "step", dict(step_every=2 * unit, gamma=0.5), lambda p: BASE * 0.5 ** math.floor(p / (2 * unit))
+        return "step", dict(lr_step_every=2 * unit, lr_gamma=0.5), lambda p: BASE * 0.5 ** math.floor(p / (2 * unit))
     if name == "exp":
-        return "exp", dict(gamma=0.9 if by_epoch else 0.98), lambda p: BASE * (0.9 if by_epoch else 0.98) ** p
+        return "exp", dict(lr_gamma=0.9 if by_epoch else 0.98), lambda p: BASE * (0.9 if by_epoch else 0.98) ** p
     if name == "poly":
-        return "poly", dict(power=2.0, min_lr=0.01), lambda p: 0.01 + 0.19 * (1 - p / total) ** 2
+        return "poly", dict(lr_power=2.0, min_lr=0.01), lambda p: 0.01 + 0.19 * (1 - p / total) ** 2
     if name == "inv":
-        return "inv", dict(gamma=0.5, power=0.75), lambda p: BASE / (1 + 0.5 * p) ** 0.75
+        return "inv", dict(lr_gamma=0.5, lr_power=0.75), lambda p: BASE / (1 + 0.5 * p) ** 0.75
     if name == "cosine":
         return "cosine", dict(min_lr=0.01), lambda p: cos_anneal(BASE, 0.01, p / total)
     if name == "cosine-ratio":
         return "cosine", dict(min_lr_ratio=0.05), lambda p: cos_anneal(BASE, 0.01, p / total)
     if name == "flat-cosine":
         start = 4 if by_epoch else 22  # round(6 * 0.75) and round(30 * 0.75): halves round to even, as in mmcv
-        return ("flat-cosine", dict(start_percent=0.75, min_lr=0.01),
+        return ("flat-cosine", dict(flat_cosine_start=0.75, min_lr=0.01),
                 lambda p: BASE if p < start else cos_anneal(BASE, 0.01, (p - start) / (total - start)))
     if name == "cosine-restart":
         first, second = 2 * unit, 4 * unit
-        return ("cosine-restart", dict(periods=(first, second), restart_weights=(1.0, 0.5), min_lr=0.01),
+        return ("cosine-restart", dict(restart_periods=(first, second), restart_weights=(1.0, 0.5), min_lr=0.01),
                 lambda p: cos_anneal(BASE, 0.01, p / first) if p < first
                 else cos_anneal(BASE, 0.01, (p - first) / second, 0.5))
     if name == "one-cycle":  # always per iteration: up to 0.2 by iteration 0.3 * 30 - 1 = 8, then down
         low, floor = BASE / 25, BASE / 25 / 1e4
-        return ("one-cycle", dict(pct_start=0.3),
+        return ("one-cycle", dict(one_cycle_pct_start=0.3),
                 lambda i: cos_anneal(low, BASE, i / 8) if i <= 8 else cos_anneal(BASE, floor, (i - 8) / 21))
     raise AssertionError(name)
 
@@ -136,7 +156,7 @@ def test_the_grid_covers_every_policy():
 @pytest.mark.parametrize("name", POLICY_CASES)
 def test_every_policy_and_warmup_matches_the_formulas(name, by_epoch, warmup, length, warmup_iters, factor):
     policy, args, regular = policy_case(name, by_epoch)
-    hook = LrScheduleHook(policy, by_epoch=by_epoch, warmup=warmup, warmup_ratio=0.25, **length, **args)
+    hook = lr_hook(policy, by_epoch=by_epoch, warmup=warmup, warmup_ratio=0.25, **length, **args)
     expected = []
     for i in range(ITERS):
         lr = regular(i if policy == "one-cycle" or not by_epoch else i // PER_EPOCH)
@@ -148,21 +168,22 @@ def test_every_policy_and_warmup_matches_the_formulas(name, by_epoch, warmup, le
 
 # Hand-checked points of the same runs (literal numbers).
 LITERALS = [
-    ("step", True, dict(steps=(2, 4), gamma=0.3, min_lr=0.03), {}, [(9, 0.2), (12, 0.06), (24, 0.03)]),
-    ("step", False, dict(step_every=7, gamma=0.5), {}, [(13, 0.1), (14, 0.05)]),
-    ("exp", True, dict(gamma=0.8), {}, [(12, 0.128)]),
-    ("poly", True, dict(power=2.0, min_lr=0.01), {}, [(15, 0.0575)]),
-    ("inv", False, dict(gamma=0.5, power=0.75), {}, [(2, 0.11892071150027211)]),
+    ("step", True, dict(lr_steps=(2, 4), lr_gamma=0.3, min_lr=0.03), {}, [(9, 0.2), (12, 0.06), (24, 0.03)]),
+    ("step", False, dict(lr_step_every=7, lr_gamma=0.5), {}, [(13, 0.1), (14, 0.05)]),
+    ("exp", True, dict(lr_gamma=0.8), {}, [(12, 0.128)]),
+    ("poly", True, dict(lr_power=2.0, min_lr=0.01), {}, [(15, 0.0575)]),
+    ("inv", False, dict(lr_gamma=0.5, lr_power=0.75), {}, [(2, 0.11892071150027211)]),
     ("cosine", True, dict(min_lr_ratio=0.05), {}, [(15, 0.105), (29, 0.01 + 0.095 * (1 + math.cos(math.pi / 6 * 5)))]),
     ("flat-cosine", True, dict(min_lr=0.01), {}, [(24, 0.2), (25, 0.105)]),
     ("flat-cosine", False, dict(min_lr=0.01), {}, [(21, 0.2), (22, 0.2), (26, 0.105)]),
-    ("cosine-restart", True, dict(periods=(2, 4), restart_weights=(1.0, 0.5), min_lr=0.01), {},
+    ("cosine-restart", True, dict(restart_periods=(2, 4), restart_weights=(1.0, 0.5), min_lr=0.01), {},
      [(5, 0.105), (10, 0.105), (20, 0.0575)]),
     ("one-cycle", False, {}, {}, [(0, 0.008), (2, 0.036117749006091465), (8, 0.2), (18, 0.107473379466605),
                                   (29, 8.0e-7)]),
-    ("one-cycle", False, dict(anneal_strategy="linear"), {}, [(2, 0.056), (8, 0.2)]),
-    ("one-cycle", False, dict(three_phase=True), {}, [(8, 0.2), (16, 0.008), (29, 8.0e-7)]),
-    ("one-cycle", False, dict(total_steps=40, div_factor=10.0, final_div_factor=100.0), {}, [(0, 0.02), (11, 0.2)]),
+    ("one-cycle", False, dict(one_cycle_anneal="linear"), {}, [(2, 0.056), (8, 0.2)]),
+    ("one-cycle", False, dict(one_cycle_three_phase=True), {}, [(8, 0.2), (16, 0.008), (29, 8.0e-7)]),
+    ("one-cycle", False, dict(one_cycle_total_steps=40, one_cycle_div_factor=10.0, one_cycle_final_div_factor=100.0),
+     {}, [(0, 0.02), (11, 0.2)]),
     ("cosine", True, {}, dict(warmup="linear", warmup_epochs=2, warmup_ratio=0.1), [(5, 0.10263139720814415)]),
     ("fixed", False, {}, dict(warmup="exp", warmup_iters=7, warmup_ratio=0.1), [(0, 0.02), (5, 0.10358949358462424),
                                                                               (7, 0.2)]),
@@ -172,20 +193,20 @@ LITERALS = [
 
 @pytest.mark.parametrize("policy, by_epoch, args, warmup, points", LITERALS)
 def test_hand_checked_values(policy, by_epoch, args, warmup, points):
-    hook = LrScheduleHook(policy, by_epoch=by_epoch, **warmup, **args)
+    hook = lr_hook(policy, by_epoch=by_epoch, **warmup, **args)
     iters, expected = zip(*points, strict=True)
     assert lrs(hook, FakeRunner(EPOCHS, PER_EPOCH, BASE), iters) == pytest.approx(expected, rel=1e-9)
 
 
 def test_lr_constant_within_an_epoch_when_by_epoch_and_after_warmup():
     runner = FakeRunner(10, 5, 0.1)
-    values = lrs(LrScheduleHook("cosine"), runner, range(10, 15))
+    values = lrs(lr_hook("cosine"), runner, range(10, 15))
     assert values == [pytest.approx(0.05 * (1 + math.cos(math.pi * 0.2)))] * 5
 
 
 def test_step_warmup_multiplies_the_current_epochs_lr():
     runner = FakeRunner(10, 4, 0.1)
-    hook = LrScheduleHook("step", steps=(1,), gamma=0.5, warmup="linear", warmup_epochs=2, warmup_ratio=0.2)
+    hook = lr_hook("step", lr_steps=(1,), lr_gamma=0.5, warmup="linear", warmup_epochs=2, warmup_ratio=0.2)
     assert lrs(hook, runner, [6, 8]) == pytest.approx([0.05 * (1 - (1 - 6 / 8) * 0.8), 0.05])
 
 
@@ -202,29 +223,30 @@ def test_annealing_cos_weight_starts_between_start_and_end():
 
 def test_unknown_policy_and_arguments_are_rejected():
     with pytest.raises(ValueError, match="lr_policy"):
-        regular_lr("poly2", 0.1, 0, 10)
+        regular_lr("poly2", 0.1, 0, 10, **recipe_args(regular_lr, DEFAULTS))
     with pytest.raises(ValueError, match="lr_policy"):
-        LrScheduleHook("poly2")
+        lr_hook("poly2")
     with pytest.raises(TypeError, match="min_lr"):
-        LrScheduleHook("one-cycle", min_lr=0.1)
+        LrScheduleHook("one-cycle", **recipe_args(LrScheduleHook, DEFAULTS), **recipe_args(one_cycle_lr, DEFAULTS),
+                       min_lr=0.1)
 
 
 def test_run_length_checks_happen_before_the_first_iteration():
     runner = FakeRunner(EPOCHS, PER_EPOCH, BASE)
     with pytest.raises(ValueError, match="one_cycle_total_steps"):
-        LrScheduleHook("one-cycle", total_steps=20).before_run(runner)
+        lr_hook("one-cycle", one_cycle_total_steps=20).before_run(runner)
     with pytest.raises(ValueError, match="restart_periods cover 20 iterations"):
-        LrScheduleHook("cosine-restart", by_epoch=False, periods=(10, 10)).before_run(runner)
+        lr_hook("cosine-restart", by_epoch=False, restart_periods=(10, 10)).before_run(runner)
 
 
 def test_initial_lr_survives_an_optimizer_state_round_trip():
     runner = FakeRunner(EPOCHS, PER_EPOCH, BASE)
-    hook = LrScheduleHook("cosine")
+    hook = lr_hook("cosine")
     lrs(hook, runner, [12])
     state = runner.optimizer.state_dict()
     resumed = FakeRunner(EPOCHS, PER_EPOCH, 0.123)
     resumed.optimizer.load_state_dict(state)
-    assert lrs(LrScheduleHook("cosine"), resumed, [15]) == pytest.approx([0.1])
+    assert lrs(lr_hook("cosine"), resumed, [15]) == pytest.approx([0.1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,15 +266,17 @@ def momenta(hook, runner, iters, read=lambda group: group["momentum"]):
 
 
 MOMENTUM_CASES = [  # (policy, by_epoch, hook arguments, [(iteration, momentum)])
-    ("step", True, dict(steps=(2, 4), gamma=0.5, min_momentum=0.3), [(9, 0.9), (10, 0.45), (19, 0.45), (20, 0.3)]),
-    ("step", False, dict(step_every=7, gamma=0.5), [(6, 0.9), (7, 0.45), (14, 0.225)]),
+    ("step", True, dict(momentum_steps=(2, 4), momentum_gamma=0.5, min_momentum=0.3),
+     [(9, 0.9), (10, 0.45), (19, 0.45), (20, 0.3)]),
+    ("step", False, dict(momentum_step_every=7, momentum_gamma=0.5), [(6, 0.9), (7, 0.45), (14, 0.225)]),
     ("cosine", True, dict(min_momentum_ratio=0.5), [(4, 0.9), (15, 0.675), (29, 0.45 + 0.225 * (1 - 3 ** 0.5 / 2))]),
     ("cosine", False, dict(min_momentum=0.8), [(15, 0.85), (10, 0.8 + 0.05 * (1 + math.cos(math.pi / 3)))]),
     # 2 cycles of 15 iterations, 6 down (int(0.4 * 15)) then 9 up; 0.9 -> 0.8 -> 0.9
-    ("cyclic", True, dict(target_ratio=(0.8 / 0.9, 1.0), cyclic_times=2),
+    ("cyclic", True, dict(momentum_target_ratio=(0.8 / 0.9, 1.0), momentum_cyclic_times=2),
      [(0, 0.9), (3, 0.85), (6, 0.8), (10, 0.8 + 0.05 * (1 - math.cos(math.pi * 4 / 9))), (15, 0.9), (21, 0.8)]),
     # gamma 0.5: the second cycle dips half as far (to 0.85); linear shape
-    ("cyclic", False, dict(target_ratio=(0.8 / 0.9, 1.0), cyclic_times=2, gamma=0.5, anneal_strategy="linear"),
+    ("cyclic", False, dict(momentum_target_ratio=(0.8 / 0.9, 1.0), momentum_cyclic_times=2, gamma=0.5,
+                           anneal_strategy="linear"),
      [(3, 0.85), (6, 0.8), (9, 0.8 + 0.1 / 3), (18, 0.875), (21, 0.85), (27, 0.85 + 0.05 * 6 / 9)]),
     # mmcv's default: 0.9 x 0.85 / 0.95 at 40 % of the run, back to 0.9 at the end
     ("cyclic", False, {}, [(0, 0.9), (12, 0.9 * 0.85 / 0.95), (29, 0.9 * 0.85 / 0.95 + 0.9 * 0.1 / 0.95 * 0.5
@@ -262,7 +286,7 @@ MOMENTUM_CASES = [  # (policy, by_epoch, hook arguments, [(iteration, momentum)]
 
 @pytest.mark.parametrize("policy, by_epoch, args, points", MOMENTUM_CASES)
 def test_momentum_schedules_match_the_formulas(policy, by_epoch, args, points):
-    hook = MomentumScheduleHook(policy, by_epoch=by_epoch, **args)
+    hook = momentum_hook(policy, by_epoch=by_epoch, **args)
     iters, expected = zip(*points, strict=True)
     runner = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=sgd())
     assert momenta(hook, runner, iters) == pytest.approx(expected, rel=1e-12)
@@ -271,7 +295,7 @@ def test_momentum_schedules_match_the_formulas(policy, by_epoch, args, points):
 def test_momentum_sets_adams_beta1_and_keeps_beta2():
     adam = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.1, betas=(0.9, 0.99))
     runner = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=adam)
-    values = momenta(MomentumScheduleHook("step", steps=(2,)), runner, [0, 10], read=lambda group: group["betas"])
+    values = momenta(momentum_hook("step", momentum_steps=(2,)), runner, [0, 10], read=lambda group: group["betas"])
     assert values == [pytest.approx((0.9, 0.99)), pytest.approx((0.45, 0.99))]
 
 
@@ -282,10 +306,10 @@ def test_momentum_hook_priority_is_high_between_lr_and_optimizer():
 
 def test_initial_momentum_survives_an_optimizer_state_round_trip():
     runner = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=sgd(0.9))
-    momenta(MomentumScheduleHook("step", steps=(2,)), runner, [12])
+    momenta(momentum_hook("step", momentum_steps=(2,)), runner, [12])
     resumed = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=sgd(0.45))
     resumed.optimizer.load_state_dict(runner.optimizer.state_dict())
-    assert momenta(MomentumScheduleHook("step", steps=(2,)), resumed, [0]) == [0.9]
+    assert momenta(momentum_hook("step", momentum_steps=(2,)), resumed, [0]) == [0.9]
 
 
 # ---------------------------------------------------------------------------------------------

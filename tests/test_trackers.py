@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import tiny_recipe
 
-from accel_slowfast.config import Recipe, RecipeError, save_recipe
+from accel_slowfast.config import Recipe, RecipeError
+from accel_slowfast.recipe_io import save_recipe
 from accel_slowfast.trackers import gif_bytes, tracker_names
 from accel_slowfast.training import train
 from accel_slowfast.workdir import RUN_ID_FILE

@@ -14,7 +14,7 @@ from conftest import tiny_recipe
 from safetensors.torch import load_file
 
 from accel_slowfast.config import Recipe
-from accel_slowfast.schedules import regular_lr, warmup_factor
+from accel_slowfast.schedules import recipe_args, regular_lr, warmup_factor
 from accel_slowfast.training import train
 
 REPO = Path(__file__).parents[1]
@@ -45,7 +45,8 @@ def test_train_writes_metrics_recipe_and_checkpoints(tiny_root, tmp_path):
         assert {"lr", "loss", "time", "data_time", "grad_norm"} <= set(r) and r["loss"] > 0
         # the LR the record's iteration used: cosine by epoch x linear warmup over epoch 1
         cur = r["iter"] - 1
-        expected = regular_lr("cosine", recipe.lr, cur // 5, 2) * warmup_factor("linear", cur, 5, 0.1)
+        lr = regular_lr("cosine", recipe.lr, cur // 5, 2, **recipe_args(regular_lr, recipe))
+        expected = lr * warmup_factor("linear", cur, 5, 0.1)
         assert r["lr"] == pytest.approx(expected)
     assert [(r["epoch"], r["iter"]) for r in val_records] == [(1, 5), (2, 10)]
     for r in val_records:

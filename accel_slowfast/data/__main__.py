@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from accel_slowfast.config import RecipeError, load_recipe
+from accel_slowfast.config import RecipeError
 from accel_slowfast.data.dataset import ClipDataset
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.probe import probe_errors, probe_index
+from accel_slowfast.recipe_io import load_recipe
 
 
 def _decode_error(dataset: ClipDataset, i: int) -> str:
