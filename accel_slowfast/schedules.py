@@ -1,5 +1,6 @@
 """Learning-rate and momentum schedules of mmcv 1.x (``LrUpdaterHook`` and ``MomentumUpdaterHook``
-families): pure formulas, and the two hooks that write them into the optimizer.
+families) as pure formulas; ``hooks/optimization.py``'s two schedule hooks write them into the
+optimizer.
 
 The hooks compute every value from ``(runner.epoch, runner.iter)`` alone and set it before each
 iteration, so every process agrees and nothing is "stepped": a resumed run needs no scheduler
@@ -43,10 +44,7 @@ warmup epochs of 100 iterations)::
 import inspect
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from accel_slowfast.config import Recipe
+from typing import Any
 
 LR_POLICIES = ("fixed", "step", "exp", "poly", "inv", "cosine", "flat-cosine", "cosine-restart", "one-cycle")
 COSINE_POLICIES = ("cosine", "flat-cosine", "cosine-restart")  # the ones with a min_lr_ratio
@@ -68,8 +66,9 @@ def annealing_linear(start: float, end: float, factor: float) -> float:
 ANNEAL = {"cos": annealing_cos, "linear": annealing_linear}
 
 
-def recipe_args(function: Callable[..., Any], recipe: "Recipe") -> dict[str, Any]:
-    """The recipe's values for ``function``'s keyword-only parameters that have no default, by name."""
+def recipe_args(function: Callable[..., Any], recipe: Any) -> dict[str, Any]:
+    """The values of ``recipe`` (a ``Recipe``, or any object with its keys as attributes) for
+    ``function``'s keyword-only parameters that have no default, by name."""
     return {name: getattr(recipe, name) for name, p in inspect.signature(function).parameters.items()
             if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
 
@@ -211,137 +210,3 @@ def cyclic_momentum(base_momentum: float, cur_iter: int, max_iters: int, *, mome
         return anneal(base_momentum, base_momentum * low_ratio, pos / up_len)
     end = base_momentum * momentum_target_ratio[1]
     return anneal(base_momentum * low_ratio, end, (pos - up_len) / (cycle_len - up_len))
-
-
-def _lr_formula(lr_policy: str) -> Callable[..., float]:
-    return one_cycle_lr if lr_policy == "one-cycle" else regular_lr
-
-
-def _momentum_formula(momentum_policy: str) -> Callable[..., float]:
-    return cyclic_momentum if momentum_policy == "cyclic" else regular_momentum
-
-
-def _check_args(hook: str, formula: Callable[..., float], given: dict[str, Any]) -> None:
-    """Fail when the hook is made, not at its first iteration, on arguments ``formula`` lacks or does not take."""
-    params = {name: p for name, p in inspect.signature(formula).parameters.items() if p.kind is p.KEYWORD_ONLY}
-    unknown = sorted(set(given) - set(params))
-    missing = sorted(name for name, p in params.items() if p.default is p.empty and name not in given)
-    if unknown or missing:
-        raise TypeError(f"{hook}: {formula.__name__} takes {sorted(params)}; got unknown arguments {unknown}, "
-                        f"missing {missing}")
-
-
-class LrScheduleHook:
-    """mmcv's ``LrUpdaterHook`` family: regular policy (by epoch or iteration) times warmup (by iteration).
-
-    The keyword arguments are the recipe's keys of the same names (``one-cycle`` ignores the
-    ``warmup*`` ones: its rise is the warm-up), and ``policy_args`` those of ``regular_lr``, or of
-    ``one_cycle_lr`` for ``one-cycle``. The param groups' ``initial_lr`` is the base LR
-    (``one-cycle``: the peak ``max_lr``).
-    """
-
-    priority = "VERY_HIGH"
-
-    def __init__(self, lr_policy: str, *, by_epoch: bool, warmup: str, warmup_epochs: int, warmup_iters: int,
-                 warmup_ratio: float, one_cycle_total_steps: int, **policy_args: Any):
-        if lr_policy not in LR_POLICIES:
-            raise ValueError(f"unknown lr_policy {lr_policy!r}; choose one of {LR_POLICIES}")
-        if warmup not in WARMUPS:
-            raise ValueError(f"unknown warmup {warmup!r}; choose one of {WARMUPS}")
-        _check_args(f"LrScheduleHook({lr_policy!r})", _lr_formula(lr_policy), policy_args)
-        self.lr_policy, self.by_epoch, self.policy_args = lr_policy, by_epoch, policy_args
-        self.warmup, self.warmup_epochs, self.warmup_iters = warmup, warmup_epochs, warmup_iters
-        self.warmup_ratio, self.one_cycle_total_steps = warmup_ratio, one_cycle_total_steps
-
-    def before_run(self, runner) -> None:
-        for group in runner.optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])  # kept in the optimizer state across resumes
-        if self.lr_policy == "one-cycle" and 0 < self.one_cycle_total_steps < runner.max_iters:
-            raise ValueError(f"one_cycle_total_steps ({self.one_cycle_total_steps}) is below the run's "
-                             f"{runner.max_iters} iterations; raise it or set 0 to use the run's iterations")
-        if self.lr_policy == "cosine-restart":
-            covered, horizon = sum(self.policy_args["restart_periods"]), self._max_progress(runner)
-            if covered < horizon:
-                unit = "epochs" if self.by_epoch else "iterations"
-                raise ValueError(f"restart_periods cover {covered} {unit} but the run has {horizon}; "
-                                 "lengthen the last period or add one")
-
-    def _max_progress(self, runner) -> int:
-        return runner.max_epochs if self.by_epoch else runner.max_iters
-
-    def _lr_at(self, base_lr: float, epoch: int, cur_iter: int, iters_per_epoch: int, runner) -> float:
-        """The LR of global iteration ``cur_iter`` (0-based), which lies in epoch ``epoch``."""
-        if self.lr_policy == "one-cycle":
-            total_steps = self.one_cycle_total_steps or runner.max_iters
-            return one_cycle_lr(base_lr, cur_iter, total_steps, **self.policy_args)
-        progress = epoch if self.by_epoch else cur_iter
-        lr = regular_lr(self.lr_policy, base_lr, progress, self._max_progress(runner), **self.policy_args)
-        warmup_iters = self.warmup_iters or self.warmup_epochs * iters_per_epoch
-        return lr * warmup_factor(self.warmup, cur_iter, warmup_iters, self.warmup_ratio)
-
-    def before_train_iter(self, runner) -> None:
-        iters_per_epoch = len(runner.data_loader)
-        for group in runner.optimizer.param_groups:
-            group["lr"] = self._lr_at(group["initial_lr"], runner.epoch, runner.iter, iters_per_epoch, runner)
-
-
-class MomentumScheduleHook:
-    """mmcv's ``MomentumUpdaterHook`` family (no warmup): ``step``, ``cosine`` or ``cyclic``.
-
-    Writes SGD's ``momentum`` or, for the Adam family, ``betas[0]`` of every param group, from
-    its ``initial_momentum`` (saved in the optimizer state, so resumes keep the base). Runs after
-    the LR hook and before the optimizer step (priority HIGH, 30, as mmcv).
-
-    ``momentum_policy`` is ``step``, ``cosine`` or ``cyclic`` (always per iteration, whatever
-    ``by_epoch``); ``policy_args`` are the keyword arguments of ``regular_momentum`` or ``cyclic_momentum``.
-    """
-
-    priority = "HIGH"
-
-    def __init__(self, momentum_policy: str, *, by_epoch: bool, **policy_args: Any):
-        if momentum_policy not in MOMENTUM_POLICIES or momentum_policy == "none":
-            raise ValueError(f"unknown momentum policy {momentum_policy!r}; choose one of {MOMENTUM_POLICIES[1:]}")
-        _check_args(f"MomentumScheduleHook({momentum_policy!r})", _momentum_formula(momentum_policy), policy_args)
-        self.momentum_policy, self.by_epoch, self.policy_args = momentum_policy, by_epoch, policy_args
-
-    def before_run(self, runner) -> None:
-        for group in runner.optimizer.param_groups:
-            if "momentum" in group:
-                group.setdefault("initial_momentum", group["momentum"])
-            elif "betas" in group:
-                group.setdefault("initial_momentum", group["betas"][0])
-            else:
-                raise ValueError(f"momentum_policy {self.momentum_policy!r}: the optimizer's param groups have "
-                                 "neither 'momentum' nor 'betas'; set momentum_policy: none")
-        if self.momentum_policy == "cyclic" and runner.max_iters < self.policy_args["momentum_cyclic_times"]:
-            raise ValueError(f"momentum_cyclic_times exceeds the run's {runner.max_iters} iterations")
-
-    def _momentum_at(self, base_momentum: float, epoch: int, cur_iter: int, runner) -> float:
-        """The momentum of global iteration ``cur_iter`` (0-based), which lies in epoch ``epoch``."""
-        if self.momentum_policy == "cyclic":
-            return cyclic_momentum(base_momentum, cur_iter, runner.max_iters, **self.policy_args)
-        progress, max_progress = (epoch, runner.max_epochs) if self.by_epoch else (cur_iter, runner.max_iters)
-        return regular_momentum(self.momentum_policy, base_momentum, progress, max_progress, **self.policy_args)
-
-    def before_train_iter(self, runner) -> None:
-        for group in runner.optimizer.param_groups:
-            value = self._momentum_at(group["initial_momentum"], runner.epoch, runner.iter, runner)
-            if "momentum" in group:
-                group["momentum"] = value
-            else:
-                group["betas"] = (value, *group["betas"][1:])
-
-
-def build_lr_hook(recipe: "Recipe") -> LrScheduleHook:
-    """The recipe's LR schedule (``lr_policy`` and its keys, ``warmup*``)."""
-    formula = _lr_formula(recipe.lr_policy)
-    return LrScheduleHook(recipe.lr_policy, **recipe_args(LrScheduleHook, recipe), **recipe_args(formula, recipe))
-
-
-def build_momentum_hook(recipe: "Recipe") -> MomentumScheduleHook | None:
-    """The recipe's momentum schedule, or None for ``momentum_policy: none``."""
-    if recipe.momentum_policy == "none":
-        return None
-    formula = _momentum_formula(recipe.momentum_policy)
-    return MomentumScheduleHook(recipe.momentum_policy, **recipe_args(MomentumScheduleHook, recipe),
-                                **recipe_args(formula, recipe))

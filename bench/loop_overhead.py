@@ -31,11 +31,10 @@ from accelerate.utils import send_to_device
 
 import accel_slowfast  # noqa: F401  (first: the pytorchvideo import shim)
 from accel_slowfast.config import Recipe
-from accel_slowfast.hooks import IterTimerHook, LoggerHook, OptimizerHook
+from accel_slowfast.hooks import IterTimerHook, LoggerHook, OptimizerHook, build_lr_hook
 from accel_slowfast.models import PRESETS, build_model
 from accel_slowfast.runner import Runner
 from accel_slowfast.runtime import setup_text_logger
-from accel_slowfast.schedules import build_lr_hook
 from accel_slowfast.training import classification_step
 
 

@@ -13,9 +13,8 @@ from accelerate import Accelerator
 
 import accel_slowfast  # noqa: F401
 from accel_slowfast.config import Recipe
-from accel_slowfast.hooks import OptimizerHook
+from accel_slowfast.hooks import OptimizerHook, build_lr_hook
 from accel_slowfast.runner import Runner
-from accel_slowfast.schedules import build_lr_hook
 
 
 class Samples(torch.utils.data.Dataset):

@@ -10,16 +10,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from accel_slowfast import hooks
 from accel_slowfast.config import Recipe, RecipeError
+from accel_slowfast.hooks import LrScheduleHook, MomentumScheduleHook, OptimizerHook, build_lr_hook, build_momentum_hook
 from accel_slowfast.runner import get_priority
 from accel_slowfast.schedules import (
     LR_POLICIES,
-    LrScheduleHook,
-    MomentumScheduleHook,
     annealing_cos,
-    build_lr_hook,
-    build_momentum_hook,
     cyclic_momentum,
     one_cycle_lr,
     recipe_args,
@@ -301,7 +297,7 @@ def test_momentum_sets_adams_beta1_and_keeps_beta2():
 
 def test_momentum_hook_priority_is_high_between_lr_and_optimizer():
     assert get_priority(MomentumScheduleHook.priority) == 30
-    assert get_priority(LrScheduleHook.priority) < 30 < get_priority(hooks.OptimizerHook.priority)
+    assert get_priority(LrScheduleHook.priority) < 30 < get_priority(OptimizerHook.priority)
 
 
 def test_initial_momentum_survives_an_optimizer_state_round_trip():
@@ -363,9 +359,8 @@ def test_impossible_schedules_fail_before_work(overrides, message):
 
 
 def test_warmup_iters_replaces_warmup_epochs():
-    Recipe(warmup_iters=7, warmup_epochs=20, max_epochs=10)  # the epochs are ignored, so no error
+    recipe = Recipe(warmup_iters=7, warmup_epochs=20, max_epochs=30, lr_policy="fixed", warmup="constant")
+    runner = FakeRunner(max_epochs=30, iters_per_epoch=5, base_lr=recipe.lr)
+    # 7 warmup iterations (20 epochs would be 100): constant warmup at warmup_ratio, then the base LR
+    assert lrs(build_lr_hook(recipe), runner, [6, 7]) == [pytest.approx(recipe.lr * recipe.warmup_ratio), recipe.lr]
     Recipe(warmup="none", lr_policy="one-cycle", by_epoch=True)  # one-cycle ignores by_epoch
-
-
-def test_hooks_module_still_exports_the_schedule_hooks():
-    assert hooks.LrScheduleHook is LrScheduleHook and hooks.MomentumScheduleHook is MomentumScheduleHook

@@ -8,7 +8,7 @@ registration, which is the order below. The run's log prints the result per even
 ============================ ============ ==================================================
 hook (module)                priority     does
 ============================ ============ ==================================================
-``LrScheduleHook`` (sched.)  VERY_HIGH    the LR of every param group before each iteration
+``LrScheduleHook`` (optim.)  VERY_HIGH    the LR of every param group before each iteration
 ``MomentumScheduleHook``     HIGH         momentum (SGD) or beta1 (Adam), ``momentum_policy``
 ``OptimizerHook`` (optim.)   ABOVE_NORMAL backward, gradient clipping, step (accumulation aware)
 ``SamplerSeedHook`` (misc)   NORMAL       the loader's epoch: shuffling and augmentation
@@ -32,8 +32,14 @@ from accel_slowfast.hooks.checkpointing import CheckpointHook, CheckpointWriter,
 from accel_slowfast.hooks.evaluation import EarlyStoppingHook, EvalHook, PreciseBNHook, recompute_bn_stats
 from accel_slowfast.hooks.logs import IterTimerHook, LoggerHook, summary_lines
 from accel_slowfast.hooks.misc import EmptyCacheHook, ProfilerHook, SamplerSeedHook, set_loader_epoch
-from accel_slowfast.hooks.optimization import EMAHook, OptimizerHook
-from accel_slowfast.schedules import LrScheduleHook, MomentumScheduleHook, build_lr_hook, build_momentum_hook
+from accel_slowfast.hooks.optimization import (
+    EMAHook,
+    LrScheduleHook,
+    MomentumScheduleHook,
+    OptimizerHook,
+    build_lr_hook,
+    build_momentum_hook,
+)
 from accel_slowfast.trackers import TrackerHook, tracker_names
 from accel_slowfast.workdir import RunnerProgress
 
