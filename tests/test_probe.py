@@ -9,8 +9,9 @@ import pytest
 from conftest import TINY_SPEC
 
 from accel_slowfast.data.decoding import DECODERS, open_video
-from accel_slowfast.data.index import VideoIndex, VideoRecord, read_ucf101_split
+from accel_slowfast.data.index import VideoIndex, VideoRecord
 from accel_slowfast.data.probe import probe_index, probe_video
+from accel_slowfast.data.readers import read_ucf101_split
 from accel_slowfast.data.synthetic import write_video
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from conftest import TINY_SPEC
 
-from accel_slowfast.data.index import read_ucf101_split
+from accel_slowfast.data.readers import read_ucf101_split
 from accel_slowfast.data.synthetic import CLASSES, COMPLETE_MARKER, SyntheticSpec, _background, ensure_synthetic, render
 
 

@@ -15,16 +15,9 @@ from torch.utils.data import DataLoader
 
 from accel_slowfast.config import Recipe
 from accel_slowfast.data.dataset import ClipDataset, init_worker, list_bad_videos
-from accel_slowfast.data.index import (
-    VideoIndex,
-    check_splits,
-    read_class_folders,
-    read_hmdb51_split,
-    read_list_file,
-    read_ucf101_split,
-    require_videos,
-)
+from accel_slowfast.data.index import VideoIndex, check_splits, require_videos
 from accel_slowfast.data.probe import probe_errors, probe_index
+from accel_slowfast.data.readers import read_class_folders, read_hmdb51_split, read_list_file, read_ucf101_split
 from accel_slowfast.data.synthetic import ensure_synthetic
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms

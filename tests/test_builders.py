@@ -1,4 +1,4 @@
-"""The data half of ``training.py``: indexes checked before any work, every unusable video listed.
+"""The data builders (data/builders.py): indexes checked before any work, every unusable video listed.
 
 ``build_indexes`` / ``build_datasets`` / ``find_bad_videos`` on small trees of placeholder files
 (the readers never open a video), and ``python train.py`` the way users run it where the exit
@@ -163,7 +163,7 @@ def test_one_process_per_node_probes_or_the_main_process_alone_with_a_shared_cac
     from unittest.mock import MagicMock
 
     from accel_slowfast.data.builders import find_bad_videos
-    from accel_slowfast.data.index import read_ucf101_split
+    from accel_slowfast.data.readers import read_ucf101_split
 
     accelerator = MagicMock(is_main_process=True)
     index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")
