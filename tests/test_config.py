@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from accel_slowfast.config import DECODERS, GROUPS, Recipe, RecipeError
 from accel_slowfast.recipe_io import load_recipe, packaged_recipes, recipe_diff, recipe_parser
@@ -18,8 +19,10 @@ def test_no_arguments_gives_the_synthetic_default():
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
-def test_every_shipped_recipe_loads(path):
-    load_recipe([str(path)])
+def test_every_shipped_recipe_loads_with_each_of_its_keys_applied(path):
+    written = yaml.safe_load(path.read_text())
+    recipe = load_recipe([str(path)])
+    assert {key: getattr(recipe, key) for key in written} == pytest.approx(written)
 
 
 def test_shipped_recipes_include_the_seed():

@@ -42,10 +42,14 @@ def test_mean_class_accuracy_ignores_classes_neither_labelled_nor_predicted():
     assert mean_class_accuracy(scores, labels) == pytest.approx((0.5 + 1.0) / 2)
 
 
-def test_classification_metrics_keys():
-    scores = np.random.default_rng(0).random((10, 6))
-    metrics = classification_metrics(scores, np.arange(10) % 6)
-    assert set(metrics) == {"top1_acc", "top5_acc", "mean_class_accuracy"}
+def test_classification_metrics_are_mmaction2_s_three_under_its_names():
+    scores = np.eye(6)[[0, 1, 2, 3, 4, 5, 0, 0, 0, 0]]  # the argmax: right for the first 6 and for label 0
+    labels = np.arange(10) % 6
+    metrics = classification_metrics(scores, labels)
+    assert metrics == {"top1_acc": pytest.approx(top_k_accuracy(scores, labels, (1,))[0]),
+                       "top5_acc": pytest.approx(top_k_accuracy(scores, labels, (5,))[0]),
+                       "mean_class_accuracy": pytest.approx(mean_class_accuracy(scores, labels))}
+    assert metrics["top1_acc"] == pytest.approx(7 / 10)
 
 
 @pytest.mark.parametrize("average_clips", ["prob", "score"])
