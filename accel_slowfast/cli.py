@@ -27,7 +27,7 @@ COMMANDS = {  # name: (module whose main(argv) runs it, what it does)
     "export": ("accel_slowfast.export", "a checkpoint as a Hub-ready folder with a model card; --push_to_hub"),
     "convert": ("accel_slowfast.convert", "an mmaction2 SlowFast checkpoint in this package's layout"),
     "data": ("accel_slowfast.data.__main__", "data check RECIPE.yaml: class counts and unusable videos"),
-    "models": ("accel_slowfast.models", "parameters and GFLOPs of the model presets"),
+    "models": ("accel_slowfast.models", "parameters, multiply-adds and FLOPs of the model presets"),
 }
 
 

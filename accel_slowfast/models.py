@@ -179,10 +179,12 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 def model_report(model: SlowFast, clip_len: int, crop_size: int) -> dict[str, float]:
-    """Parameters (millions) and forward GFLOPs of one ``clip_len`` x ``crop_size``² view.
+    """Parameters (millions) and the forward cost of one ``clip_len`` x ``crop_size``² view.
 
-    FLOPs are fvcore's count (one fused multiply-add = one FLOP, the convention of PySlowFast and
-    pytorchvideo's model zoo: SlowFast R50 4x16 counts 36.4 GFLOPs at 256 px, 27.8 at 224 px).
+    ``gmacs_per_view`` is fvcore's count, one multiply-add per unit: the figure PySlowFast,
+    mmaction2 and pytorchvideo's model zoo publish as "GFLOPs" (SlowFast R50 4x16: 36.4 at 256 px,
+    27.8 at 224 px). ``gflops_per_view`` counts each multiply-add as the two floating-point
+    operations it is, the unit of a device's peak TFLOP/s and so of model FLOP utilisation (MFU).
     """
     from fvcore.nn import FlopCountAnalysis
 
@@ -190,20 +192,21 @@ def model_report(model: SlowFast, clip_len: int, crop_size: int) -> dict[str, fl
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        flops = FlopCountAnalysis(model, ([fast[:, :, :: model.alpha], fast],))
-        flops.unsupported_ops_warnings(False)
-        flops.uncalled_modules_warnings(False)
-        total = flops.total()
+        count = FlopCountAnalysis(model, ([fast[:, :, :: model.alpha], fast],))
+        count.unsupported_ops_warnings(False)
+        count.uncalled_modules_warnings(False)
+        macs = count.total()
     model.train(was_training)
     return {
         "params_m": count_parameters(model) / 1e6,
         "trainable_params_m": count_parameters(model, trainable_only=True) / 1e6,
-        "gflops_per_view": total / 1e9,
+        "gmacs_per_view": macs / 1e9,
+        "gflops_per_view": 2 * macs / 1e9,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``accel-slowfast models [PRESET ...] [--clip_len N] [--crop_size N]``: size and FLOPs."""
+    """``accel-slowfast models [PRESET ...] [--clip_len N] [--crop_size N]``: size, multiply-adds and FLOPs."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="accel-slowfast models", description=main.__doc__)
@@ -213,12 +216,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crop_size", type=int, help="crop side (default: the preset's)")
     args = parser.parse_args(argv)
     logging.getLogger("fvcore").setLevel(logging.ERROR)
-    print(f"{'preset':<28} {'frames':>6} {'crop':>5} {'params (M)':>11} {'GFLOPs/view':>12}")
+    print(f"{'preset':<28} {'frames':>6} {'crop':>5} {'params (M)':>11} {'GMACs/view':>11} {'GFLOPs/view':>12}")
+    print(f"{'':<28} {'':>6} {'':>5} {'':>11} {'(published)':>11} {'(true, 2 x)':>12}")
     for name in args.presets:
         preset = PRESETS[name]
         clip_len, crop = args.clip_len or preset.clip_len, args.crop_size or preset.crop_size
         report = model_report(build_model(name, args.num_classes), clip_len, crop)
-        print(f"{name:<28} {clip_len:>6} {crop:>5} {report['params_m']:>11.2f} {report['gflops_per_view']:>12.2f}")
+        print(f"{name:<28} {clip_len:>6} {crop:>5} {report['params_m']:>11.2f} {report['gmacs_per_view']:>11.2f} "
+              f"{report['gflops_per_view']:>12.2f}")
 
 
 if __name__ == "__main__":

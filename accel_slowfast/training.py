@@ -121,9 +121,10 @@ def train(recipe: Recipe) -> Runner:
 
         logger.info("Recipe, where it differs from the defaults (all keys: recipe.yaml):\n%s", recipe_diff(recipe))
         logger.info(run_line)
-        logger.info("Model %s: %.2f M parameters (%.2f M trainable), %.2f GFLOPs per %d x %d² view; %d classes",
-                    recipe.model, size["params_m"], size["trainable_params_m"], size["gflops_per_view"],
-                    recipe.clip_len, recipe.crop_size, recipe.num_classes)
+        logger.info("Model %s: %.2f M parameters (%.2f M trainable), %.2f GMACs (the published \"GFLOPs\") = %.2f "
+                    "GFLOPs per %d x %d² view; %d classes", recipe.model, size["params_m"], size["trainable_params_m"],
+                    size["gmacs_per_view"], size["gflops_per_view"], recipe.clip_len, recipe.crop_size,
+                    recipe.num_classes)
         logger.info("Data: %s, %d iterations/epoch on each of %d processes; %s",
                     describe_videos(train_set, "training"), len(train_loader), accelerator.num_processes,
                     describe_videos(val_set, "validation"))

@@ -9,9 +9,12 @@ peak memory, and model FLOP utilisation (MFU)::
 
     MFU = 3 x forward FLOPs per clip x clips/s / device peak      (backward ~ 2 x forward)
 
-Forward FLOPs come from ``accel_slowfast.models.model_report`` (fvcore, one multiply-add = one
-FLOP, so SlowFast R50 4x16 counts 36.4 GFLOPs at 256 px, ~27.8 at 224 px); the peak is the dense
-bf16 tensor-core figure of the card, or ``--peak-tflops``. fp32 rows are measured against the
+Forward FLOPs come from ``accel_slowfast.models.model_report``: fvcore counts multiply-adds (the
+"GFLOPs" papers publish: SlowFast R50 4x16 has 27.8 G of them at 224 px), and each is two
+floating-point operations, the unit of a device's peak, so MFU uses 2 x fvcore's count (55.6
+GFLOPs forward at 224 px). The ``MFU (MACs)`` column shows the half that fvcore's count alone
+would give, to compare with figures computed that way. The peak is the dense bf16 tensor-core
+figure of the card, or ``--peak-tflops``. fp32 rows are measured against the
 TF32 tensor-core peak, since cuDNN runs fp32 convolutions in TF32 by default
 (``torch.backends.cudnn.allow_tf32``). Run from the repository root::
 
@@ -150,19 +153,22 @@ def main(argv: list[str] | None = None) -> None:
         args.rows = [row.name for row in ROWS if not (row.compile and args.tiny and device.type == "cpu")]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     peak = device_peak(device, args.peak_tflops)
-    gflops = model_report(build_model(args.model, args.num_classes), args.clip_len, args.size)["gflops_per_view"]
+    report = model_report(build_model(args.model, args.num_classes), args.clip_len, args.size)
+    gflops = report["gflops_per_view"]
     print(f"{args.model}, {args.clip_len} frames x {args.size}² px, batch {args.batch_size}, "
-          f"{gflops:.2f} GFLOPs forward per clip (x3 per training step); device: {name}; "
+          f"{report['gmacs_per_view']:.2f} GMACs = {gflops:.2f} GFLOPs forward per clip (x3 per training step); "
+          f"device: {name}; "
           f"peak {'unknown' if peak is None else f'{peak[0]:.0f} TFLOP/s bf16, {peak[1]:.1f} TF32'}; "
           f"torch {torch.__version__}; {args.warmup} warm-up + {args.steps} timed steps per row")
-    print(f"{'row':<26} {'step (s)':>9} {'clips/s':>9} {'TFLOP/s':>8} {'MFU':>6} {'peak mem (GiB)':>15} "
-          f"{'warm-up (s)':>12}")
+    print(f"{'row':<26} {'step (s)':>9} {'clips/s':>9} {'TFLOP/s':>8} {'MFU':>6} {'MFU (MACs)':>11} "
+          f"{'peak mem (GiB)':>15} {'warm-up (s)':>12}")
     for row in (row for row in ROWS if row.name in args.rows):
         result = run_row(row, args, device)
         clips_s = args.batch_size / result["step_s"]
-        tflops = 3 * gflops * clips_s / 1e3
-        mfu = "-" if peak is None else f"{tflops / peak[0 if row.bf16 else 1]:.1%}"
-        print(f"{row.name:<26} {result['step_s']:>9.4f} {clips_s:>9.2f} {tflops:>8.3g} {mfu:>6} "
+        tflops = 3 * gflops * clips_s / 1e3  # true FLOP/s: 2 per multiply-add
+        utilisation = None if peak is None else tflops / peak[0 if row.bf16 else 1]
+        mfu, mfu_macs = ("-", "-") if utilisation is None else (f"{utilisation:.1%}", f"{utilisation / 2:.1%}")
+        print(f"{row.name:<26} {result['step_s']:>9.4f} {clips_s:>9.2f} {tflops:>8.3g} {mfu:>6} {mfu_macs:>11} "
               f"{result['memory_gib']:>15.2f} {result['warmup_s']:>12.1f}", flush=True)
 
 

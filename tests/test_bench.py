@@ -22,11 +22,13 @@ def run_bench(script: str, *args: str) -> str:
     return done.stdout
 
 
-def test_gpu_throughput_tiny_prints_a_row_per_precision():
-    out = run_bench("gpu_throughput.py", "--tiny")
-    assert "slowfast_tiny" in out and "clips/s" in out and "MFU" in out
+def test_gpu_throughput_tiny_prints_a_row_per_precision_with_mfu_in_true_flops():
+    out = run_bench("gpu_throughput.py", "--tiny", "--peak-tflops=0.001")  # a peak, so MFU is printed
+    assert "slowfast_tiny" in out and "clips/s" in out and "GMACs = " in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()}
     for row in ("fp32", "bf16", "bf16+channels_last"):
-        assert any(line.split()[0] == row for line in out.splitlines() if line.strip()), out
+        mfu, mfu_macs = (float(value.rstrip("%")) for value in rows[row][4:6])
+        assert mfu == pytest.approx(2 * mfu_macs, rel=0.05), out  # a multiply-add is two FLOPs
 
 
 def test_loop_overhead_tiny_prints_both_loops_and_the_ratio():

@@ -116,9 +116,10 @@ def test_model_report_counts_parameters_and_flops():
     model = build_model("slowfast_tiny", num_classes=5)
     report = model_report(model, clip_len=8, crop_size=32)
     assert report["params_m"] == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6)
-    # FLOPs grow with the view: 4x the pixels -> ~4x the FLOPs
+    # FLOPs grow with the view: 4x the pixels -> ~4x the FLOPs; a multiply-add is two FLOPs
     bigger = model_report(model, clip_len=8, crop_size=64)
     assert 3.5 < bigger["gflops_per_view"] / report["gflops_per_view"] < 4.5
+    assert report["gflops_per_view"] == 2 * report["gmacs_per_view"]
     assert model.training  # the report leaves the mode as it was
 
 
@@ -130,17 +131,18 @@ def test_model_report_command_prints_the_seed_model_size():
     result = subprocess.run([sys.executable, "-m", "accel_slowfast.models", "slowfast_tiny", "--crop_size=32"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "slowfast_tiny" in result.stdout and "GFLOPs/view" in result.stdout
+    assert "slowfast_tiny" in result.stdout and "GMACs/view" in result.stdout and "GFLOPs/view" in result.stdout
 
 
 def test_seed_model_size_matches_the_published_figures():
-    """SlowFast R50 4x16, 400 classes: 34.5 M parameters and 36.4 GFLOPs per view, the published figures.
+    """SlowFast R50 4x16, 400 classes: 34.5 M parameters and 36.4 "GFLOPs" per view, the published figures.
 
-    The published 36.4 GFLOPs is the count at the 256 px test crop (PySlowFast/pytorchvideo's
-    fvcore convention, one multiply-add = one FLOP); the same count at 224 px is 27.8.
+    The published 36.4 is fvcore's count of multiply-adds at the 256 px test crop (PySlowFast's and
+    pytorchvideo's convention, one multiply-add = one "FLOP"): 72.8 true GFLOPs.
     """
     from accel_slowfast.models import model_report
 
     report = model_report(build_model("slowfast_r50_4x16", num_classes=400), clip_len=32, crop_size=256)
     assert report["params_m"] == pytest.approx(34.5, rel=0.02)
-    assert report["gflops_per_view"] == pytest.approx(36.4, rel=0.02)
+    assert report["gmacs_per_view"] == pytest.approx(36.4, rel=0.02)
+    assert report["gflops_per_view"] == pytest.approx(72.8, rel=0.02)
