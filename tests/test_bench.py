@@ -58,3 +58,12 @@ def test_scale_tiny_prints_a_row_per_size():
     rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
     assert [row[0] for row in rows] == ["200", "800"], out
     assert all(len(row) == 10 and row[5] == row[8] == "/" for row in rows), out  # 2 workers, before and after
+
+
+def test_gpu_profile_tiny_splits_the_step_by_kind_and_the_forward_by_pathway():
+    out = run_bench("gpu_profile.py", "--tiny")
+    kinds = out.split("kind of operator")[1].split("forward, by part")[0]
+    shares = {line.split()[0]: float(line.split()[-1].rstrip("%")) for line in kinds.splitlines()[1:] if line.strip()}
+    assert "convolution" in shares and "batchnorm" in shares and sum(shares.values()) == pytest.approx(100, abs=1)
+    parts = out.split("forward, by part")[1].split("slowest")[0]
+    assert all(f"{part} " in parts for part in ("slow pathway", "fast pathway", "lateral fusion", "head"))
