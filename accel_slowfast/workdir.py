@@ -214,14 +214,6 @@ def remove_staging(work_dir: str | Path) -> list[Path]:
     return stale
 
 
-def checkpoint_bytes(folder: Path) -> int:
-    """Bytes of the files ``meta.json`` lists (0 when unknown)."""
-    try:
-        return sum(record["bytes"] for record in read_meta(folder).get("files", {}).values())
-    except CheckpointError:
-        return 0
-
-
 def find_run_file(checkpoint: str | Path, name: str) -> Path:
     """The nearest ``name`` (``recipe.yaml``, ``classes.json``) at or above a checkpoint: the
     checkpoint folder's own copy first (it holds the recipe it was trained with), then the run's."""

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, as one short run (about 8 minutes on an H100/H200), its output in
+# $OUT (or ./gpu_session_out): the training-step table in true FLOPs, where the step's time goes,
+# and the data path (CPU decoding vs NVDEC) feeding the R50 step.
+#
+#     bash bench/gpu_session.sh               # on the GPU machine, from the repository root
+#     bash bench/gpu_session.sh --tiny        # the same steps, CPU-sized: what the tests run
+#
+# A GPU machine without this package's dependencies gets them from ./.whl (wheels downloaded on a
+# machine with an index: torch stays the machine's own); see docs/PERFORMANCE.md for the list.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-gpu_session_out}"
+mkdir -p "$out"
+tiny=()
+if [ "${1:-}" = "--tiny" ]; then tiny=(--tiny); fi
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONUNBUFFERED=1
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
+torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" | tee "$out/device.txt"
+
+step() {  # name, command...: run it, keep its output, go on if it fails (the next steps still run)
+    local name=$1
+    shift
+    echo "== $name: $*"
+    "$@" 2>&1 | tee "$out/$name.txt" || echo "== $name failed (exit ${PIPESTATUS[0]})"
+}
+
+if [ ${#tiny[@]} -eq 0 ]; then
+    step throughput python3 bench/gpu_throughput.py --rows fp32 bf16 bf16+channels_last --steps 15
+    step throughput_b32 python3 bench/gpu_throughput.py --batch-size 32 --warmup 3 --steps 10 \
+        --rows fp32 bf16+channels_last
+    step profile python3 bench/gpu_profile.py --batch-size 32
+else
+    step throughput python3 bench/gpu_throughput.py --tiny
+    step profile python3 bench/gpu_profile.py --tiny
+fi
+echo "outputs in $out"
