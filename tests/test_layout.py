@@ -1,5 +1,5 @@
 """The package's shape: no import cycles (lazy and type-checking imports count), no module over
-350 lines, every module in the README's map."""
+350 lines, every module in the README's map and every sub-package in the wheel."""
 
 import ast
 from pathlib import Path
@@ -97,3 +97,14 @@ def test_the_readme_map_names_every_module():
     files = {str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")}
     assert files - named == set(), "add a line for each to the README's map"
     assert named - files == set(), "the README's map names modules that do not exist"
+
+
+def test_setup_cfg_ships_every_subpackage():
+    """An explicit ``packages =`` list misses a new sub-package silently: the wheel then fails to import."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(PACKAGE.parent / "setup.cfg")
+    listed = {name.strip() for name in config["options"]["packages"].split(",")}
+    packages = {".".join(path.parent.relative_to(PACKAGE.parent).parts) for path in PACKAGE.rglob("__init__.py")}
+    assert packages - listed == set(), "add them to setup.cfg's packages"
