@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from accel_slowfast.errors import RecipeError
+from accel_slowfast.multigrid import check_recipe as check_multigrid
 from accel_slowfast.presets import IMAGENET_MEAN, IMAGENET_STD, NUM_STAGES, PRESETS
 from accel_slowfast.recipe_fields import check_value
 from accel_slowfast.recipe_fields import recipe_field as _f  # short: the fields below use it a hundred times
@@ -142,6 +143,11 @@ class Recipe:
     momentum_step_ratio_up: float = _f(0.4, "momentum cyclic: fraction of each cycle going down to the lowest.", OPTIM,
                                        min=0, below=1)
     gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.", OPTIM, min=1)
+    multigrid_long_cycle: bool = _f(False, "Multigrid long cycle (PySlowFast's): within each lr_steps stage, train at "
+                                           "1/4-1 of clip_len and 1/sqrt2-1 of crop_size with the batch and lr scaled "
+                                           "up to match; needs lr_policy step (accel_slowfast/multigrid.py).", OPTIM)
+    multigrid_short_cycle: bool = _f(False, "Multigrid short cycle (PySlowFast's): iterations cycle through crops of "
+                                            "1/2, 1/sqrt2 and 1 x crop_size with 4x, 2x, 1x the batch.", OPTIM)
     channels_last: bool = _f(False, "Train in torch.channels_last_3d memory format (model and inputs); faster "
                                     "convolutions on GPUs with tensor cores, usually with mixed_precision.", PERF)
     compile: bool = _f(False, "torch.compile the model (in place, so checkpoint keys are unchanged); needs Triton "
@@ -213,6 +219,7 @@ class Recipe:
         self._validate_data()
         self._validate_schedules()
         self._validate_run()
+        check_multigrid(self, PRESETS[self.model].alpha)
 
     def _validate_data(self) -> None:
         alpha = PRESETS[self.model].alpha
