@@ -36,7 +36,7 @@ SHORT_CYCLE_FACTORS = (0.5, 0.5**0.5)  # side of the base crop; the third iterat
 
 @dataclass(frozen=True)
 class Shape:
-    """What one iteration loads: ``batch_size`` clips of ``clip_len`` frames every ``frame_interval``, ``crop_size``²."""
+    """One iteration's batch: ``batch_size`` clips of ``clip_len`` frames, ``frame_interval`` apart, ``crop_size``²."""
 
     batch_size: int
     clip_len: int
@@ -88,8 +88,11 @@ def long_cycle_stages(lr_steps: list[int], max_epochs: int, clip_len: int, crop_
     start = stages[-1].end_epoch
     stages.append(Stage((start + max_epochs) // 2, len(lr_steps) - 1, clip_len, crop_size, 1))
     stages.append(Stage(max_epochs, len(lr_steps), clip_len, crop_size, 1))
-    return [stage for previous, stage in zip([Stage(0, 0, 0, 0, 0), *stages], stages) if
-            stage.end_epoch > previous.end_epoch]
+    kept: list[Stage] = []
+    for stage in stages:
+        if stage.end_epoch > (kept[-1].end_epoch if kept else 0):
+            kept.append(stage)
+    return kept
 
 
 class MultigridSchedule:

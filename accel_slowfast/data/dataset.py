@@ -185,9 +185,11 @@ class ClipDataset(torch.utils.data.Dataset):
             offsets = uniform_clip_offsets(num_frames, span, self.num_clips)
         return (offsets[:, None] + np.arange(clip_len) * frame_interval) % num_frames
 
-    def _clip(self, video_index: int, clip_index: int, rng: np.random.Generator, clip_len: int,
-              frame_interval: int) -> torch.Tensor:
-        """uint8 frames ``(T, H, W, C)`` of one clip; every clip of a video is decoded in one pass."""
+    def _clip(self, video_index: int, clip_index: int, rng: np.random.Generator, clip_len: int | None = None,
+              frame_interval: int | None = None) -> torch.Tensor:
+        """uint8 frames ``(T, H, W, C)`` of one clip (the dataset's length and interval unless
+        given); every clip of a video is decoded in one pass."""
+        clip_len = clip_len or self.clip_len
         if video_index in self.known_bad:
             raise RuntimeError(self.known_bad[video_index])
         if self._cached is None or self._cached[0] != video_index or self.clip_sampling == "random":
