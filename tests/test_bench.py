@@ -67,3 +67,10 @@ def test_gpu_profile_tiny_splits_the_step_by_kind_and_the_forward_by_pathway():
     assert "convolution" in shares and "batchnorm" in shares and sum(shares.values()) == pytest.approx(100, abs=1)
     parts = out.split("forward, by part")[1].split("slowest")[0]
     assert all(f"{part} " in parts for part in ("slow pathway", "fast pathway", "lateral fusion", "head"))
+
+
+def test_multigrid_tiny_prints_each_epochs_time_for_both_schedules_and_their_top1():
+    out = run_bench("multigrid.py", "--tiny")
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
+    assert [row[0] for row in rows] == ["1", "2", "3"], out
+    assert "multigrid schedule:" in out and "final top1_acc: standard " in out and "x faster" in out

@@ -23,6 +23,10 @@ instead of seven: ``slow`` is a view of the stacked fast clips and the five ``(B
 views of one int64 tensor. A data-loader worker hands each storage to the main process
 separately (``share_by_filename``; docs/PERFORMANCE.md has the costs), so fewer is cheaper.
 
+A multigrid run's training loader (``data/multigrid_sampler.py``) asks for
+``dataset[(index, clip_len, frame_interval, crop_size)]``: sample ``index`` at that shape, its
+transform built by ``transform_for_crop``; every other key stays the same.
+
 Sampling (``clip_sampling``): ``random`` (training: offset uniform over the valid range),
 ``centre`` (validation) or ``uniform`` (multi-view test, ``num_clips`` clips, see ``views.py``);
 videos shorter than a clip loop. Randomness comes from a generator seeded by
