@@ -147,7 +147,8 @@ class Recipe:
                                            "1/4-1 of clip_len and 1/sqrt2-1 of crop_size with the batch and lr scaled "
                                            "up to match; needs lr_policy step (accel_slowfast/multigrid.py).", OPTIM)
     multigrid_short_cycle: bool = _f(False, "Multigrid short cycle (PySlowFast's): iterations cycle through crops of "
-                                            "1/2, 1/sqrt2 and 1 x crop_size with 4x, 2x, 1x the batch.", OPTIM)
+                                            "1/2 and 1/sqrt2 x crop_size and the long cycle's own, the batch scaled "
+                                            "up to match (4x, 2x, 1x at the base crop).", OPTIM)
     channels_last: bool = _f(False, "Train in torch.channels_last_3d memory format (model and inputs); faster "
                                     "convolutions on GPUs with tensor cores, usually with mixed_precision.", PERF)
     compile: bool = _f(False, "torch.compile the model (in place, so checkpoint keys are unchanged); needs Triton "

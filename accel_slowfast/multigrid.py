@@ -95,6 +95,11 @@ def long_cycle_stages(lr_steps: list[int], max_epochs: int, clip_len: int, crop_
     return kept
 
 
+def enabled(recipe: Any) -> bool:
+    """Whether ``recipe`` trains with a multigrid cycle (long, short or both)."""
+    return recipe.multigrid_long_cycle or recipe.multigrid_short_cycle
+
+
 class MultigridSchedule:
     """The recipe's multigrid schedule: ``shapes(epoch)`` and ``lr_factor(epoch)``, from the recipe alone."""
 
@@ -138,7 +143,7 @@ class MultigridSchedule:
 
 def check_recipe(recipe: Any, alpha: int) -> None:
     """The multigrid keys against the rest of the recipe; ``RecipeError`` naming the key and the fix."""
-    if not (recipe.multigrid_long_cycle or recipe.multigrid_short_cycle):
+    if not enabled(recipe):
         return
     key = "multigrid_long_cycle" if recipe.multigrid_long_cycle else "multigrid_short_cycle"
     if recipe.gradient_accumulation_steps != 1:

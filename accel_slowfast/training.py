@@ -27,7 +27,7 @@ from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, chec
 from accel_slowfast.hooks import build_hooks
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts
 from accel_slowfast.models import SlowFast, apply_fast_path, build_model, convert_sync_batchnorm, model_report
-from accel_slowfast.multigrid import MultigridSchedule
+from accel_slowfast.multigrid import MultigridSchedule, enabled
 from accel_slowfast.recipe_io import load_recipe, recipe_diff, save_recipe
 from accel_slowfast.resume import ResumePlan, check_model_fits, find_checkpoint, plan_resume, restore
 from accel_slowfast.runner import Runner
@@ -116,7 +116,7 @@ def train(recipe: Recipe) -> Runner:
         optimizer = build_optimizer(model, recipe, accelerator)
         train_loader = build_loader(train_set, recipe, accelerator, train=True)
         val_loader = build_loader(val_set, recipe, accelerator, train=False)
-        multigrid = recipe.multigrid_long_cycle or recipe.multigrid_short_cycle
+        multigrid = enabled(recipe)
         # multigrid: precise BN reads base-shape batches, the shape evaluation sees
         bn_loader = build_loader(train_set, recipe, accelerator, train=True, base_shape=True) if multigrid else None
         max_iters = train_loader.batch_sampler.iterations(recipe.max_epochs) if multigrid else 0

@@ -24,7 +24,7 @@ from accel_slowfast.data.synthetic import ensure_synthetic
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import DataError, RecipeError
-from accel_slowfast.multigrid import MultigridSchedule, Shape
+from accel_slowfast.multigrid import MultigridSchedule, Shape, enabled
 from accel_slowfast.presets import PRESETS
 from accel_slowfast.workdir import BAD_VIDEOS_FILE
 
@@ -99,11 +99,10 @@ def build_datasets(
     bad_video_log = Path(recipe.work_dir) / BAD_VIDEOS_FILE
     clip = dict(clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
                 seed=recipe.seed, decoder=recipe.decoder, bad_video_log=bad_video_log)
-    multigrid = recipe.multigrid_long_cycle or recipe.multigrid_short_cycle
     train_set = ClipDataset(
         train_index,
         transforms=[recipe_train_transform(recipe, recipe.crop_size)],
-        transform_for_crop=partial(recipe_train_transform, recipe) if multigrid else None,
+        transform_for_crop=partial(recipe_train_transform, recipe) if enabled(recipe) else None,
         clip_sampling="random",
         known_bad=find_bad_videos(train_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
         **clip,
@@ -151,7 +150,7 @@ def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator,
     # drawing on torch's global RNG, whose checkpointed state must be the same whether an epoch
     # started here or was resumed mid-way.
     batching: dict = dict(batch_size=recipe.batch_size, shuffle=train)
-    if train and (recipe.multigrid_long_cycle or recipe.multigrid_short_cycle):
+    if train and enabled(recipe):
         base = [Shape(recipe.batch_size, recipe.clip_len, recipe.frame_interval, recipe.crop_size)]
         shapes = (lambda epoch: base) if base_shape else MultigridSchedule(recipe).shapes
         batching = dict(batch_sampler=MultigridBatchSampler(dataset, shapes, recipe.seed, accelerator.num_processes))

@@ -23,7 +23,7 @@ from accelerate.utils import extract_model_from_parallel
 
 from accel_slowfast.config import Recipe
 from accel_slowfast.faults import NonFiniteLossError, any_process
-from accel_slowfast.multigrid import MultigridSchedule
+from accel_slowfast.multigrid import MultigridSchedule, enabled
 from accel_slowfast.schedules import (
     LR_POLICIES,
     MOMENTUM_POLICIES,
@@ -171,7 +171,7 @@ class MomentumScheduleHook:
 def build_lr_hook(recipe: Recipe) -> LrScheduleHook:
     """The recipe's LR schedule (``lr_policy`` and its keys, ``warmup*``)."""
     formula = _lr_formula(recipe.lr_policy)
-    multigrid = MultigridSchedule(recipe) if recipe.multigrid_long_cycle or recipe.multigrid_short_cycle else None
+    multigrid = MultigridSchedule(recipe) if enabled(recipe) else None
     return LrScheduleHook(recipe.lr_policy, **recipe_args(LrScheduleHook, recipe), **recipe_args(formula, recipe),
                           multigrid=multigrid)
 
