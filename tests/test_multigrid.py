@@ -22,6 +22,13 @@ def test_the_long_and_short_cycle_give_pyslowfasts_table_for_its_kinetics_multig
     assert _table(long_cycle_stages([141, 231, 294], 358, 32, 224, short_cycle=True)) == ANCHOR
 
 
+def test_the_shipped_kinetics_multigrid_recipe_is_that_config():
+    from accel_slowfast.recipe_io import load_recipe
+
+    recipe = load_recipe(["recipes/kinetics400/slowfast_r50_8x8x1_multigrid.yaml"])
+    assert _table(MultigridSchedule(recipe).stages) == ANCHOR
+
+
 def test_without_the_short_cycle_each_shape_gets_epochs_in_proportion_to_its_batch_factor():
     stages = long_cycle_stages([141, 231, 294], 358, 32, 224, short_cycle=False)
     assert [s.end_epoch for s in stages[:4]] == [87, 130, 151, 162]  # 87:43:21:11 ~ 8:4:2:1
