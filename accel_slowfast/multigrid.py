@@ -18,8 +18,10 @@ scaled to ``max_epochs``. PySlowFast's ``EPOCH_FACTOR`` (1.5) is folded into the
 ``max_epochs`` and ``lr_steps`` are the epochs this run trains (its 239 epochs with steps 94, 154,
 196 are ``max_epochs: 358``, ``lr_steps: [141, 231, 294]``).
 
-Short cycle: iteration ``i`` of an epoch uses crop ``SHORT_CYCLE_FACTORS[i % 3]`` of
-``crop_size`` (the third: the long cycle's crop), with the batch times ``round((s / crop)²)``.
+Short cycle: iteration ``i`` of an epoch takes the ``i % 3``-th of three crops, ``SHORT_CYCLE_FACTORS``
+of ``crop_size`` and then the long cycle's own crop ``s``, with the batch times ``round((s / side)²)``
+(PySlowFast's ``ShortCycleBatchSampler``). The factors are PySlowFast's defaults, which its
+configs never change, so they are constants here rather than recipe keys.
 
 Evaluation, precise BN and the multi-view test always use the base shape. This module imports
 no torch: ``Recipe.validate`` calls ``check_recipe``.
