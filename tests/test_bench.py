@@ -4,6 +4,7 @@ Benchmarks are scripts, not timed tests; this only guards them against breaking.
 subprocesses from the repository root, as their docstrings say.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,14 @@ def test_gpu_profile_tiny_splits_the_step_by_kind_and_the_forward_by_pathway():
     assert "convolution" in shares and "batchnorm" in shares and sum(shares.values()) == pytest.approx(100, abs=1)
     parts = out.split("forward, by part")[1].split("slowest")[0]
     assert all(f"{part} " in parts for part in ("slow pathway", "fast pathway", "lateral fusion", "head"))
+
+
+def test_gpu_session_tiny_runs_every_step_and_keeps_their_outputs(tmp_path):
+    """The one script a lent GPU machine runs: its CPU-sized twin runs every step without a failure."""
+    done = subprocess.run(["bash", "bench/gpu_session.sh", "--tiny"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OUT": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "failed (exit" not in done.stdout, done.stdout[-3000:]
+    outputs = {path.name for path in tmp_path.iterdir()}
+    assert {"device.txt", "throughput.txt", "profile.txt"} <= outputs, outputs
+    assert "clips/s" in (tmp_path / "throughput.txt").read_text()
