@@ -27,10 +27,12 @@ ERASED_ASPECT = (0.3, 1 / 0.3)
 
 class RandAugment:
     """pytorchvideo's RandAugment: ``layers`` of its 14 operations (colour, contrast, posterize,
-    rotate, shear, translate, ...; PySlowFast's increasing-magnitude set less SolarizeAdd), each
-    applied with probability 0.5 at a magnitude drawn from N(``magnitude``, 0.5) within [0, 10],
-    the same on every frame. Geometric operations fill with ``fill`` (RGB, 0-255): the recipe's
-    mean, which normalizes to 0, as PySlowFast fills with its mean colour."""
+    rotate, shear, translate, ...: those of PySlowFast's increasing-magnitude set less SolarizeAdd,
+    on pytorchvideo's scales), each applied with probability 0.5 at a magnitude drawn from
+    N(``magnitude``, 0.5) within [0, 10], the same on every frame; unlike PySlowFast's, the
+    operations are drawn without replacement. Geometric operations fill with ``fill`` (RGB, 0-255):
+    the recipe's mean, which normalizes to 0 (PySlowFast fills with grey 128; pytorchvideo's default
+    fill, 0.5, is black in a uint8 clip)."""
 
     def __init__(self, magnitude: int, layers: int, fill: tuple[float, float, float]):
         self._augment = pytorchvideo.transforms.RandAugment(magnitude=magnitude, num_layers=layers,
