@@ -10,7 +10,8 @@ are), mixes them, and adds ``target``: ``(B, num_classes)`` probabilities, each 
 that ``training.classification_step``'s cross-entropy uses instead of ``label``. ``label`` stays
 the hard labels; validation, the test and every accuracy use it.
 
-The mixing is pytorchvideo's ``MixUp`` and ``CutMix``, with their label convention (PySlowFast's
+The mixing is pytorchvideo's ``MixUp`` and ``CutMix`` (not its ``MixVideo``, which builds both,
+so it cannot leave one at alpha 0, and always mixes), with their label convention (PySlowFast's
 and timm's): each clip is mixed with the clip at the mirrored position of the batch
 (``flip(0)``), and the smoothing ``e`` gives the other classes ``e / num_classes`` each. A batch
 is mixed with probability ``mix_prob``; with both alphas set, by CutMix with probability

@@ -262,7 +262,9 @@ class Recipe:
         if mixing and self.batch_size < 2:
             raise RecipeError("mixup_alpha/cutmix_alpha mix each clip with another of its batch: set batch_size >= 2")
         for switch, on, keys in (("rand_augment", self.rand_augment, ("rand_augment_magnitude", "rand_augment_layers")),
-                                 ("mixup_alpha or cutmix_alpha", mixing, ("mix_prob", "mix_switch_prob"))):
+                                 ("mixup_alpha or cutmix_alpha", mixing, ("mix_prob",)),
+                                 ("mixup_alpha and cutmix_alpha", self.mixup_alpha and self.cutmix_alpha,
+                                  ("mix_switch_prob",))):
             changed = [key for key in keys if getattr(self, key) != self.__dataclass_fields__[key].default]
             if changed and not on:
                 raise RecipeError(f"recipe key '{changed[0]}' applies only with {switch} on; set that or drop it")
