@@ -75,6 +75,24 @@ class Recipe:
     crop_area_min: float = _f(0.5, "Smallest RandomResizedCrop area, as a fraction of the frame (seed: 0.08).", AUGMENT,
                               above=0, max=1)
     flip_ratio: float = _f(0.5, "Probability of a horizontal flip in training.", AUGMENT, min=0, max=1)
+    rand_augment: bool = _f(False, "Train with pytorchvideo's RandAugment on each clip (the same operations on every "
+                                   "frame): PySlowFast's rand-m<magnitude>-n<layers>-mstd0.5.", AUGMENT)
+    rand_augment_magnitude: int = _f(9, "rand_augment: strength of each operation (PySlowFast's m).", AUGMENT,
+                                     min=0, max=10)
+    rand_augment_layers: int = _f(2, "rand_augment: operations drawn per clip (PySlowFast's n).", AUGMENT, min=1,
+                                  max=14)
+    random_erasing: float = _f(0.0, "Probability of erasing a random box (the same in every frame) with noise "
+                                    "(PySlowFast's RE_PROB); 0: off.", AUGMENT, min=0, max=1)
+    mixup_alpha: float = _f(0.0, "MixUp each training batch with itself reversed, lambda ~ Beta(alpha, alpha); 0: "
+                                 "off.", AUGMENT, min=0)
+    cutmix_alpha: float = _f(0.0, "CutMix each training batch with itself reversed, box area ~ Beta(alpha, alpha); 0: "
+                                  "off.", AUGMENT, min=0)
+    mix_prob: float = _f(1.0, "mixup_alpha/cutmix_alpha: probability that a batch is mixed at all.", AUGMENT, min=0,
+                         max=1)
+    mix_switch_prob: float = _f(0.5, "mixup_alpha and cutmix_alpha: probability that a mixed batch uses CutMix, not "
+                                     "MixUp.", AUGMENT, min=0, max=1)
+    label_smoothing: float = _f(0.0, "Train on (1 - e) x one-hot + e / num_classes targets; validation and test use "
+                                     "the labels.", AUGMENT, min=0, below=1)
     mean: list[float] = _f(list(IMAGENET_MEAN), "RGB mean on the 0-255 scale (the model normalizes with it).", MODEL)
     std: list[float] = _f(list(IMAGENET_STD), "RGB std on the 0-255 scale.", MODEL, above=0)
     num_clips: int = _f(10, "Test: clips per video, spread uniformly (mmaction2's test sampling).", TEST, min=1)
@@ -211,6 +229,7 @@ class Recipe:
     def validate(self) -> None:
         """The checks between keys (each key's own rule is its field's); raise ``RecipeError`` naming them."""
         self._validate_data()
+        self._validate_regularisation()
         self._validate_schedules()
         self._validate_run()
 
@@ -237,6 +256,18 @@ class Recipe:
             raise RecipeError("dataset 'folder' needs 'data_root' holding train/<class>/ and val/<class>/")
         if self.dataset == "list" and not (self.train_list and self.val_list):
             raise RecipeError("dataset 'list' needs 'train_list' and 'val_list' (mmaction2 list files)")
+
+    def _validate_regularisation(self) -> None:
+        mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0
+        if mixing and self.batch_size < 2:
+            raise RecipeError("mixup_alpha/cutmix_alpha mix each clip with another of its batch: set batch_size >= 2")
+        for switch, on, keys in (("rand_augment", self.rand_augment, ("rand_augment_magnitude", "rand_augment_layers")),
+                                 ("mixup_alpha or cutmix_alpha", mixing, ("mix_prob",)),
+                                 ("mixup_alpha and cutmix_alpha", self.mixup_alpha and self.cutmix_alpha,
+                                  ("mix_switch_prob",))):
+            changed = [key for key in keys if getattr(self, key) != self.__dataclass_fields__[key].default]
+            if changed and not on:
+                raise RecipeError(f"recipe key '{changed[0]}' applies only with {switch} on; set that or drop it")
 
     def _validate_schedules(self) -> None:
         """The LR, warmup and momentum keys (formulas in ``accel_slowfast/schedules.py``)."""

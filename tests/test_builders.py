@@ -15,7 +15,9 @@ import pytest
 from accelerate import Accelerator
 from conftest import tiny_recipe
 
-from accel_slowfast.data.builders import build_indexes
+from accel_slowfast.config import Recipe
+from accel_slowfast.data.augment import RandAugment, RandomErasing
+from accel_slowfast.data.builders import build_indexes, clip_augmentations
 from accel_slowfast.errors import DataError
 
 REPO = Path(__file__).parents[1]
@@ -171,3 +173,10 @@ def test_one_process_per_node_probes_or_the_main_process_alone_with_a_shared_cac
     node_first, main_first = accelerator.local_main_process_first, accelerator.main_process_first
     (main_first if shared else node_first).assert_called_once()
     (node_first if shared else main_first).assert_not_called()
+
+
+def test_the_per_clip_regularisation_is_what_the_recipe_asks_for():
+    assert clip_augmentations(Recipe()) == []
+    augment = clip_augmentations(Recipe(rand_augment=True, rand_augment_layers=4, random_erasing=0.25))
+    assert [type(a) for a in augment] == [RandAugment, RandomErasing]
+    assert augment[0]._augment.randaug_fn.num_sample_op == 4 and augment[1].p == 0.25

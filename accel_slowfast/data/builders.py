@@ -14,6 +14,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from accel_slowfast.config import Recipe
+from accel_slowfast.data.augment import RandAugment, RandomErasing
 from accel_slowfast.data.dataset import ClipDataset, init_worker, list_bad_videos
 from accel_slowfast.data.index import VideoIndex, check_splits, require_videos
 from accel_slowfast.data.probe import probe_errors, probe_index
@@ -86,6 +87,16 @@ def describe_videos(dataset: ClipDataset, name: str) -> str:
     return text
 
 
+def clip_augmentations(recipe: Recipe) -> list:
+    """The per-clip regularisation the recipe asks for, in the order applied (``data/augment.py``)."""
+    found = []
+    if recipe.rand_augment:
+        found.append(RandAugment(recipe.rand_augment_magnitude, recipe.rand_augment_layers, fill=tuple(recipe.mean)))
+    if recipe.random_erasing:
+        found.append(RandomErasing(recipe.random_erasing, tuple(recipe.mean), tuple(recipe.std)))
+    return found
+
+
 def build_datasets(
     recipe: Recipe, train_index: VideoIndex, val_index: VideoIndex, accelerator: Accelerator
 ) -> tuple[ClipDataset, ClipDataset]:
@@ -99,8 +110,8 @@ def build_datasets(
     train_set = ClipDataset(
         train_index,
         transforms=[train_transform(short_side_jitter=tuple(recipe.short_side_jitter) or None,
-                                    crop_size=recipe.crop_size,
-                                    crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio)],
+                                    crop_size=recipe.crop_size, crop_area=(recipe.crop_area_min, 1.0),
+                                    flip_ratio=recipe.flip_ratio, augment=clip_augmentations(recipe))],
         clip_sampling="random",
         known_bad=find_bad_videos(train_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
         **clip,

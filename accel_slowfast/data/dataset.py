@@ -22,6 +22,9 @@ uint8 ``(B, C, T, H, W)``; the index entries are int64, ``replaced`` bool), held
 instead of seven: ``slow`` is a view of the stacked fast clips and the five ``(B,)`` entries are
 views of one int64 tensor. A data-loader worker hands each storage to the main process
 separately (``share_by_filename``; docs/PERFORMANCE.md has the costs), so fewer is cheaper.
+In training with mixing or label smoothing, ``blending.BlendingHook`` then turns a batch on the
+device into normalized float32 ``video`` clips (mixed) and adds ``target``: ``(B, num_classes)``
+float32 soft targets; ``label`` stays the hard labels.
 
 Sampling (``clip_sampling``): ``random`` (training: offset uniform over the valid range),
 ``centre`` (validation) or ``uniform`` (multi-view test, ``num_clips`` clips, see ``views.py``);
