@@ -26,6 +26,7 @@ from av.video.reformatter import VideoReformatter
 from pytorchvideo.data.encoded_video_pyav import EncodedVideoPyAV
 
 from accel_slowfast.data.streams import first_size, fit, frame_count
+from accel_slowfast.data.torchcodec_decoding import TorchCodecVideo
 
 
 class _SizeKeepingPyAV(EncodedVideoPyAV):
@@ -169,11 +170,19 @@ class PyAVFast:
         self.close()
 
 
-DECODERS = {"pyav": PyAVReference, "fast": PyAVFast}
+DECODERS = {"pyav": PyAVReference, "fast": PyAVFast, "torchcodec": TorchCodecVideo}
 
 
-def open_video(path, decoder: str = "pyav"):
-    """Open ``path`` with the named decoder; use as a context manager so the file is closed."""
+def open_video(path, decoder: str = "pyav", device: str | torch.device = "cpu"):
+    """Open ``path`` with the named decoder; use as a context manager so the file is closed.
+
+    ``device`` other than the CPU is torchcodec's alone (NVDEC); its frames come back on
+    ``video.device``, which is the CPU for a video NVDEC could not take (``video.fallback_reason``).
+    """
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
+    if decoder == "torchcodec":
+        return TorchCodecVideo(path, device=device)
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"decoder {decoder!r} decodes on the CPU only; decoder 'torchcodec' decodes on {device}")
     return DECODERS[decoder](path)
