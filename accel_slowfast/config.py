@@ -260,15 +260,15 @@ class Recipe:
             raise RecipeError("dataset 'folder' needs 'data_root' holding train/<class>/ and val/<class>/")
         if self.dataset == "list" and not (self.train_list and self.val_list):
             raise RecipeError("dataset 'list' needs 'train_list' and 'val_list' (mmaction2 list files)")
-        if self.decoder == "torchcodec" and importlib.util.find_spec("torchcodec") is None:
-            raise RecipeError("decoder 'torchcodec' needs the torchcodec package and FFmpeg: pip install "
-                              "'accel_slowfast[torchcodec]' and apt-get install ffmpeg (or set --decoder=fast)")
         if self.decoder_device == "cuda" and self.decoder != "torchcodec":
             raise RecipeError(f"decoder_device 'cuda' decodes with NVDEC through torchcodec, not decoder "
                               f"'{self.decoder}': set --decoder=torchcodec (or --decoder_device=cpu)")
         if self.decoder_device == "cuda" and self.num_workers:
             raise RecipeError("decoder_device 'cuda' decodes in the main process (CUDA cannot start in forked "
                               f"data-loader workers), but num_workers is {self.num_workers}: set --num_workers=0")
+        if self.decoder == "torchcodec" and importlib.util.find_spec("torchcodec") is None:
+            raise RecipeError("decoder 'torchcodec' needs the torchcodec package and FFmpeg: pip install "
+                              "'accel_slowfast[torchcodec]' and apt-get install ffmpeg (or set --decoder=fast)")
 
     def _validate_regularisation(self) -> None:
         mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0
