@@ -4,16 +4,29 @@ Every decoder returns frames as uint8 ``(T, H, W, C)`` RGB, the layout FFmpeg co
 transforms never depend on the backend (``transforms.py`` crops them into the model's uint8
 ``(C, T, H, W)``, which the model normalizes). Select one with the ``decoder`` recipe key:
 
-============ ===================================================================================
-``pyav``     the reference: pytorchvideo 0.1.5's ``EncodedVideoPyAV.get_clip`` over the clip's span
-``fast``     PyAV decoding of only what a clip needs: seek to the keyframe before the first index,
-             stop after the last, convert to RGB only the sampled frames (bitwise the same frames)
-============ ===================================================================================
+============== =================================================================================
+``pyav``       the reference: pytorchvideo 0.1.5's ``EncodedVideoPyAV.get_clip`` over the clip's span
+``fast``       PyAV decoding of only what a clip needs: seek to the keyframe before the first
+               index, stop after the last, convert to RGB only the sampled frames (bitwise the
+               same frames)
+``torchcodec`` torchcodec's FFmpeg decoding (the optional extra ``accel_slowfast[torchcodec]`` and
+               the system's FFmpeg; ``torchcodec_decoding.py``): bitwise the same frames on the CPU;
+               with ``decoder_device: cuda``, NVDEC onto the run's GPU (not bitwise: the GPU's RGB
+               conversion rounds differently)
+============== =================================================================================
+
+Which is fastest depends on the codec (one loader worker, one thread, the seed's 32x2 clip at
+224 px, 320x240 video; ``bench/data_throughput.py``, docs/PERFORMANCE.md): on UCF101's MPEG-4
+part 2 ``fast`` led (76 clips/s against torchcodec's 52); on H.264 and HEVC with a keyframe every
+2 s torchcodec did (33 against 27, and 48 against 40). ``fast`` needs nothing beyond the package
+and ``torchcodec`` does, so ``pyav`` (the reference) stays the default and ``fast`` is the one to
+choose for UCF101 and HMDB51; ``torchcodec`` for H.264/HEVC sets such as Kinetics.
 
 A stream whose frame size changes part-way (a re-encoded or spliced file) is resized back to its
-first frame's size (the stream header's), so its clips stack; both decoders resize the same way.
+first frame's size (the stream header's), so its clips stack; every decoder resizes the same way.
 
-Check that a decoder returns the reference's frames: ``pytest tests/test_decoding.py``.
+Check that a decoder returns the reference's frames: ``pytest tests/test_decoding.py
+tests/test_torchcodec_decoding.py``.
 """
 
 import math
