@@ -22,10 +22,11 @@ Rows (b) and (c) end with uint8 clips: our pipeline normalizes in the model, on 
 mmaction2 1.x's data preprocessor does (``accel_slowfast.models.SlowFast``); (a) normalizes on
 the CPU, as pytorchvideo's pipeline does.
 
-Every row loads in ONE process: by default one DataLoader worker (``num_workers=1``, torch's
-one thread per worker; each clip also crosses to the main process through shared memory, as in
-training), or the main process with ``--num-workers 0`` (torch free to use every core, nothing
-crosses processes).
+Each row prints clips/s, wall ms per clip and CPU ms per clip (the main process and its workers
+together: on a shared machine the steadier figure). Every row loads in ONE process: by default
+one DataLoader worker (``num_workers=1``, torch's one thread per worker; each clip also crosses to
+the main process through shared memory, as in training), or the main process with
+``--num-workers 0`` (torch free to use every core, nothing crosses processes).
 Run it from the repository root::
 
     python bench/data_throughput.py [--videos 12] [--clips 48] [--num-workers 1] [--codecs mpeg4 h264 hevc]
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import psutil
 import torch
 
 import accel_slowfast  # noqa: F401  (first: makes pytorchvideo.transforms importable)
@@ -176,20 +178,29 @@ def endless(loader_factory):
         yield from loader_factory()
 
 
-def measure(rows: dict, clips: int, rounds: int) -> dict[str, float]:
-    """Median clips/s per row over ``rounds`` rounds; rows take turns, so a noisy neighbour on
-    the machine slows every row alike instead of the one that happened to run at the time."""
+def cpu_seconds() -> float:
+    """CPU time so far of this process and its live children (the loaders' workers)."""
+    processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+def measure(rows: dict, clips: int, rounds: int) -> dict[str, tuple[float, float]]:
+    """``(clips/s, CPU ms per clip)`` per row, medians over ``rounds`` rounds; rows take turns, so
+    a noisy neighbour on the machine slows every row alike instead of the one that happened to run
+    at the time. The CPU time (of the main process and every worker) is what a clip costs, which
+    a busy machine changes far less than the wall time."""
     streams = {name: endless(factory) for name, factory in rows.items()}
     for stream in streams.values():
         next(stream)  # warm-up: imports, worker start, first file open
-    rates = {name: [] for name in rows}
+    rates, costs = {name: [] for name in rows}, {name: [] for name in rows}
     for _ in range(rounds):
         for name, stream in streams.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             for _ in range(clips // rounds):
                 next(stream)
             rates[name].append(clips // rounds / (time.perf_counter() - start))
-    return {name: float(np.median(values)) for name, values in rates.items()}
+            costs[name].append(1000 * (cpu_seconds() - cpu) / (clips // rounds))
+    return {name: (float(np.median(rates[name])), float(np.median(costs[name]))) for name in rows}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -243,9 +254,10 @@ def main(argv: list[str] | None = None) -> None:
             if not torchcodec_missing:
                 rows["(e) ClipDataset, decoder=torchcodec"] = map_loader(clip_dataset(paths, "torchcodec"))
                 rows["(f) torchcodec decode only"] = map_loader(DecodeOnly(clip_dataset(paths, "torchcodec")))
-            rates = {name[:3]: rate for name, rate in measure(rows, args.clips, args.rounds).items()}
-            for name in rows:
-                print(f"{name:<40} {rates[name[:3]]:7.2f} clips/s  {1000 / rates[name[:3]]:7.1f} ms/clip")
+            measured = measure(rows, args.clips, args.rounds)
+            rates = {name[:3]: rate for name, (rate, _) in measured.items()}
+            for name, (rate, cost) in measured.items():
+                print(f"{name:<40} {rate:7.2f} clips/s  {1000 / rate:7.1f} ms/clip  {cost:7.1f} CPU ms/clip")
             if codec == "mpeg4":
                 print(f"(c)/(a) = {rates['(c)'] / rates['(a)']:.2f}x (target >= 5)   "
                       f"(c)/(d) = {rates['(c)'] / rates['(d)']:.2f}x (target >= 0.7)")

@@ -108,7 +108,7 @@ def decode_device(recipe: Recipe, accelerator: Accelerator) -> torch.device:
             import torchcodec.decoders  # noqa: F401 - loads FFmpeg's libraries, or says it cannot
         except (ImportError, RuntimeError, OSError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise RecipeError(f"decoder 'torchcodec' cannot load FFmpeg (it needs FFmpeg 4 to 7: apt-get install "
+            raise RecipeError(f"decoder 'torchcodec' cannot load FFmpeg (it needs FFmpeg 4 to 9: apt-get install "
                               f"ffmpeg), or set --decoder=fast: {reason}") from None
     if recipe.decoder_device == "cpu":
         return torch.device("cpu")

@@ -2,7 +2,7 @@
 decoders' interface (``decoding.py``).
 
 torchcodec is an optional extra (``pip install "accel_slowfast[torchcodec]"``) that loads the
-system's FFmpeg libraries (4 to 7; Debian's ``apt-get install ffmpeg`` gives 5.1).
+system's FFmpeg libraries (4 to 9; Debian's ``apt-get install ffmpeg`` gives 5.1).
 
 On the CPU it returns bitwise the ``fast`` decoder's frames: the same frame for each index and
 the same RGB conversion (FFmpeg's swscale, as PyAV's), checked on MPEG-4, H.264 with B-frames,
