@@ -15,12 +15,12 @@ transforms never depend on the backend (``transforms.py`` crops them into the mo
                conversion rounds differently)
 ============== =================================================================================
 
-Which is fastest depends on the codec (one loader worker, one thread, the seed's 32x2 clip at
-224 px, 320x240 video; ``bench/data_throughput.py``, docs/PERFORMANCE.md): on UCF101's MPEG-4
-part 2 ``fast`` led (76 clips/s against torchcodec's 52); on H.264 and HEVC with a keyframe every
-2 s torchcodec did (33 against 27, and 48 against 40). ``fast`` needs nothing beyond the package
-and ``torchcodec`` does, so ``pyav`` (the reference) stays the default and ``fast`` is the one to
-choose for UCF101 and HMDB51; ``torchcodec`` for H.264/HEVC sets such as Kinetics.
+Speed depends on the codec (one thread, the seed's 32x2 training clip at 224 px from 320x240
+video; ``bench/data_throughput.py``, docs/PERFORMANCE.md): on UCF101's MPEG-4 part 2 and on H.264
+``fast`` and ``torchcodec`` were level (116 and 119 clips/s; 48 and 48), on HEVC ``torchcodec``
+led (62 against 47). ``torchcodec`` needs an extra package and the system's FFmpeg, so ``pyav``
+(the reference) stays the default: choose ``fast`` for MPEG-4 and H.264 sets (UCF101, HMDB51,
+Kinetics), ``torchcodec`` for HEVC or for decoding on the GPU.
 
 A stream whose frame size changes part-way (a re-encoded or spliced file) is resized back to its
 first frame's size (the stream header's), so its clips stack; every decoder resizes the same way.
