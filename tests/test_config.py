@@ -70,7 +70,7 @@ def test_bad_yaml_names_the_file_and_key(tmp_path, text, message):
     (dict(rand_augment=True, rand_augment_magnitude=11), r"'rand_augment_magnitude' must be in \[0, 10\]"),
     (dict(rand_augment_layers=4), "'rand_augment_layers' applies only with rand_augment on"),
     (dict(random_erasing=-0.25), r"'random_erasing' must be in \[0, 1\]"),
-    (dict(decoder_device="cuda"), "decoder_device 'cuda' decodes with NVDEC.*--decoder=torchcodec"),
+    (dict(decoder_device="cuda"), "decoder_device 'cuda' decodes with torchcodec's NVDEC.*--decoder=torchcodec"),
     (dict(decoder="torchcodec", decoder_device="cuda"), "main process.*--num_workers=0"),
 ])
 def test_impossible_combinations_fail_before_work(overrides, message):
