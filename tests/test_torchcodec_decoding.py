@@ -14,6 +14,7 @@ from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
 from accel_slowfast.data import dataset as dataset_module
 from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.torchcodec_decoding import TorchCodecVideo
+from accel_slowfast.data.transforms import train_transform
 
 pytestmark = needs_torchcodec
 
@@ -144,8 +145,9 @@ def test_the_dataset_moves_fallen_back_clips_to_its_device_and_logs_each_video_o
 
     monkeypatch.setattr(dataset_module, "open_video", nvdec_refuses)
     index = VideoIndex([VideoRecord(path, i) for i, path in enumerate(paths)], ["a", "b"])
-    dataset = ClipDataset(index, clip_len=8, frame_interval=2, transforms=[lambda frames: frames.permute(3, 0, 1, 2)],
-                          alpha=4, decoder="torchcodec", device="meta")
+    transform = train_transform(crop_size=32, crop_area=(0.5, 1.0), flip_ratio=0.5)  # crops and resizes on "meta"
+    dataset = ClipDataset(index, clip_len=8, frame_interval=2, transforms=[transform], alpha=4, decoder="torchcodec",
+                          device="meta")
     with caplog.at_level(logging.WARNING, logger="accel_slowfast"):
         samples = [dataset[i] for i in (0, 1, 0, 1, 0)]
     assert [str(path) for path, _ in opened] == [str(paths[i]) for i in (0, 1, 0, 1, 0)]
@@ -154,5 +156,5 @@ def test_the_dataset_moves_fallen_back_clips_to_its_device_and_logs_each_video_o
     assert len(warnings) == 2 and all("decoding it on the CPU" in warning for warning in warnings)
     for sample in samples:
         slow, fast = sample["video"]
-        assert fast.device.type == "meta" and fast.dtype == torch.uint8 and fast.shape == (3, 8, HEIGHT, WIDTH)
-        assert slow.shape == (3, 2, HEIGHT, WIDTH) and sample["replaced"] is False
+        assert fast.device.type == "meta" and fast.dtype == torch.uint8 and fast.shape == (3, 8, 32, 32)
+        assert slow.shape == (3, 2, 32, 32) and sample["replaced"] is False
