@@ -28,7 +28,7 @@ from accel_slowfast.schedules import ANNEAL_STRATEGIES, COSINE_POLICIES, LR_POLI
 
 # Choices that other modules check too (the Literal of a tuple is the Literal of its items).
 AVERAGE_CLIPS = ("prob", "score")  # data/views.py: mean of the views' softmax, or of their logits
-DECODERS = ("pyav", "fast")  # the names of data/decoding.py's DECODERS
+DECODERS = ("pyav", "fast", "torchcodec")  # the names of data/decoding.py's DECODERS
 DUPLICATE_VIDEOS = ("keep", "drop")  # what the index readers do with a video listed twice
 MODELS = tuple(sorted(PRESETS))
 
@@ -62,8 +62,9 @@ class Recipe:
     duplicate_videos: Literal[DUPLICATE_VIDEOS] = _f("keep", "A video listed twice in one list (reported either way): "
                                                              "keep (trained as often as listed, as mmaction2 does) or "
                                                              "drop (each video once).", DATA)
-    decoder: Literal[DECODERS] = _f("pyav", "Video decoder (both return the same frames; see "
-                                            "accel_slowfast/data/decoding.py).", PERF)
+    decoder: Literal[DECODERS] = _f("pyav", "Video decoder (torchcodec: an extra; see data/decoding.py).", PERF)
+    decoder_device: Literal["cpu", "cuda"] = _f("cpu", "cuda: NVDEC (decoder torchcodec, num_workers 0) onto the run's "
+                                                      "GPU; a video NVDEC cannot take is decoded on the CPU.", PERF)
     clip_len: int = _f(16, "Frames per clip (the fast pathway's length); a multiple of the model's alpha.", DATA, min=1)
     frame_interval: int = _f(2, "Source frames between two sampled frames.", DATA, min=1)
     short_side: int = _f(56, "Validation/test frames are resized to this short side (training crops are "
@@ -256,6 +257,11 @@ class Recipe:
             raise RecipeError("dataset 'folder' needs 'data_root' holding train/<class>/ and val/<class>/")
         if self.dataset == "list" and not (self.train_list and self.val_list):
             raise RecipeError("dataset 'list' needs 'train_list' and 'val_list' (mmaction2 list files)")
+        if self.decoder_device == "cuda" and (self.decoder != "torchcodec" or self.num_workers):
+            raise RecipeError("decoder_device 'cuda' decodes with torchcodec's NVDEC in the main process (CUDA cannot "
+                              "start in forked loader workers): set --decoder=torchcodec --num_workers=0")
+        if self.decoder == "torchcodec" and importlib.util.find_spec("torchcodec") is None:
+            raise RecipeError("decoder 'torchcodec' needs pip install 'accel_slowfast[torchcodec]' and FFmpeg")
 
     def _validate_regularisation(self) -> None:
         mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from conftest import TORCHCODEC_MISSING, needs_torchcodec
 
 pytestmark = pytest.mark.slow  # subprocesses that train or benchmark: tens of seconds
 
@@ -78,4 +80,19 @@ def test_gpu_session_tiny_runs_every_step_and_keeps_their_outputs(tmp_path):
     assert "failed (exit" not in done.stdout, done.stdout[-3000:]
     outputs = {path.name for path in tmp_path.iterdir()}
     assert {"device.txt", "throughput.txt", "profile.txt"} <= outputs, outputs
+    assert ("decode.txt" in outputs) == (not TORCHCODEC_MISSING), outputs  # skipped, saying why, without it
     assert "clips/s" in (tmp_path / "throughput.txt").read_text()
+
+
+@needs_torchcodec
+def test_gpu_decode_tiny_prints_a_row_per_decoding_path_and_codec():
+    out = run_bench("gpu_decode.py", "--tiny")
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0] in ("mpeg4", "h264", "hevc")]
+    assert {row[0] for row in rows} == {"mpeg4", "h264", "hevc"}, out
+    for codec in ("mpeg4", "h264", "hevc"):
+        names = [" ".join(row[1:-4]) for row in rows if row[0] == codec]
+        assert "cpu, 1 worker" in names and "cpu, decode only" in names, out
+        assert ("cuda, main" if torch.cuda.is_available() else "cpu, main") in names, out
+    assert all(float(row[-4]) > 0 and float(row[-3]) > 0 for row in rows), out  # clips/s, cores
+    if not torch.cuda.is_available():
+        assert all(row[-1] == "0" for row in rows), out  # nothing to fall back from

@@ -70,6 +70,8 @@ def test_bad_yaml_names_the_file_and_key(tmp_path, text, message):
     (dict(rand_augment=True, rand_augment_magnitude=11), r"'rand_augment_magnitude' must be in \[0, 10\]"),
     (dict(rand_augment_layers=4), "'rand_augment_layers' applies only with rand_augment on"),
     (dict(random_erasing=-0.25), r"'random_erasing' must be in \[0, 1\]"),
+    (dict(decoder_device="cuda"), "decoder_device 'cuda' decodes with torchcodec's NVDEC.*--decoder=torchcodec"),
+    (dict(decoder="torchcodec", decoder_device="cuda"), "main process.*--num_workers=0"),
 ])
 def test_impossible_combinations_fail_before_work(overrides, message):
     with pytest.raises(RecipeError, match=message):
@@ -134,6 +136,15 @@ def test_a_shipped_recipe_is_found_by_name_from_any_folder(name, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     assert load_recipe([name, "--split=2"]) == dataclasses.replace(expected, split=2)
     assert "synthetic/slowfast_tiny.yaml" in packaged_recipes()
+
+
+def test_decoder_torchcodec_without_the_package_names_the_extra(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "torchcodec" else find_spec(name))
+    with pytest.raises(RecipeError, match=r"pip install 'accel_slowfast\[torchcodec\]'"):
+        Recipe(decoder="torchcodec")
 
 
 def test_the_decoder_names_are_the_decoders():

@@ -44,7 +44,12 @@ def resize(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Bilinear resize (``align_corners=False``, as pytorchvideo and mmaction2) of uint8 ``(T, H, W, C)``."""
     if frames.shape[1:3] == (height, width):
         return frames
-    resized = F.interpolate(frames.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=False)
+    images = frames.permute(0, 3, 1, 2)
+    if frames.device.type == "cpu":
+        resized = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
+    else:  # NVDEC's clips, on a GPU: CUDA's bilinear kernel takes no uint8, so resize in float and round
+        resized = F.interpolate(images.float(), size=(height, width), mode="bilinear", align_corners=False)
+        resized = resized.round_().clamp_(0, 255).to(torch.uint8)
     return resized.permute(0, 2, 3, 1)  # the kernel writes channels-last: a free view back to (T, H, W, C)
 
 
