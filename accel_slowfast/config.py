@@ -25,11 +25,11 @@ from accel_slowfast.multigrid import check_recipe as check_multigrid
 from accel_slowfast.presets import IMAGENET_MEAN, IMAGENET_STD, NUM_STAGES, PRESETS
 from accel_slowfast.recipe_fields import check_value
 from accel_slowfast.recipe_fields import recipe_field as _f  # short: the fields below use it a hundred times
-from accel_slowfast.schedules import ANNEAL_STRATEGIES, COSINE_POLICIES, LR_POLICIES, MOMENTUM_POLICIES, WARMUPS
+from accel_slowfast.schedules import ANNEAL_STRATEGIES, LR_POLICIES, MOMENTUM_POLICIES, WARMUPS, check_schedule_keys
 
 # Choices that other modules check too (the Literal of a tuple is the Literal of its items).
 AVERAGE_CLIPS = ("prob", "score")  # data/views.py: mean of the views' softmax, or of their logits
-DECODERS = ("pyav", "fast")  # the names of data/decoding.py's DECODERS
+DECODERS = ("pyav", "fast", "torchcodec")  # the names of data/decoding.py's DECODERS
 DUPLICATE_VIDEOS = ("keep", "drop")  # what the index readers do with a video listed twice
 MODELS = tuple(sorted(PRESETS))
 
@@ -63,8 +63,9 @@ class Recipe:
     duplicate_videos: Literal[DUPLICATE_VIDEOS] = _f("keep", "A video listed twice in one list (reported either way): "
                                                              "keep (trained as often as listed, as mmaction2 does) or "
                                                              "drop (each video once).", DATA)
-    decoder: Literal[DECODERS] = _f("pyav", "Video decoder (both return the same frames; see "
-                                            "accel_slowfast/data/decoding.py).", PERF)
+    decoder: Literal[DECODERS] = _f("pyav", "Video decoder (torchcodec: an extra; see data/decoding.py).", PERF)
+    decoder_device: Literal["cpu", "cuda"] = _f("cpu", "cuda: NVDEC (decoder torchcodec, num_workers 0) onto the run's "
+                                                      "GPU; a video NVDEC cannot take is decoded on the CPU.", PERF)
     clip_len: int = _f(16, "Frames per clip (the fast pathway's length); a multiple of the model's alpha.", DATA, min=1)
     frame_interval: int = _f(2, "Source frames between two sampled frames.", DATA, min=1)
     short_side: int = _f(56, "Validation/test frames are resized to this short side (training crops are "
@@ -76,6 +77,24 @@ class Recipe:
     crop_area_min: float = _f(0.5, "Smallest RandomResizedCrop area, as a fraction of the frame (seed: 0.08).", AUGMENT,
                               above=0, max=1)
     flip_ratio: float = _f(0.5, "Probability of a horizontal flip in training.", AUGMENT, min=0, max=1)
+    rand_augment: bool = _f(False, "Train with pytorchvideo's RandAugment on each clip (the same operations on every "
+                                   "frame): PySlowFast's rand-m<magnitude>-n<layers>-mstd0.5.", AUGMENT)
+    rand_augment_magnitude: int = _f(9, "rand_augment: strength of each operation (PySlowFast's m).", AUGMENT,
+                                     min=0, max=10)
+    rand_augment_layers: int = _f(2, "rand_augment: operations drawn per clip (PySlowFast's n).", AUGMENT, min=1,
+                                  max=14)
+    random_erasing: float = _f(0.0, "Probability of erasing a random box (the same in every frame) with noise "
+                                    "(PySlowFast's RE_PROB); 0: off.", AUGMENT, min=0, max=1)
+    mixup_alpha: float = _f(0.0, "MixUp each training batch with itself reversed, lambda ~ Beta(alpha, alpha); 0: "
+                                 "off.", AUGMENT, min=0)
+    cutmix_alpha: float = _f(0.0, "CutMix each training batch with itself reversed, box area ~ Beta(alpha, alpha); 0: "
+                                  "off.", AUGMENT, min=0)
+    mix_prob: float = _f(1.0, "mixup_alpha/cutmix_alpha: probability that a batch is mixed at all.", AUGMENT, min=0,
+                         max=1)
+    mix_switch_prob: float = _f(0.5, "mixup_alpha and cutmix_alpha: probability that a mixed batch uses CutMix, not "
+                                     "MixUp.", AUGMENT, min=0, max=1)
+    label_smoothing: float = _f(0.0, "Train on (1 - e) x one-hot + e / num_classes targets; validation and test use "
+                                     "the labels.", AUGMENT, min=0, below=1)
     mean: list[float] = _f(list(IMAGENET_MEAN), "RGB mean on the 0-255 scale (the model normalizes with it).", MODEL)
     std: list[float] = _f(list(IMAGENET_STD), "RGB std on the 0-255 scale.", MODEL, above=0)
     num_clips: int = _f(10, "Test: clips per video, spread uniformly (mmaction2's test sampling).", TEST, min=1)
@@ -218,7 +237,8 @@ class Recipe:
     def validate(self) -> None:
         """The checks between keys (each key's own rule is its field's); raise ``RecipeError`` naming them."""
         self._validate_data()
-        self._validate_schedules()
+        self._validate_regularisation()
+        check_schedule_keys(self)
         self._validate_run()
         check_multigrid(self, PRESETS[self.model].alpha)
 
@@ -245,53 +265,23 @@ class Recipe:
             raise RecipeError("dataset 'folder' needs 'data_root' holding train/<class>/ and val/<class>/")
         if self.dataset == "list" and not (self.train_list and self.val_list):
             raise RecipeError("dataset 'list' needs 'train_list' and 'val_list' (mmaction2 list files)")
+        if self.decoder_device == "cuda" and (self.decoder != "torchcodec" or self.num_workers):
+            raise RecipeError("decoder_device 'cuda' decodes with torchcodec's NVDEC in the main process (CUDA cannot "
+                              "start in forked loader workers): set --decoder=torchcodec --num_workers=0")
+        if self.decoder == "torchcodec" and importlib.util.find_spec("torchcodec") is None:
+            raise RecipeError("decoder 'torchcodec' needs pip install 'accel_slowfast[torchcodec]' and FFmpeg")
 
-    def _validate_schedules(self) -> None:
-        """The LR, warmup and momentum keys (formulas in ``accel_slowfast/schedules.py``)."""
-        for policy_key, steps_key, every_key in (("lr_policy", "lr_steps", "lr_step_every"),
-                                                 ("momentum_policy", "momentum_steps", "momentum_step_every")):
-            steps, every = getattr(self, steps_key), getattr(self, every_key)
-            if getattr(self, policy_key) != "step":
-                continue
-            if not steps and not every:
-                raise RecipeError(f"{policy_key} 'step' needs '{steps_key}' (milestones, e.g. --{steps_key} 90 130) "
-                                  f"or '{every_key}' (a decay interval, e.g. --{every_key} 30)")
-            if steps and every:
-                raise RecipeError(f"set '{steps_key}' (milestones) or '{every_key}' (an interval), not both")
-            if steps != sorted(set(steps)) or min(steps, default=1) < 1:
-                raise RecipeError(f"recipe key '{steps_key}' must be positive and increasing, got {steps}")
-        for policy_key, cosine, min_key, ratio_key in (("lr_policy", COSINE_POLICIES, "min_lr", "min_lr_ratio"),
-                                                       ("momentum_policy", ("cosine",), "min_momentum",
-                                                        "min_momentum_ratio")):
-            if getattr(self, ratio_key) > 0 and getattr(self, policy_key) not in cosine:
-                raise RecipeError(f"recipe key '{ratio_key}' applies to {policy_key} {' / '.join(cosine)} only; "
-                                  f"for '{getattr(self, policy_key)}' use '{min_key}' or set {ratio_key}: 0.0")
-            if getattr(self, ratio_key) > 0 and getattr(self, min_key) > 0:
-                raise RecipeError(f"set '{min_key}' (a value) or '{ratio_key}' (a fraction), not both")
-        if self.lr_policy == "cosine-restart":
-            periods = self.restart_periods
-            if not periods or min(periods) < 1:
-                raise RecipeError("lr_policy 'cosine-restart' needs 'restart_periods' (positive cycle lengths), "
-                                  "e.g. --restart_periods 4 6")
-            if self.restart_weights and len(self.restart_weights) != len(periods):
-                raise RecipeError(f"recipe key 'restart_weights' needs one value per restart period ({len(periods)}), "
-                                  "or none (all 1.0)")
-            if self.by_epoch and sum(periods) < self.max_epochs:
-                raise RecipeError(f"recipe key 'restart_periods' covers {sum(periods)} epochs but 'max_epochs' is "
-                                  f"{self.max_epochs}; lengthen the last period or add one")
-        if self.lr_policy == "one-cycle" and self.warmup != "none":
-            raise RecipeError("lr_policy 'one-cycle' rises from lr / one_cycle_div_factor by itself: set warmup: none")
-        if self.warmup != "none" and self.warmup_epochs == 0 and self.warmup_iters == 0:
-            raise RecipeError(f"warmup '{self.warmup}' needs 'warmup_epochs' > 0 or 'warmup_iters' > 0 "
-                              "(or set warmup: none)")
-        if self.warmup_iters == 0 and self.warmup_epochs > self.max_epochs:
-            raise RecipeError(f"'warmup_epochs' ({self.warmup_epochs}) exceeds 'max_epochs' ({self.max_epochs})")
-        if self.momentum_policy != "none" and self.optimizer == "sgd" and self.momentum == 0:
-            raise RecipeError(f"momentum_policy '{self.momentum_policy}' scales sgd's 'momentum', which is 0; "
-                              "set momentum (e.g. 0.9) or momentum_policy: none")
-        if self.momentum_policy == "cyclic" and len(self.momentum_target_ratio) != 2:
-            raise RecipeError("recipe key 'momentum_target_ratio' needs 2 values [lowest, end], "
-                              "e.g. --momentum_target_ratio 0.85 1.0")
+    def _validate_regularisation(self) -> None:
+        mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0
+        if mixing and self.batch_size < 2:
+            raise RecipeError("mixup_alpha/cutmix_alpha mix each clip with another of its batch: set batch_size >= 2")
+        for switch, on, keys in (("rand_augment", self.rand_augment, ("rand_augment_magnitude", "rand_augment_layers")),
+                                 ("mixup_alpha or cutmix_alpha", mixing, ("mix_prob",)),
+                                 ("mixup_alpha and cutmix_alpha", self.mixup_alpha and self.cutmix_alpha,
+                                  ("mix_switch_prob",))):
+            changed = [key for key in keys if getattr(self, key) != self.__dataclass_fields__[key].default]
+            if changed and not on:
+                raise RecipeError(f"recipe key '{changed[0]}' applies only with {switch} on; set that or drop it")
 
     def _validate_run(self) -> None:
         for phase in self.workflow:

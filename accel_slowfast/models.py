@@ -40,7 +40,8 @@ class SlowFast(nn.Module):
 
     Input clips are uint8 RGB (0-255), as ``ClipDataset`` yields them: the model normalizes them
     with ``mean`` and ``std`` (0-255 scale) on its own device, like mmaction2 1.x's data
-    preprocessor. Float clips are taken as normalized already.
+    preprocessor. Float clips are taken as normalized already (``blending.BlendingHook`` mixes
+    normalized clips).
 
     pytorchvideo's multipathway blocks overwrite their input list in place, so ``forward``
     copies the list first: calling the model twice on the same batch gives the same result.
@@ -73,9 +74,12 @@ class SlowFast(nn.Module):
         self._frozen_blocks().eval()  # frozen BatchNorm layers keep their statistics
         return self
 
+    def normalize(self, clips: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, C, T, H, W)`` clips as the network takes them (a new float32 tensor); float ones as they are."""
+        return (clips - self.mean) / self.std if clips.dtype == torch.uint8 else clips
+
     def forward(self, video: Sequence[torch.Tensor]) -> torch.Tensor:
-        # [slow (B, C, T/alpha, H, W), fast (B, C, T, H, W)], a fresh list; uint8 is normalized
-        x = [(v - self.mean) / self.std if v.dtype == torch.uint8 else v for v in video]
+        x = [self.normalize(v) for v in video]  # [slow (B, C, T/alpha, H, W), fast (B, C, T, H, W)], a fresh list
         for block in self.blocks:
             x = block(x)
         return x  # (B, num_classes)

@@ -82,9 +82,11 @@ class Runner:
     epochs), ``iter`` (train
     iterations finished, global), ``inner_iter`` (index in the current epoch), ``start_inner_iter``
     (iterations of the current epoch already done before a mid-epoch resume), ``max_epochs``,
-    ``max_iters``, ``mode`` (``"train"``/``"val"``), ``outputs`` (the last ``train_step``
-    result), ``log_buffer``, ``data_loader`` (the current one), ``meta`` (free-form, saved in
-    checkpoints), ``stop_training`` (set by a hook: the run ends after the current epoch),
+    ``max_iters``, ``mode`` (``"train"``/``"val"``), ``data_batch`` (the training batch of the
+    current iteration, as mmcv's runner has it: a ``before_train_iter`` hook may replace it before
+    ``train_step`` gets it), ``outputs`` (the last ``train_step`` result), ``log_buffer``,
+    ``data_loader`` (the current one), ``meta`` (free-form, saved in checkpoints),
+    ``stop_training`` (set by a hook: the run ends after the current epoch),
     ``eval_results`` (the last evaluation's per-video scores, set by ``EvalHook``, read by the
     trackers; None before the first).
 
@@ -126,6 +128,7 @@ class Runner:
         self.mode = "train"
         self.outputs: dict[str, Any] = {}
         self.data_loader: Iterable | None = None
+        self.data_batch: dict[str, Any] | None = None
 
     # --- hooks ---------------------------------------------------------------------------
     @property
@@ -217,13 +220,14 @@ class Runner:
         start, self.start_inner_iter = self.start_inner_iter, 0
         if start:  # resuming mid-epoch: the sampler's order is the epoch's, skip what was done
             data_loader = self.accelerator.skip_first_batches(data_loader, start)
-        for self.inner_iter, batch in enumerate(data_loader, start):
+        for self.inner_iter, self.data_batch in enumerate(data_loader, start):
             with self.accelerator.accumulate(self.model):
-                self.call_hook("before_train_iter")
-                self.outputs = self.train_step(self.model, batch, True)
+                self.call_hook("before_train_iter")  # may replace data_batch (blending.BlendingHook)
+                self.outputs = self.train_step(self.model, self.data_batch, True)
                 self.log_buffer.update(self.outputs["log_vars"], self.outputs["num_samples"])
                 self.call_hook("after_train_iter")
             self.iter += 1
+            self.data_batch = None  # not kept alive while the next batch loads
         self.call_hook("after_train_epoch")
         self.epoch += 1
 

@@ -39,7 +39,8 @@ from accel_slowfast.workdir import CLASSES_FILE, RECIPE_FILE, RunnerProgress, re
 def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mode: bool) -> dict[str, Any]:
     """Forward + cross-entropy: the runner's ``train_step`` (backward is ``OptimizerHook``'s)."""
     logits = model(batch["video"])  # (B, num_classes)
-    loss = F.cross_entropy(logits.float(), batch["label"])
+    # BlendingHook's soft targets (mixed, smoothed) when training with them; the hard labels otherwise
+    loss = F.cross_entropy(logits.float(), batch.get("target", batch["label"]))
     log_vars = {"loss": loss.detach(), "bad_clip_ratio": batch["replaced"].float().mean()}
     return {"loss": loss, "log_vars": log_vars, "num_samples": batch["label"].shape[0]}
 

@@ -1,4 +1,4 @@
-"""Training-clip throughput of one data-loading process: pytorchvideo's pipeline vs ours.
+"""Training-clip throughput of one data-loading process: pytorchvideo's pipeline vs our decoders.
 
 Generates UCF101-like videos (320x240, 25 fps, MPEG-4 in AVI, 7 s of panning texture with
 moving blobs and sensor grain, so they compress like camera footage rather than flat colour)
@@ -11,18 +11,25 @@ side 256, RandomResizedCrop area 0.08-1 to 224, flip 0.5, normalize) through:
     (c) ``ClipDataset`` with ``decoder="fast"``
     (d) the decode limit: the fast decoder's ``get_frames`` of the same 32 frames (uint8), no
         transform; it delivers a 224² window of them, the bytes (c) delivers
+    (e) ``ClipDataset`` with ``decoder="torchcodec"`` (when torchcodec and FFmpeg load)
+    (f) torchcodec's decode limit, as (d)
+
+``--codecs h264 hevc`` also encodes the same scenes as H.264 and HEVC in MP4 (a keyframe every
+2 s, as streaming sites encode; B-frames) and times rows (c)-(f) on them: which decoder is
+faster depends on the codec.
 
 Rows (b) and (c) end with uint8 clips: our pipeline normalizes in the model, on its device, as
 mmaction2 1.x's data preprocessor does (``accel_slowfast.models.SlowFast``); (a) normalizes on
 the CPU, as pytorchvideo's pipeline does.
 
-Every row loads in ONE process: by default one DataLoader worker (``num_workers=1``, torch's
-one thread per worker; each clip also crosses to the main process through shared memory, as in
-training), or the main process with ``--num-workers 0`` (torch free to use every core, nothing
-crosses processes).
+Each row prints clips/s, wall ms per clip and CPU ms per clip (the main process and its workers
+together: on a shared machine the steadier figure). Every row loads in ONE process: by default
+one DataLoader worker (``num_workers=1``, torch's one thread per worker; each clip also crosses to
+the main process through shared memory, as in training), or the main process with
+``--num-workers 0`` (torch free to use every core, nothing crosses processes).
 Run it from the repository root::
 
-    python bench/data_throughput.py [--videos 12] [--clips 48] [--num-workers 1]
+    python bench/data_throughput.py [--videos 12] [--clips 48] [--num-workers 1] [--codecs mpeg4 h264 hevc]
 """
 
 import argparse
@@ -32,6 +39,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import psutil
 import torch
 
 import accel_slowfast  # noqa: F401  (first: makes pytorchvideo.transforms importable)
@@ -76,23 +84,37 @@ def render(rng: np.random.Generator) -> np.ndarray:
     return video
 
 
-def write_avi(path: Path, frames: np.ndarray) -> None:
-    """MPEG-4 part 2 in AVI at UCF101's bit rate (~0.5 Mbit/s), FFmpeg's 12-frame GOP."""
+CODECS = {  # name: (PyAV encoder, file suffix, GOP, encoder options)
+    "mpeg4": ("mpeg4", ".avi", 12, {}),  # UCF101's: XviD-like MPEG-4 part 2, FFmpeg's 12-frame GOP
+    "h264": ("libx264", ".mp4", 2 * FPS, {}),
+    "hevc": ("libx265", ".mp4", 2 * FPS, {"x265-params": "log-level=error"}),
+}
+
+
+def write_video(path: Path, frames: np.ndarray, codec: str = "mpeg4") -> None:
+    """``frames`` in ``codec`` (a key of ``CODECS``); MPEG-4 at UCF101's bit rate (~0.5 Mbit/s)."""
+    encoder, _, gop, options = CODECS[codec]
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=FPS)
+        stream = container.add_stream(encoder, rate=FPS, options=options)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.bit_rate, stream.codec_context.gop_size = 500_000, 12
+        stream.codec_context.gop_size = gop
+        if codec == "mpeg4":
+            stream.bit_rate = 500_000
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
 
 
-def generate(out_dir: Path, count: int, seed: int) -> list[Path]:
-    paths = []
+def generate(out_dir: Path, count: int, seed: int, codecs: tuple[str, ...] = ("mpeg4",)) -> dict[str, list[Path]]:
+    """``count`` rendered scenes, each written once per codec: ``{codec: paths}``."""
+    paths = {codec: [] for codec in codecs}
     for i in range(count):
-        path = out_dir / f"v_Bench_g{i // 4 + 1:02d}_c{i % 4 + 1:02d}.avi"
-        write_avi(path, render(np.random.default_rng([seed, i])))
-        paths.append(path)
+        frames = render(np.random.default_rng([seed, i]))
+        for codec in codecs:
+            folder = out_dir / codec
+            folder.mkdir(exist_ok=True)
+            paths[codec].append(folder / f"v_Bench_g{i // 4 + 1:02d}_c{i % 4 + 1:02d}{CODECS[codec][1]}")
+            write_video(paths[codec][-1], frames, codec)
     return paths
 
 
@@ -131,7 +153,7 @@ def clip_dataset(paths: list[Path], decoder: str) -> ClipDataset:
 
 
 class DecodeOnly(torch.utils.data.Dataset):
-    """(d): the clip's frames from the fast decoder, with ClipDataset's sampling, and no transform.
+    """(d), (f): the clip's frames from the dataset's decoder, with its sampling, and no transform.
 
     It delivers a clip of the trained size, the top-left ``CROP``² window of the decoded frames
     copied out (no resampling), so that (c) and (d) move the same bytes out of a worker.
@@ -145,7 +167,7 @@ class DecodeOnly(torch.utils.data.Dataset):
 
     def __getitem__(self, idx: int) -> torch.Tensor:
         record, rng = self.dataset.index.records[idx], np.random.default_rng(idx)
-        with open_video(record.path, "fast") as video:
+        with open_video(record.path, self.dataset.decoder) as video:
             frames = video.get_frames(self.dataset.frame_indices(video.num_frames, rng).reshape(-1))
         return frames[:, :CROP, :CROP].clone()
 
@@ -156,20 +178,29 @@ def endless(loader_factory):
         yield from loader_factory()
 
 
-def measure(rows: dict, clips: int, rounds: int) -> dict[str, float]:
-    """Median clips/s per row over ``rounds`` rounds; rows take turns, so a noisy neighbour on
-    the machine slows every row alike instead of the one that happened to run at the time."""
+def cpu_seconds() -> float:
+    """CPU time so far of this process and its live children (the loaders' workers)."""
+    processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+def measure(rows: dict, clips: int, rounds: int) -> dict[str, tuple[float, float]]:
+    """``(clips/s, CPU ms per clip)`` per row, medians over ``rounds`` rounds; rows take turns, so
+    a noisy neighbour on the machine slows every row alike instead of the one that happened to run
+    at the time. The CPU time (of the main process and every worker) is what a clip costs, which
+    a busy machine changes far less than the wall time."""
     streams = {name: endless(factory) for name, factory in rows.items()}
     for stream in streams.values():
         next(stream)  # warm-up: imports, worker start, first file open
-    rates = {name: [] for name in rows}
+    rates, costs = {name: [] for name in rows}, {name: [] for name in rows}
     for _ in range(rounds):
         for name, stream in streams.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             for _ in range(clips // rounds):
                 next(stream)
             rates[name].append(clips // rounds / (time.perf_counter() - start))
-    return {name: float(np.median(values)) for name, values in rates.items()}
+            costs[name].append(1000 * (cpu_seconds() - cpu) / (clips // rounds))
+    return {name: (float(np.median(rates[name])), float(np.median(costs[name]))) for name in rows}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -180,17 +211,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-workers", type=int, default=1, choices=(0, 1),
                         help="0: load in the main process; 1: in one DataLoader worker")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--codecs", nargs="+", default=["mpeg4"], choices=sorted(CODECS),
+                        help="the codecs to time; rows (a) and (b) run on mpeg4 only")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
+    try:
+        import torchcodec.decoders  # noqa: F401 - rows (e), (f) need it and the system FFmpeg it loads
+        torchcodec_missing = ""
+    except (ImportError, RuntimeError, OSError) as error:
+        torchcodec_missing = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        paths = generate(tmp, args.videos, args.seed)
-        megabytes = sum(p.stat().st_size for p in paths) / 2**20
-        print(f"{args.videos} videos {WIDTH}x{HEIGHT}, {FPS} fps, {SECONDS} s, MPEG-4/AVI ({megabytes:.1f} MiB); "
-              f"clip {CLIP_LEN}x{INTERVAL}, {CROP} px; {args.clips} clips per row; "
+        all_paths = generate(tmp, args.videos, args.seed, tuple(args.codecs))
+        print(f"{args.videos} videos {WIDTH}x{HEIGHT}, {FPS} fps, {SECONDS} s; clip {CLIP_LEN}x{INTERVAL}, {CROP} px; "
+              f"{args.clips} clips per row; "
               + (f"main process (num_workers=0), torch threads {torch.get_num_threads()}" if args.num_workers == 0
                  else "one DataLoader worker (num_workers=1), torch threads 1"))
+        if torchcodec_missing:
+            print(f"rows (e), (f) left out: torchcodec does not load ({torchcodec_missing})")
 
         persistent = args.num_workers > 0
 
@@ -200,18 +239,30 @@ def main(argv: list[str] | None = None) -> None:
             return lambda: torch.utils.data.DataLoader(dataset, batch_size=None, sampler=sampler,
                                                        num_workers=args.num_workers, persistent_workers=persistent)
 
-        loader_a = pytorchvideo_loader(paths, tmp, args.num_workers)
-        rows = {
-            "(a) pytorchvideo labeled_video_dataset": lambda: loader_a,
-            "(b) ClipDataset, decoder=pyav": map_loader(clip_dataset(paths, "pyav")),
-            "(c) ClipDataset, decoder=fast": map_loader(clip_dataset(paths, "fast")),
-            "(d) fast decode only, no transform": map_loader(DecodeOnly(clip_dataset(paths, "fast"))),
-        }
-        rates = measure(rows, args.clips, args.rounds)
-        for name, rate in rates.items():
-            print(f"{name:<40} {rate:7.2f} clips/s  {1000 / rate:7.1f} ms/clip")
-        a, c, d = (rates[name] for name in rows if name[:3] in ("(a)", "(c)", "(d)"))
-        print(f"(c)/(a) = {c / a:.2f}x (target >= 5)   (c)/(d) = {c / d:.2f}x (target >= 0.7)")
+        for codec in args.codecs:
+            paths = all_paths[codec]
+            megabytes = sum(p.stat().st_size for p in paths) / 2**20
+            print(f"\n{codec} ({CODECS[codec][0]}, {CODECS[codec][1][1:].upper()}, a keyframe every "
+                  f"{CODECS[codec][2]} frames, {megabytes:.1f} MiB):")
+            rows = {}
+            if codec == "mpeg4":
+                loader_a = pytorchvideo_loader(paths, tmp, args.num_workers)
+                rows["(a) pytorchvideo labeled_video_dataset"] = lambda loader=loader_a: loader
+                rows["(b) ClipDataset, decoder=pyav"] = map_loader(clip_dataset(paths, "pyav"))
+            rows["(c) ClipDataset, decoder=fast"] = map_loader(clip_dataset(paths, "fast"))
+            rows["(d) fast decode only, no transform"] = map_loader(DecodeOnly(clip_dataset(paths, "fast")))
+            if not torchcodec_missing:
+                rows["(e) ClipDataset, decoder=torchcodec"] = map_loader(clip_dataset(paths, "torchcodec"))
+                rows["(f) torchcodec decode only"] = map_loader(DecodeOnly(clip_dataset(paths, "torchcodec")))
+            measured = measure(rows, args.clips, args.rounds)
+            rates = {name[:3]: rate for name, (rate, _) in measured.items()}
+            for name, (rate, cost) in measured.items():
+                print(f"{name:<40} {rate:7.2f} clips/s  {1000 / rate:7.1f} ms/clip  {cost:7.1f} CPU ms/clip")
+            if codec == "mpeg4":
+                print(f"(c)/(a) = {rates['(c)'] / rates['(a)']:.2f}x (target >= 5)   "
+                      f"(c)/(d) = {rates['(c)'] / rates['(d)']:.2f}x (target >= 0.7)")
+            if not torchcodec_missing:
+                print(f"(e)/(c) = {rates['(e)'] / rates['(c)']:.2f}x   (f)/(d) = {rates['(f)'] / rates['(d)']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, as one short run (about 8 minutes on an H100/H200), its output in
+# Everything that needs a GPU, as one short run (about 10 minutes on an H100/H200), its output in
 # $OUT (or ./gpu_session_out): the training-step table in true FLOPs, where the step's time goes,
-# the data path (CPU decoding vs NVDEC) feeding the R50 step, and multigrid vs the standard
-# schedule on R50 (a few minutes more; not run on a GPU yet).
+# the data path (CPU decoding vs NVDEC: clips/s and CPU cores, bench/gpu_decode.py), and
+# multigrid vs the standard schedule on R50 (bench/multigrid.py, a few minutes more; not run on
+# a GPU yet).
 #
 #     bash bench/gpu_session.sh               # on the GPU machine, from the repository root
 #     bash bench/gpu_session.sh --tiny        # the same steps, CPU-sized: what the tests run
@@ -20,6 +21,18 @@ if [ -d .whl ]; then
     export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONUNBUFFERED=1
+# torchcodec (decode step) loads the system's FFmpeg; a machine without one gets PyAV's bundled
+# FFmpeg instead, under the library names torchcodec looks for.
+if ! python3 -c "import torchcodec.decoders" 2>/dev/null; then
+    avlibs=$(python3 -c "import av, pathlib; print(pathlib.Path(av.__file__).resolve().parents[1] / 'av.libs')")
+    mkdir -p /tmp/ffmpeg_libs
+    for lib in "$avlibs"/lib{avcodec,avdevice,avfilter,avformat,avutil,swresample,swscale}-*.so.*; do
+        name=$(basename "$lib")
+        major=$(echo "$name" | sed -E 's/.*\.so\.([0-9]+).*/\1/')
+        ln -sf "$lib" "/tmp/ffmpeg_libs/${name%%-*}.so.$major"
+    done
+    export LD_LIBRARY_PATH="/tmp/ffmpeg_libs:$avlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" | tee "$out/device.txt"
 
@@ -41,5 +54,10 @@ else
     step throughput python3 bench/gpu_throughput.py --tiny
     step profile python3 bench/gpu_profile.py --tiny
     step multigrid python3 bench/multigrid.py --tiny
+fi
+if python3 -c "import torchcodec.decoders" 2>/dev/null; then
+    step decode python3 bench/gpu_decode.py "${tiny[@]}"
+else
+    echo "== decode skipped: torchcodec does not load (pip install torchcodec, or its wheel in .whl)"
 fi
 echo "outputs in $out"

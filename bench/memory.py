@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         data_throughput.WIDTH, data_throughput.HEIGHT, data_throughput.SECONDS = 64, 48, 2  # fast to write
 
     with tempfile.TemporaryDirectory() as tmp:
-        paths = data_throughput.generate(Path(tmp), args.videos, seed=0)
+        paths = data_throughput.generate(Path(tmp), args.videos, seed=0)["mpeg4"]
         dataset = WithWorkerMemory(data_throughput.clip_dataset(paths, "fast"))
         sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=args.clips,
                                                  generator=torch.Generator().manual_seed(0))

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "videos"
         root.mkdir()
-        lists = write_lists(data_throughput.generate(root, args.videos + 2, seed=0), root, val_count=2)
+        lists = write_lists(data_throughput.generate(root, args.videos + 2, seed=0)["mpeg4"], root, val_count=2)
         load_before = os.getloadavg()
         for round_index in range(args.rounds):
             for workers in args.num_workers:

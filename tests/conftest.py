@@ -23,6 +23,26 @@ def tiny_root(tmp_path_factory) -> Path:
     return ensure_synthetic(TINY_SPEC, cache_dir=tmp_path_factory.mktemp("synthetic"))
 
 
+def _torchcodec_missing() -> str:
+    """Why ``decoder: torchcodec`` cannot run here (the optional extra, or the system FFmpeg it loads), or ""."""
+    try:
+        import torchcodec.decoders  # noqa: F401
+    except (ImportError, RuntimeError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return (f"torchcodec cannot decode here ({type(error).__name__}: {first}); "
+                "pip install -e '.[torchcodec]' and apt-get install ffmpeg")
+    return ""
+
+
+TORCHCODEC_MISSING = _torchcodec_missing()
+needs_torchcodec = pytest.mark.skipif(bool(TORCHCODEC_MISSING), reason=TORCHCODEC_MISSING)
+
+
+def decoder_params(names) -> list:
+    """``names`` for ``parametrize``, torchcodec's skipped (with the reason) where it cannot run."""
+    return [pytest.param(name, marks=needs_torchcodec) if name == "torchcodec" else name for name in sorted(names)]
+
+
 REPO = Path(__file__).parents[1]
 # The notebooks' tiny run (slowfast_tiny, 5 iterations an epoch, a few seconds), deterministic and
 # keeping a checkpoint of every epoch.

@@ -4,11 +4,14 @@ Benchmarks are scripts, not timed tests; this only guards them against breaking.
 subprocesses from the repository root, as their docstrings say.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from conftest import TORCHCODEC_MISSING, needs_torchcodec
 
 pytestmark = pytest.mark.slow  # subprocesses that train or benchmark: tens of seconds
 
@@ -69,6 +72,30 @@ def test_gpu_profile_tiny_splits_the_step_by_kind_and_the_forward_by_pathway():
     assert all(f"{part} " in parts for part in ("slow pathway", "fast pathway", "lateral fusion", "head"))
 
 
+def test_gpu_session_tiny_runs_every_step_and_keeps_their_outputs(tmp_path):
+    """The one script a lent GPU machine runs: its CPU-sized twin runs every step without a failure."""
+    done = subprocess.run(["bash", "bench/gpu_session.sh", "--tiny"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OUT": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "failed (exit" not in done.stdout, done.stdout[-3000:]
+    outputs = {path.name for path in tmp_path.iterdir()}
+    assert {"device.txt", "throughput.txt", "profile.txt"} <= outputs, outputs
+    assert ("decode.txt" in outputs) == (not TORCHCODEC_MISSING), outputs  # skipped, saying why, without it
+    assert "clips/s" in (tmp_path / "throughput.txt").read_text()
+
+
+@needs_torchcodec
+def test_gpu_decode_tiny_prints_a_row_per_decoding_path_and_codec():
+    out = run_bench("gpu_decode.py", "--tiny")
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0] in ("mpeg4", "h264", "hevc")]
+    assert {row[0] for row in rows} == {"mpeg4", "h264", "hevc"}, out
+    for codec in ("mpeg4", "h264", "hevc"):
+        names = [" ".join(row[1:-4]) for row in rows if row[0] == codec]
+        assert "cpu, 1 worker" in names and "cpu, decode only" in names, out
+        assert ("cuda, main" if torch.cuda.is_available() else "cpu, main") in names, out
+    assert all(float(row[-4]) > 0 and float(row[-3]) > 0 for row in rows), out  # clips/s, cores
+    if not torch.cuda.is_available():
+        assert all(row[-1] == "0" for row in rows), out  # nothing to fall back from
 def test_multigrid_tiny_prints_each_epochs_time_for_both_schedules_and_their_top1():
     out = run_bench("multigrid.py", "--tiny")
     rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from accelerate import Accelerator
-from conftest import tiny_recipe
+from conftest import needs_torchcodec, tiny_recipe
 
-from accel_slowfast.data.builders import build_indexes
-from accel_slowfast.errors import DataError
+from accel_slowfast.config import Recipe
+from accel_slowfast.data.augment import RandAugment, RandomErasing
+from accel_slowfast.data.builders import build_indexes, clip_augmentations, decode_device
+from accel_slowfast.errors import DataError, RecipeError
 
 REPO = Path(__file__).parents[1]
 
@@ -171,3 +173,29 @@ def test_one_process_per_node_probes_or_the_main_process_alone_with_a_shared_cac
     node_first, main_first = accelerator.local_main_process_first, accelerator.main_process_first
     (main_first if shared else node_first).assert_called_once()
     (node_first if shared else main_first).assert_not_called()
+
+
+def test_the_per_clip_regularisation_is_what_the_recipe_asks_for():
+    assert clip_augmentations(Recipe()) == []
+    augment = clip_augmentations(Recipe(rand_augment=True, rand_augment_layers=4, random_erasing=0.25))
+    assert [type(a) for a in augment] == [RandAugment, RandomErasing]
+    assert augment[0]._augment.randaug_fn.num_sample_op == 4 and augment[1].p == 0.25
+
+
+def test_decoding_on_the_cpu_needs_no_gpu(tmp_path):
+    assert decode_device(tiny_recipe(tmp_path, tmp_path / "run"), Accelerator(cpu=True)).type == "cpu"
+
+
+@needs_torchcodec
+def test_nvdec_decoding_on_a_run_without_a_gpu_is_a_one_line_error(tmp_path):
+    recipe = tiny_recipe(tmp_path, tmp_path / "run", decoder="torchcodec", decoder_device="cuda", num_workers=0)
+    with pytest.raises(RecipeError, match="decoder_device 'cuda' decodes onto the run's GPU.*on cpu"):
+        decode_device(recipe, Accelerator(cpu=True))
+
+
+@needs_torchcodec
+def test_torchcodec_without_ffmpeg_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)  # as when FFmpeg's libraries do not load
+    with pytest.raises(RecipeError, match="cannot load FFmpeg.*apt-get install ffmpeg") as raised:
+        decode_device(tiny_recipe(tmp_path, tmp_path / "run", decoder="torchcodec"), Accelerator(cpu=True))
+    assert "\n" not in str(raised.value)

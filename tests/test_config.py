@@ -61,6 +61,17 @@ def test_bad_yaml_names_the_file_and_key(tmp_path, text, message):
     (dict(batch_size=0), "'batch_size' must be >= 1"),
     (dict(mixed_precision="fp8"), "'mixed_precision'"),
     (dict(crop_size=300), "'crop_size'"),
+    (dict(mixup_alpha=-0.1), "'mixup_alpha' must be >= 0"),
+    (dict(cutmix_alpha=1.0, batch_size=1), "batch_size >= 2"),
+    (dict(mix_prob=1.5, mixup_alpha=0.8), r"'mix_prob' must be in \[0, 1\]"),
+    (dict(mix_prob=0.5), "'mix_prob' applies only with mixup_alpha or cutmix_alpha on"),
+    (dict(mix_switch_prob=0.3, cutmix_alpha=1.0), "'mix_switch_prob' applies only with mixup_alpha and cutmix_alpha"),
+    (dict(label_smoothing=1.0), r"'label_smoothing' must be in \[0, 1\)"),
+    (dict(rand_augment=True, rand_augment_magnitude=11), r"'rand_augment_magnitude' must be in \[0, 10\]"),
+    (dict(rand_augment_layers=4), "'rand_augment_layers' applies only with rand_augment on"),
+    (dict(random_erasing=-0.25), r"'random_erasing' must be in \[0, 1\]"),
+    (dict(decoder_device="cuda"), "decoder_device 'cuda' decodes with torchcodec's NVDEC.*--decoder=torchcodec"),
+    (dict(decoder="torchcodec", decoder_device="cuda"), "main process.*--num_workers=0"),
 ])
 def test_impossible_combinations_fail_before_work(overrides, message):
     with pytest.raises(RecipeError, match=message):
@@ -125,6 +136,15 @@ def test_a_shipped_recipe_is_found_by_name_from_any_folder(name, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     assert load_recipe([name, "--split=2"]) == dataclasses.replace(expected, split=2)
     assert "synthetic/slowfast_tiny.yaml" in packaged_recipes()
+
+
+def test_decoder_torchcodec_without_the_package_names_the_extra(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "torchcodec" else find_spec(name))
+    with pytest.raises(RecipeError, match=r"pip install 'accel_slowfast\[torchcodec\]'"):
+        Recipe(decoder="torchcodec")
 
 
 def test_the_decoder_names_are_the_decoders():

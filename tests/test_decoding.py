@@ -6,11 +6,12 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import decoder_params
 
 from accel_slowfast.data.decoding import DECODERS, PyAVReference, open_video
 
 NUM_FRAMES, FPS = 40, 25
-FAST_DECODERS = sorted(set(DECODERS) - {"pyav"})
+FAST_DECODERS = decoder_params(set(DECODERS) - {"pyav"})
 
 
 def _frames(seed: int, height: int = 32, width: int = 48) -> np.ndarray:
@@ -86,7 +87,7 @@ def test_frames_equal_the_reference(videos, name, decoder):
             assert torch.equal(frames, expected), f"{name}, {decoder}: indices {indices.tolist()}"
 
 
-@pytest.mark.parametrize("decoder", sorted(DECODERS))
+@pytest.mark.parametrize("decoder", decoder_params(DECODERS))
 def test_frames_are_the_encoded_frames_in_order(videos, decoder):
     path = _video(videos, "mpeg4.avi")
     with av.open(str(path)) as container:
@@ -105,7 +106,7 @@ def test_one_decoder_serves_many_clips_in_any_order(videos, decoder):
             assert torch.equal(video.get_frames(np.array(indices)), reference.get_frames(np.array(indices)))
 
 
-@pytest.mark.parametrize("decoder", sorted(DECODERS))
+@pytest.mark.parametrize("decoder", decoder_params(DECODERS))
 def test_closing_releases_the_file(videos, decoder):
     with open_video(_video(videos, "mpeg4.avi"), decoder) as video:
         video.get_frames(np.array([3]))
@@ -116,6 +117,12 @@ def test_closing_releases_the_file(videos, decoder):
 def test_unknown_decoder_names_the_choices(videos):
     with pytest.raises(ValueError, match="pyav"):
         open_video(_video(videos, "mpeg4.avi"), "nope")
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "fast"])
+def test_pyav_decoders_refuse_a_gpu(videos, decoder):
+    with pytest.raises(ValueError, match="decoder 'torchcodec' decodes on cuda"):
+        open_video(_video(videos, "mpeg4.avi"), decoder, device="cuda")
 
 
 @pytest.mark.parametrize(("name", "indices", "keyframe"), [
@@ -152,7 +159,7 @@ def _write_size_change(path, segments: list[np.ndarray]) -> None:
                     container.mux(packet)
 
 
-@pytest.mark.parametrize("decoder", sorted(DECODERS))
+@pytest.mark.parametrize("decoder", decoder_params(DECODERS))
 def test_a_frame_size_change_mid_stream_is_resized_to_the_first_frames_size(tmp_path, decoder):
     first, second = np.full((20, 32, 48, 3), 60, np.uint8), np.full((20, 48, 64, 3), 200, np.uint8)
     path = tmp_path / "size_change.avi"

@@ -391,7 +391,8 @@ def test_build_hooks_registers_what_the_recipe_asks_for_in_the_documented_order(
 
     model = torch.nn.Linear(2, 2)
     everything = Recipe(ema=True, precise_bn_batches=2, early_stop_metric="top1_acc", empty_cache="iter",
-                        profile_iters=[1], momentum_policy="cosine", optimizer="sgd", report_to="tensorboard")
+                        profile_iters=[1], momentum_policy="cosine", optimizer="sgd", report_to="tensorboard",
+                        label_smoothing=0.1)
     hooks = build_hooks(everything, model=model, train_loader=[], val_loader=[], val_set=None,
                         progress=RunnerProgress(), interrupts=Interrupts())
     runner = _runner(tmp_path, lambda: model)
@@ -399,8 +400,8 @@ def test_build_hooks_registers_what_the_recipe_asks_for_in_the_documented_order(
         runner.register_hook(hook)
     assert [type(h).__name__ for h in runner.hooks] == [
         "LrScheduleHook", "MomentumScheduleHook", "OptimizerHook", "SamplerSeedHook", "EMAHook", "EmptyCacheHook",
-        "PreciseBNHook", "IterTimerHook", "EvalHook", "EarlyStoppingHook", "LoggerHook", "TrackerHook",
-        "ProfilerHook", "CheckpointHook", "InterruptHook"]
+        "PreciseBNHook", "IterTimerHook", "EvalHook", "EarlyStoppingHook", "BlendingHook", "LoggerHook",
+        "TrackerHook", "ProfilerHook", "CheckpointHook", "InterruptHook"]
     after_epoch = runner.hook_info().split("after_train_epoch:\n")[1].split("\n", 8)[:8]
     assert [line.split(")")[1].strip() for line in after_epoch] == [
         "EMAHook", "EmptyCacheHook", "PreciseBNHook", "EvalHook", "EarlyStoppingHook", "LoggerHook", "TrackerHook",

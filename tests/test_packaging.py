@@ -56,9 +56,14 @@ def test_requirements_have_lower_bounds_only():
     assert stack <= set(_declared())
 
 
+OPTIONAL_EXTRAS = ("torchcodec",)  # extras whose packages the package imports where it uses them
+
+
 def test_every_third_party_import_is_declared():
     distributions = importlib.metadata.packages_distributions()
-    declared = _declared()
+    extras = _options()["options.extras_require"]
+    declared = {**_declared(), **{name: spec for extra in OPTIONAL_EXTRAS for name, spec in
+                                  _requirements(extras[extra]).items()}}
     for module in sorted(_imported_modules()):
         names = {re.sub(r"[-_.]+", "-", d).lower() for d in distributions.get(module, [module])}
         assert names & set(declared), f"accel_slowfast imports {module} ({names}), which setup.cfg does not declare"

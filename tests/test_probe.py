@@ -6,7 +6,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import TINY_SPEC
+from conftest import TINY_SPEC, decoder_params
 
 from accel_slowfast.data.decoding import DECODERS, open_video
 from accel_slowfast.data.index import VideoIndex, VideoRecord
@@ -40,7 +40,8 @@ def test_probe_names_what_is_wrong(tmp_path):
     assert [bool(e) for e in probe_index(index, cache_dir=tmp_path)["error"]] == [True, True, False]
 
 
-def test_probe_counts_frames_as_the_decoders_do(tmp_path):
+@pytest.mark.parametrize("decoder", decoder_params(DECODERS))
+def test_probe_counts_frames_as_the_decoders_do(tmp_path, decoder):
     """A Matroska header has no frame count and no stream duration, and its container duration
     includes a late start (7 frames here): the probe must not count those as frames."""
     path = tmp_path / "late_start.mkv"
@@ -54,9 +55,8 @@ def test_probe_counts_frames_as_the_decoders_do(tmp_path):
         container.mux(stream.encode())
     probed = probe_video(path)
     assert probed["error"] == "" and probed["num_frames"] == 20
-    for decoder in DECODERS:
-        with open_video(path, decoder) as video:
-            assert video.num_frames == probed["num_frames"], decoder
+    with open_video(path, decoder) as video:
+        assert video.num_frames == probed["num_frames"]
 
 
 @pytest.mark.slow

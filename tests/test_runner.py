@@ -150,3 +150,19 @@ def test_the_hook_table_lists_each_event_s_hooks_in_order(tmp_path):
     runner.register_hook(Early(), "HIGH")
     assert runner.hook_info().splitlines() == ["before_run:", "  (HIGH        ) Early", "  (LOWEST      ) Late",
                                                "after_train_iter:", "  (LOWEST      ) Late"]
+
+
+def test_a_before_train_iter_hook_may_replace_the_batch_the_step_gets(tmp_path):
+    runner = _runner(tmp_path)
+    received = []
+    runner.train_step = lambda model, batch, train_mode: received.append(batch) or _step(model, batch, train_mode)
+
+    class Replace:
+        def before_train_iter(self, r):
+            r.data_batch = {**r.data_batch, "y": torch.zeros(2, 1), "seen_at": r.iter}
+
+    runner.register_hook(Replace())
+    runner.run({"train": _batches(2)}, [("train", 1)], max_epochs=1)
+    assert [batch["seen_at"] for batch in received] == [0, 1]
+    assert all(torch.equal(batch["y"], torch.zeros(2, 1)) for batch in received)
+    assert runner.data_batch is None  # not held once the iteration is over

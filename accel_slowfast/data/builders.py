@@ -15,6 +15,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from accel_slowfast.config import Recipe
+from accel_slowfast.data.augment import RandAugment, RandomErasing
 from accel_slowfast.data.dataset import ClipDataset, init_worker, list_bad_videos
 from accel_slowfast.data.index import VideoIndex, check_splits, require_videos
 from accel_slowfast.data.multigrid_sampler import MultigridBatchSampler
@@ -89,6 +90,37 @@ def describe_videos(dataset: ClipDataset, name: str) -> str:
     return text
 
 
+def clip_augmentations(recipe: Recipe) -> list:
+    """The per-clip regularisation the recipe asks for, in the order applied (``data/augment.py``)."""
+    found = []
+    if recipe.rand_augment:
+        found.append(RandAugment(recipe.rand_augment_magnitude, recipe.rand_augment_layers, fill=tuple(recipe.mean)))
+    if recipe.random_erasing:
+        found.append(RandomErasing(recipe.random_erasing, tuple(recipe.mean), tuple(recipe.std)))
+    return found
+
+
+def decode_device(recipe: Recipe, accelerator: Accelerator) -> torch.device:
+    """Where the datasets decode: the CPU, or the run's own GPU with ``decoder_device: cuda``.
+
+    Raises:
+        RecipeError: torchcodec cannot load FFmpeg, or ``cuda`` was asked for on a run without a GPU.
+    """
+    if recipe.decoder == "torchcodec":
+        try:
+            import torchcodec.decoders  # noqa: F401 - loads FFmpeg's libraries, or says it cannot
+        except (ImportError, RuntimeError, OSError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise RecipeError(f"decoder 'torchcodec' cannot load FFmpeg (it needs FFmpeg 4 to 9: apt-get install "
+                              f"ffmpeg), or set --decoder=fast: {reason}") from None
+    if recipe.decoder_device == "cpu":
+        return torch.device("cpu")
+    if accelerator.device.type != "cuda":
+        raise RecipeError(f"decoder_device 'cuda' decodes onto the run's GPU, but this run is on "
+                          f"{accelerator.device}: set --decoder_device=cpu")
+    return accelerator.device
+
+
 def build_datasets(
     recipe: Recipe, train_index: VideoIndex, val_index: VideoIndex, accelerator: Accelerator
 ) -> tuple[ClipDataset, ClipDataset]:
@@ -98,7 +130,8 @@ def build_datasets(
                               f"{recipe.num_classes}; set --num_classes={len(index.classes)}")
     bad_video_log = Path(recipe.work_dir) / BAD_VIDEOS_FILE
     clip = dict(clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
-                seed=recipe.seed, decoder=recipe.decoder, bad_video_log=bad_video_log)
+                seed=recipe.seed, decoder=recipe.decoder, device=decode_device(recipe, accelerator),
+                bad_video_log=bad_video_log)
     train_set = ClipDataset(
         train_index,
         transforms=[recipe_train_transform(recipe, recipe.crop_size)],
@@ -123,7 +156,8 @@ def recipe_train_transform(recipe: Recipe, crop_size: int):
     crop (RandomResizedCrop is scale-free already)."""
     jitter = tuple(round(side * crop_size / recipe.crop_size) for side in recipe.short_side_jitter)
     return train_transform(short_side_jitter=jitter or None, crop_size=crop_size,
-                           crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio)
+                           crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio,
+                           augment=clip_augmentations(recipe))
 
 
 def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerator) -> ClipDataset:
@@ -135,6 +169,7 @@ def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerat
         transforms=view_transforms(short_side=recipe.short_side, crop_size=recipe.test_crop_size,
                                    num_crops=recipe.num_crops),
         clip_sampling="uniform", num_clips=recipe.num_clips, seed=recipe.seed, decoder=recipe.decoder,
+        device=decode_device(recipe, accelerator),
         known_bad=find_bad_videos(index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
         bad_video_log=bad_video_log,
     )
@@ -160,7 +195,7 @@ def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator,
         num_workers=recipe.num_workers,
         collate_fn=dataset.collate,
         worker_init_fn=init_worker,
-        pin_memory=accelerator.device.type == "cuda",
+        pin_memory=dataset.device.type == "cpu" and accelerator.device.type == "cuda",  # NVDEC's clips: on the GPU
         persistent_workers=recipe.num_workers > 0,
         generator=torch.Generator().manual_seed(recipe.seed),
     )

@@ -7,7 +7,8 @@ key             type                      meaning
 =============== ========================= ==================================================
 ``video``       ``[slow, fast]``          ``(C, T/alpha, H, W)`` and ``(C, T, H, W)`` uint8
                                           RGB tensors (the model normalizes them on its
-                                          device); a fresh list per sample
+                                          device); a fresh list per sample; on the CPU, or
+                                          on the run's GPU with ``decoder_device: cuda``
 ``label``       ``int``                   0-based class id of the clip returned
 ``video_index`` ``int``                   position in the index of the video asked for
 ``clip_index``  ``int``                   which temporal clip of that video (0..num_clips-1)
@@ -22,6 +23,9 @@ uint8 ``(B, C, T, H, W)``; the index entries are int64, ``replaced`` bool), held
 instead of seven: ``slow`` is a view of the stacked fast clips and the five ``(B,)`` entries are
 views of one int64 tensor. A data-loader worker hands each storage to the main process
 separately (``share_by_filename``; docs/PERFORMANCE.md has the costs), so fewer is cheaper.
+In training with mixing or label smoothing, ``blending.BlendingHook`` then turns a batch on the
+device into normalized float32 ``video`` clips (mixed) and adds ``target``: ``(B, num_classes)``
+float32 soft targets; ``label`` stays the hard labels.
 
 A multigrid run's training loader (``data/multigrid_sampler.py``) asks for
 ``dataset[(index, clip_len, frame_interval, crop_size)]``: sample ``index`` at that shape, its
@@ -76,6 +80,9 @@ class ClipDataset(torch.utils.data.Dataset):
         num_clips: temporal clips per video (``uniform`` only).
         seed: base of the per-sample random generator.
         decoder: a name in ``accel_slowfast.data.decoding.DECODERS``.
+        device: where clips are decoded and returned: the CPU, or a CUDA device (decoder
+            ``torchcodec``, NVDEC; in the main process, ``num_workers=0``). A video NVDEC cannot
+            take is decoded on the CPU and moved there; the reason is logged once per video.
         known_bad: ``{video_index: reason}`` found before training (e.g. by probing).
         bad_video_log: file that lists each bad video once (shared by processes and workers).
         transform_for_crop: builds the training transform for a crop side: multigrid's keys
@@ -94,6 +101,7 @@ class ClipDataset(torch.utils.data.Dataset):
         num_clips: int = 1,
         seed: int = 0,
         decoder: str = "pyav",
+        device: str | torch.device = "cpu",
         known_bad: dict[int, str] | None = None,
         bad_video_log: str | Path | None = None,
         transform_for_crop: Callable[[int], Callable[[torch.Tensor], torch.Tensor]] | None = None,
@@ -106,12 +114,13 @@ class ClipDataset(torch.utils.data.Dataset):
         self.clip_len, self.frame_interval, self.alpha = clip_len, frame_interval, alpha
         self.transforms = list(transforms)
         self.clip_sampling, self.num_clips = clip_sampling, num_clips
-        self.seed, self.decoder = seed, decoder
+        self.seed, self.decoder, self.device = seed, decoder, torch.device(device)
         self.known_bad = dict(known_bad or {})
         self.bad_video_log = Path(bad_video_log) if bad_video_log else None
         self.transform_for_crop = transform_for_crop
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # read by persistent workers
         self._reported: set[str] = set()
+        self._cpu_decoded: set[str] = set()  # the videos NVDEC could not take (reported once, not retried)
         self._cached: tuple[int, torch.Tensor] | None = None  # the last video's decoded clips
 
     @property
@@ -197,14 +206,19 @@ class ClipDataset(torch.utils.data.Dataset):
         if video_index in self.known_bad:
             raise RuntimeError(self.known_bad[video_index])
         if self._cached is None or self._cached[0] != video_index or self.clip_sampling == "random":
-            with open_video(self.index.paths[video_index], self.decoder) as video:
+            path = self.index.paths[video_index]
+            device = "cpu" if path in self._cpu_decoded else self.device
+            with open_video(path, self.decoder, device) as video:
                 if video.num_frames <= 0:
                     raise RuntimeError("the video has no frames")
                 indices = self.frame_indices(video.num_frames, rng, clip_len, frame_interval)  # (num_clips, clip_len)
                 frames = video.get_frames(indices.reshape(-1))  # (num_clips * clip_len, H, W, C)
+                if self.device.type != "cpu" and video.fallback_reason and path not in self._cpu_decoded:
+                    self._cpu_decoded.add(path)
+                    logger.warning("NVDEC cannot decode %s (%s): decoding it on the CPU", path, video.fallback_reason)
             if frames.shape[0] != indices.size:
                 raise RuntimeError(f"decoded {frames.shape[0]} frames, expected {indices.size}")
-            self._cached = (video_index, frames)
+            self._cached = (video_index, frames.to(self.device))  # a no-op unless NVDEC fell back to the CPU
         frames = self._cached[1]
         return frames[clip_index * clip_len:(clip_index + 1) * clip_len]
 

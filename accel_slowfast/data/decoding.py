@@ -4,16 +4,29 @@ Every decoder returns frames as uint8 ``(T, H, W, C)`` RGB, the layout FFmpeg co
 transforms never depend on the backend (``transforms.py`` crops them into the model's uint8
 ``(C, T, H, W)``, which the model normalizes). Select one with the ``decoder`` recipe key:
 
-============ ===================================================================================
-``pyav``     the reference: pytorchvideo 0.1.5's ``EncodedVideoPyAV.get_clip`` over the clip's span
-``fast``     PyAV decoding of only what a clip needs: seek to the keyframe before the first index,
-             stop after the last, convert to RGB only the sampled frames (bitwise the same frames)
-============ ===================================================================================
+============== =================================================================================
+``pyav``       the reference: pytorchvideo 0.1.5's ``EncodedVideoPyAV.get_clip`` over the clip's span
+``fast``       PyAV decoding of only what a clip needs: seek to the keyframe before the first
+               index, stop after the last, convert to RGB only the sampled frames (bitwise the
+               same frames)
+``torchcodec`` torchcodec's FFmpeg decoding (the optional extra ``accel_slowfast[torchcodec]`` and
+               the system's FFmpeg; ``torchcodec_decoding.py``): bitwise the same frames on the CPU;
+               with ``decoder_device: cuda``, NVDEC onto the run's GPU (not bitwise: the GPU's RGB
+               conversion rounds differently)
+============== =================================================================================
+
+Speed depends on the codec (one thread, the seed's 32x2 training clip at 224 px from 320x240
+video; ``bench/data_throughput.py``, docs/PERFORMANCE.md): on UCF101's MPEG-4 part 2 and on H.264
+``fast`` and ``torchcodec`` were level (116 and 119 clips/s; 48 and 48), on HEVC ``torchcodec``
+led (62 against 47). ``torchcodec`` needs an extra package and the system's FFmpeg, so ``pyav``
+(the reference) stays the default: choose ``fast`` for MPEG-4 and H.264 sets (UCF101, HMDB51,
+Kinetics), ``torchcodec`` for HEVC or for decoding on the GPU.
 
 A stream whose frame size changes part-way (a re-encoded or spliced file) is resized back to its
-first frame's size (the stream header's), so its clips stack; both decoders resize the same way.
+first frame's size (the stream header's), so its clips stack; every decoder resizes the same way.
 
-Check that a decoder returns the reference's frames: ``pytest tests/test_decoding.py``.
+Check that a decoder returns the reference's frames: ``pytest tests/test_decoding.py
+tests/test_torchcodec_decoding.py``.
 """
 
 import math
@@ -25,41 +38,8 @@ import torch
 from av.video.reformatter import VideoReformatter
 from pytorchvideo.data.encoded_video_pyav import EncodedVideoPyAV
 
-from accel_slowfast.data.transforms import resize
-
-
-def frame_count(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
-    """Frames in ``stream``: the header's count, else its duration, else a demuxing pass.
-
-    Every decoder uses this, so a clip sampler draws the same indices whatever the backend.
-    (Matroska/WebM headers carry neither a count nor a stream duration, and their container
-    duration may include the start offset, so those are counted packet by packet; demuxing
-    reads the file without decoding it.)
-    """
-    if stream.frames:
-        return stream.frames
-    fps = Fraction(stream.average_rate or stream.guessed_rate or stream.base_rate)
-    if stream.duration is not None:
-        return round(stream.duration * Fraction(stream.time_base) * fps)
-    start = 0 if stream.start_time is None else stream.start_time
-    container.seek(start, stream=stream)
-    count = sum(1 for packet in container.demux(stream) if packet.size)
-    container.seek(start, stream=stream)
-    return count
-
-
-def first_size(stream: av.video.stream.VideoStream) -> tuple[int, int] | None:
-    """``(height, width)`` of the stream's first frame, from its header (None if it has none)."""
-    height, width = stream.codec_context.height, stream.codec_context.width
-    return (height, width) if height and width else None
-
-
-def fit(rgb: np.ndarray | torch.Tensor, size: tuple[int, int] | None) -> np.ndarray | torch.Tensor:
-    """A uint8 ``(H, W, C)`` frame resized (bilinear) to ``size`` when it has another one."""
-    if size is None or tuple(rgb.shape[:2]) == size:
-        return rgb
-    resized = resize(torch.as_tensor(rgb)[None], *size)[0].contiguous()
-    return resized.numpy() if isinstance(rgb, np.ndarray) else resized
+from accel_slowfast.data.streams import first_size, fit, frame_count
+from accel_slowfast.data.torchcodec_decoding import TorchCodecVideo
 
 
 class _SizeKeepingPyAV(EncodedVideoPyAV):
@@ -203,11 +183,19 @@ class PyAVFast:
         self.close()
 
 
-DECODERS = {"pyav": PyAVReference, "fast": PyAVFast}
+DECODERS = {"pyav": PyAVReference, "fast": PyAVFast, "torchcodec": TorchCodecVideo}
 
 
-def open_video(path, decoder: str = "pyav"):
-    """Open ``path`` with the named decoder; use as a context manager so the file is closed."""
+def open_video(path, decoder: str = "pyav", device: str | torch.device = "cpu"):
+    """Open ``path`` with the named decoder; use as a context manager so the file is closed.
+
+    ``device`` other than the CPU is torchcodec's alone (NVDEC); its frames come back on
+    ``video.device``, which is the CPU for a video NVDEC could not take (``video.fallback_reason``).
+    """
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
+    if decoder == "torchcodec":
+        return TorchCodecVideo(path, device=device)
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"decoder {decoder!r} decodes on the CPU only; decoder 'torchcodec' decodes on {device}")
     return DECODERS[decoder](path)

@@ -29,8 +29,8 @@ import numpy as np
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from accel_slowfast.data.decoding import frame_count
 from accel_slowfast.data.index import VideoIndex
+from accel_slowfast.data.streams import frame_count
 from accel_slowfast.data.synthetic import default_cache_dir
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ CHUNK = 64  # videos per thread task: a Future per video cost more main-thread t
 def probe_video(path: str | Path) -> dict:
     """Metadata of one video; ``error`` says why it cannot be used ("" when fine).
 
-    ``num_frames`` is ``decoding.frame_count``'s, the count the decoders sample clips from (the
+    ``num_frames`` is ``streams.frame_count``'s, the count the decoders sample clips from (the
     header's, else from the stream duration, else by demuxing), so the data check's "too short"
     and a clip sampler agree on every container; the rest is read from the header.
     """

@@ -12,7 +12,8 @@ R50 4x16x1):
 
     train: RandomResizedCrop(area, aspect 3/4-4/3) to crop_size² -> flip
            or, with short_side_jitter (PySlowFast's): random short side in [min, max] ->
-           random crop_size² crop -> flip
+           random crop_size² crop -> flip; then, if asked, RandAugment -> random erasing
+           (``augment.py``)
     val:   short side -> centre crop crop_size²
     test:  short side -> crop k of num_crops (``views.view_transforms``)
 
@@ -27,6 +28,7 @@ them (``ClipDataset`` seeds that RNG per sample).
 """
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +44,12 @@ def resize(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Bilinear resize (``align_corners=False``, as pytorchvideo and mmaction2) of uint8 ``(T, H, W, C)``."""
     if frames.shape[1:3] == (height, width):
         return frames
-    resized = F.interpolate(frames.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=False)
+    images = frames.permute(0, 3, 1, 2)
+    if frames.device.type == "cpu":
+        resized = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
+    else:  # NVDEC's clips, on a GPU: CUDA's bilinear kernel takes no uint8, so resize in float and round
+        resized = F.interpolate(images.float(), size=(height, width), mode="bilinear", align_corners=False)
+        resized = resized.round_().clamp_(0, 255).to(torch.uint8)
     return resized.permute(0, 2, 3, 1)  # the kernel writes channels-last: a free view back to (T, H, W, C)
 
 
@@ -142,18 +149,20 @@ def train_transform(
     crop_area: tuple[float, float],
     flip_ratio: float,
     short_side_jitter: tuple[int, int] | None = None,
+    augment: Sequence[Callable[[torch.Tensor], torch.Tensor]] = (),
 ) -> Compose:
     """The training augmentation of a uint8 ``(T, H, W, C)`` clip; draws from torch's global RNG.
 
     By default the seed's RandomResizedCrop (``crop_area`` of the frame, taken from the decoded
     frames and resized once, see the module docstring); with ``short_side_jitter=(min, max)``
-    PySlowFast's scale jitter and a random ``crop_size`` crop instead.
+    PySlowFast's scale jitter and a random ``crop_size`` crop instead. ``augment``: uint8 to uint8
+    clip transforms applied after the flip (``data/augment.py``'s RandAugment, random erasing).
     """
     if short_side_jitter:
         random_crop = RandomShortSideCrop(*short_side_jitter, crop_size)
     else:
         random_crop = RandomResizedCrop(crop_size, crop_area)
-    return Compose([random_crop, RandomHorizontalFlip(flip_ratio), ToChannelsFirst()])
+    return Compose([random_crop, RandomHorizontalFlip(flip_ratio), *augment, ToChannelsFirst()])
 
 
 def val_transform(*, short_side: int, crop_size: int) -> Compose:

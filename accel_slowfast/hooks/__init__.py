@@ -18,6 +18,7 @@ hook (module)                priority     does
 ``IterTimerHook`` (logs)     LOW          ``time`` and ``data_time`` of each iteration
 ``EvalHook`` (eval.)         LOW          metrics every ``eval_interval`` epochs and at the end
 ``EarlyStoppingHook`` (eval.) LOW         ``early_stop_metric``: ends the run when it stalls
+``BlendingHook`` (blending)  VERY_LOW     MixUp, CutMix, label smoothing: soft targets
 ``LoggerHook`` (logs)        VERY_LOW     text log, ``metrics.jsonl``, trackers, bar, summary
 ``TrackerHook`` (trackers)   VERY_LOW     ``report_to``: confusion matrix, clips, artifact
 ``ProfilerHook`` (misc)      LOWEST       ``profile_iters``: a ``torch.profiler`` trace
@@ -28,6 +29,7 @@ hook (module)                priority     does
 
 from typing import Any
 
+from accel_slowfast.blending import Blending, BlendingHook
 from accel_slowfast.hooks.checkpointing import CheckpointHook, CheckpointWriter, InterruptHook
 from accel_slowfast.hooks.evaluation import EarlyStoppingHook, EvalHook, PreciseBNHook, recompute_bn_stats
 from accel_slowfast.hooks.logs import IterTimerHook, LoggerHook, summary_lines
@@ -79,6 +81,11 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
     hooks += [IterTimerHook(), EvalHook(val_loader, interval=recipe.eval_interval)]
     if recipe.early_stop_metric:
         hooks.append(EarlyStoppingHook(recipe.early_stop_metric, recipe.early_stop_patience, recipe.early_stop_rule))
+    if recipe.mixup_alpha or recipe.cutmix_alpha or recipe.label_smoothing:
+        blending = Blending(num_classes=recipe.num_classes, mixup_alpha=recipe.mixup_alpha,
+                            cutmix_alpha=recipe.cutmix_alpha, mix_prob=recipe.mix_prob,
+                            switch_prob=recipe.mix_switch_prob, label_smoothing=recipe.label_smoothing)
+        hooks.append(BlendingHook(blending, recipe.seed))
     hooks.append(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none"))
     if tracker_names(recipe):
         hooks.append(TrackerHook(val_set, num_clips=recipe.log_val_clips, log_checkpoint=recipe.log_checkpoint))

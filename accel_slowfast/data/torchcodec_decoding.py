@@ -1,0 +1,99 @@
+"""``decoder: torchcodec``: torchcodec's FFmpeg decoding on the CPU, or NVDEC on a GPU, behind the
+decoders' interface (``decoding.py``).
+
+torchcodec is an optional extra (``pip install "accel_slowfast[torchcodec]"``) that loads the
+system's FFmpeg libraries (4 to 9; Debian's ``apt-get install ffmpeg`` gives 5.1).
+
+On the CPU it returns bitwise the ``fast`` decoder's frames: the same frame for each index and
+the same RGB conversion (FFmpeg's swscale, as PyAV's), checked on MPEG-4, H.264 with B-frames,
+HEVC, VP9 and AV1 files by ``tests/test_torchcodec_decoding.py``. The frame count and rate are
+read with PyAV by ``streams.frame_count``, as every decoder reads them, so a clip sampler draws
+the same indices whatever the backend; torchcodec's own count can differ (a Matroska header's
+duration includes the stream's start offset). Frames are found by an exact scan of the file
+(``seek_mode="exact"``): index ``i`` is the ``i``-th frame in presentation order, and an index
+past the last frame gets the last frame, as the other decoders do. One FFmpeg thread: each
+data-loader worker decodes its own clips.
+
+On a GPU (``device="cuda:N"``, the ``decoder_device: cuda`` recipe key) NVDEC decodes and CUDA
+kernels convert to RGB, so the frames stay on that GPU, and are not bitwise the CPU's (the YUV to
+RGB conversion rounds differently). A video NVDEC cannot take (a codec or profile it lacks, or
+any error opening or decoding it) is decoded on the CPU instead: ``fallback_reason`` says why,
+and its frames are CPU tensors for the caller to move.
+"""
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import torch
+
+from accel_slowfast.data.streams import first_size, fit, frame_count
+
+
+class TorchCodecVideo:
+    """One video decoded by torchcodec, on the CPU or with NVDEC.
+
+    Args:
+        path: the video file.
+        device: where to decode: ``cpu``, or a CUDA device for NVDEC (falling back to the CPU).
+    """
+
+    def __init__(self, path, *, device: str | torch.device = "cpu"):
+        self.path = str(path)
+        with av.open(self.path) as container:
+            if not container.streams.video:
+                raise RuntimeError(f"{self.path}: no video stream")
+            stream = container.streams.video[0]
+            self.fps = Fraction(stream.average_rate or stream.guessed_rate or stream.base_rate)
+            self.num_frames = frame_count(container, stream)
+            self._size, self._stream_index = first_size(stream), stream.index
+        self.fallback_reason = ""
+        self.device, self._decoder = torch.device(device), None  # device: where frames are decoded and returned
+        if self.device.type == "cuda":
+            try:
+                decoder = self._open(device)
+                # torchcodec's NVDEC backend would decode an unsupported stream on the CPU itself and
+                # upload it: decoding it here instead keeps it out of the GPU's colour conversion.
+                if decoder.cpu_fallback:
+                    self.fallback_reason = str(decoder.cpu_fallback)
+                else:
+                    self._decoder = decoder
+            except Exception as error:  # noqa: BLE001 - any NVDEC failure: decode on the CPU
+                self.fallback_reason = f"{type(error).__name__}: {error}"
+        if self._decoder is None:
+            self.device, self._decoder = torch.device("cpu"), self._open("cpu")
+
+    def _open(self, device: str | torch.device):
+        from torchcodec.decoders import VideoDecoder  # the optional extra: imported when used
+
+        return VideoDecoder(self.path, stream_index=self._stream_index, dimension_order="NHWC",
+                            num_ffmpeg_threads=1, device=str(device), seek_mode="exact")
+
+    def get_frames(self, indices: np.ndarray) -> torch.Tensor:
+        """Frames ``indices`` (any order, repeats allowed) as uint8 ``(T, H, W, C)``, on ``device``."""
+        wanted = np.minimum(np.asarray(indices).ravel(), len(self._decoder) - 1).tolist()
+        if self.device.type == "cuda":
+            try:
+                return self._frames_at(wanted)
+            except Exception as error:  # noqa: BLE001 - an NVDEC decoding error: decode on the CPU
+                self.fallback_reason = f"{type(error).__name__}: {error}"
+                self.device, self._decoder = torch.device("cpu"), self._open("cpu")
+        return self._frames_at(wanted)
+
+    def _frames_at(self, indices: list[int]) -> torch.Tensor:
+        try:
+            return self._decoder.get_frames_at(indices).data
+        except RuntimeError:
+            # A batch is allocated at one frame size, so a stream whose size changes part-way fails
+            # as a batch; frame by frame, each resized to the first frame's size, it decodes (and a
+            # broken file fails again).
+            return torch.stack([fit(self._decoder.get_frame_at(i).data, self._size) for i in indices])
+
+    def close(self) -> None:
+        self._decoder = None  # torchcodec closes the file when its decoder is freed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
