@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from accel_slowfast.errors import RecipeError
+from accel_slowfast.multigrid import check_recipe as check_multigrid
 from accel_slowfast.presets import IMAGENET_MEAN, IMAGENET_STD, NUM_STAGES, PRESETS
 from accel_slowfast.recipe_fields import check_value
 from accel_slowfast.recipe_fields import recipe_field as _f  # short: the fields below use it a hundred times
-from accel_slowfast.schedules import ANNEAL_STRATEGIES, COSINE_POLICIES, LR_POLICIES, MOMENTUM_POLICIES, WARMUPS
+from accel_slowfast.schedules import ANNEAL_STRATEGIES, LR_POLICIES, MOMENTUM_POLICIES, WARMUPS, check_schedule_keys
 
 # Choices that other modules check too (the Literal of a tuple is the Literal of its items).
 AVERAGE_CLIPS = ("prob", "score")  # data/views.py: mean of the views' softmax, or of their logits
@@ -161,6 +162,12 @@ class Recipe:
     momentum_step_ratio_up: float = _f(0.4, "momentum cyclic: fraction of each cycle going down to the lowest.", OPTIM,
                                        min=0, below=1)
     gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.", OPTIM, min=1)
+    multigrid_long_cycle: bool = _f(False, "Multigrid long cycle (PySlowFast's): within each lr_steps stage, train at "
+                                           "1/4-1 of clip_len and 1/sqrt2-1 of crop_size with the batch and lr scaled "
+                                           "up to match; needs lr_policy step (accel_slowfast/multigrid.py).", OPTIM)
+    multigrid_short_cycle: bool = _f(False, "Multigrid short cycle (PySlowFast's): iterations cycle through crops of "
+                                            "1/2 and 1/sqrt2 x crop_size and the long cycle's own, the batch scaled "
+                                            "up to match (4x, 2x, 1x at the base crop).", OPTIM)
     channels_last: bool = _f(False, "Train in torch.channels_last_3d memory format (model and inputs); faster "
                                     "convolutions on GPUs with tensor cores, usually with mixed_precision.", PERF)
     compile: bool = _f(False, "torch.compile the model (in place, so checkpoint keys are unchanged); needs Triton "
@@ -231,8 +238,9 @@ class Recipe:
         """The checks between keys (each key's own rule is its field's); raise ``RecipeError`` naming them."""
         self._validate_data()
         self._validate_regularisation()
-        self._validate_schedules()
+        check_schedule_keys(self)
         self._validate_run()
+        check_multigrid(self, PRESETS[self.model].alpha)
 
     def _validate_data(self) -> None:
         alpha = PRESETS[self.model].alpha
@@ -274,53 +282,6 @@ class Recipe:
             changed = [key for key in keys if getattr(self, key) != self.__dataclass_fields__[key].default]
             if changed and not on:
                 raise RecipeError(f"recipe key '{changed[0]}' applies only with {switch} on; set that or drop it")
-
-    def _validate_schedules(self) -> None:
-        """The LR, warmup and momentum keys (formulas in ``accel_slowfast/schedules.py``)."""
-        for policy_key, steps_key, every_key in (("lr_policy", "lr_steps", "lr_step_every"),
-                                                 ("momentum_policy", "momentum_steps", "momentum_step_every")):
-            steps, every = getattr(self, steps_key), getattr(self, every_key)
-            if getattr(self, policy_key) != "step":
-                continue
-            if not steps and not every:
-                raise RecipeError(f"{policy_key} 'step' needs '{steps_key}' (milestones, e.g. --{steps_key} 90 130) "
-                                  f"or '{every_key}' (a decay interval, e.g. --{every_key} 30)")
-            if steps and every:
-                raise RecipeError(f"set '{steps_key}' (milestones) or '{every_key}' (an interval), not both")
-            if steps != sorted(set(steps)) or min(steps, default=1) < 1:
-                raise RecipeError(f"recipe key '{steps_key}' must be positive and increasing, got {steps}")
-        for policy_key, cosine, min_key, ratio_key in (("lr_policy", COSINE_POLICIES, "min_lr", "min_lr_ratio"),
-                                                       ("momentum_policy", ("cosine",), "min_momentum",
-                                                        "min_momentum_ratio")):
-            if getattr(self, ratio_key) > 0 and getattr(self, policy_key) not in cosine:
-                raise RecipeError(f"recipe key '{ratio_key}' applies to {policy_key} {' / '.join(cosine)} only; "
-                                  f"for '{getattr(self, policy_key)}' use '{min_key}' or set {ratio_key}: 0.0")
-            if getattr(self, ratio_key) > 0 and getattr(self, min_key) > 0:
-                raise RecipeError(f"set '{min_key}' (a value) or '{ratio_key}' (a fraction), not both")
-        if self.lr_policy == "cosine-restart":
-            periods = self.restart_periods
-            if not periods or min(periods) < 1:
-                raise RecipeError("lr_policy 'cosine-restart' needs 'restart_periods' (positive cycle lengths), "
-                                  "e.g. --restart_periods 4 6")
-            if self.restart_weights and len(self.restart_weights) != len(periods):
-                raise RecipeError(f"recipe key 'restart_weights' needs one value per restart period ({len(periods)}), "
-                                  "or none (all 1.0)")
-            if self.by_epoch and sum(periods) < self.max_epochs:
-                raise RecipeError(f"recipe key 'restart_periods' covers {sum(periods)} epochs but 'max_epochs' is "
-                                  f"{self.max_epochs}; lengthen the last period or add one")
-        if self.lr_policy == "one-cycle" and self.warmup != "none":
-            raise RecipeError("lr_policy 'one-cycle' rises from lr / one_cycle_div_factor by itself: set warmup: none")
-        if self.warmup != "none" and self.warmup_epochs == 0 and self.warmup_iters == 0:
-            raise RecipeError(f"warmup '{self.warmup}' needs 'warmup_epochs' > 0 or 'warmup_iters' > 0 "
-                              "(or set warmup: none)")
-        if self.warmup_iters == 0 and self.warmup_epochs > self.max_epochs:
-            raise RecipeError(f"'warmup_epochs' ({self.warmup_epochs}) exceeds 'max_epochs' ({self.max_epochs})")
-        if self.momentum_policy != "none" and self.optimizer == "sgd" and self.momentum == 0:
-            raise RecipeError(f"momentum_policy '{self.momentum_policy}' scales sgd's 'momentum', which is 0; "
-                              "set momentum (e.g. 0.9) or momentum_policy: none")
-        if self.momentum_policy == "cyclic" and len(self.momentum_target_ratio) != 2:
-            raise RecipeError("recipe key 'momentum_target_ratio' needs 2 values [lowest, end], "
-                              "e.g. --momentum_target_ratio 0.85 1.0")
 
     def _validate_run(self) -> None:
         for phase in self.workflow:

@@ -30,7 +30,7 @@ from accel_slowfast.workdir import RECIPE_FILE, find_resume_checkpoint, read_met
 # The checkpoint's state has another shape or content when these change: it cannot load.
 STATE_KEYS = ("model", "num_classes", "optimizer", "ema")
 # The batches of an epoch come in another order when these (or the number of processes) change.
-ORDER_KEYS = ("batch_size", "gradient_accumulation_steps", "seed")
+ORDER_KEYS = ("batch_size", "gradient_accumulation_steps", "seed", "multigrid_long_cycle", "multigrid_short_cycle")
 # Keys that say how this run starts, not what it trains.
 START_KEYS = ("resume_from", "load_from", "resume_next_epoch")
 

@@ -188,8 +188,12 @@ class Runner:
         return epoch % interval == 0 or epoch == self.max_epochs
 
     # --- loops ---------------------------------------------------------------------------
-    def run(self, data_loaders: dict[str, Iterable], workflow: list[tuple[str, int]], max_epochs: int) -> None:
-        """Run ``workflow`` phases (e.g. ``[("train", 2), ("val", 1)]``) until ``max_epochs`` train epochs."""
+    def run(self, data_loaders: dict[str, Iterable], workflow: list[tuple[str, int]], max_epochs: int,
+            max_iters: int = 0) -> None:
+        """Run ``workflow`` phases (e.g. ``[("train", 2), ("val", 1)]``) until ``max_epochs`` train epochs.
+
+        ``max_iters``: the run's train iterations, when the train loader's length changes by epoch
+        (multigrid); 0: ``max_epochs`` x its length."""
         for mode, _ in workflow:
             if mode not in ("train", "val"):
                 raise ValueError(f"workflow mode must be 'train' or 'val', got {mode!r}")
@@ -197,7 +201,7 @@ class Runner:
                 raise ValueError(f"workflow has {mode!r} but no {mode!r} data loader was given")
         self.max_epochs = max_epochs
         if "train" in data_loaders:
-            self.max_iters = max_epochs * len(data_loaders["train"])
+            self.max_iters = max_iters or max_epochs * len(data_loaders["train"])
         self.logger.info("Hooks, in the order they run at each event:\n%s", self.hook_info())
         self.call_hook("before_run")
         while self.epoch < max_epochs and not self.stop_training:

@@ -32,7 +32,8 @@ Warmup multiplies the regular LR during the first ``warmup_iters`` global iterat
 The formulas and hooks name their keyword-only parameters after the recipe's keys (``lr_steps``,
 ``min_lr``, ``warmup_ratio``, ...; ``accel-slowfast train --help`` says what each means) and give
 them no default: ``Recipe`` holds every default, and ``recipe_args`` picks a function's values
-from a recipe by those names. Worked example (the seed recipe: base 0.1, 256 epochs, 34 linear
+from a recipe by those names; ``check_schedule_keys`` holds the checks between those keys that
+``Recipe.validate`` runs. Worked example (the seed recipe: base 0.1, 256 epochs, 34 linear
 warmup epochs of 100 iterations)::
 
     >>> from accel_slowfast.config import Recipe
@@ -45,6 +46,8 @@ import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from accel_slowfast.errors import RecipeError
 
 LR_POLICIES = ("fixed", "step", "exp", "poly", "inv", "cosine", "flat-cosine", "cosine-restart", "one-cycle")
 COSINE_POLICIES = ("cosine", "flat-cosine", "cosine-restart")  # the ones with a min_lr_ratio
@@ -210,3 +213,52 @@ def cyclic_momentum(base_momentum: float, cur_iter: int, max_iters: int, *, mome
         return anneal(base_momentum, base_momentum * low_ratio, pos / up_len)
     end = base_momentum * momentum_target_ratio[1]
     return anneal(base_momentum * low_ratio, end, (pos - up_len) / (cycle_len - up_len))
+
+
+def check_schedule_keys(recipe: Any) -> None:
+    """The checks between the LR, warmup and momentum keys of a ``Recipe`` (``Recipe.validate`` calls
+    it); ``RecipeError`` naming the keys and the fix."""
+    for policy_key, steps_key, every_key in (("lr_policy", "lr_steps", "lr_step_every"),
+                                             ("momentum_policy", "momentum_steps", "momentum_step_every")):
+        steps, every = getattr(recipe, steps_key), getattr(recipe, every_key)
+        if getattr(recipe, policy_key) != "step":
+            continue
+        if not steps and not every:
+            raise RecipeError(f"{policy_key} 'step' needs '{steps_key}' (milestones, e.g. --{steps_key} 90 130) "
+                              f"or '{every_key}' (a decay interval, e.g. --{every_key} 30)")
+        if steps and every:
+            raise RecipeError(f"set '{steps_key}' (milestones) or '{every_key}' (an interval), not both")
+        if steps != sorted(set(steps)) or min(steps, default=1) < 1:
+            raise RecipeError(f"recipe key '{steps_key}' must be positive and increasing, got {steps}")
+    for policy_key, cosine, min_key, ratio_key in (("lr_policy", COSINE_POLICIES, "min_lr", "min_lr_ratio"),
+                                                   ("momentum_policy", ("cosine",), "min_momentum",
+                                                    "min_momentum_ratio")):
+        if getattr(recipe, ratio_key) > 0 and getattr(recipe, policy_key) not in cosine:
+            raise RecipeError(f"recipe key '{ratio_key}' applies to {policy_key} {' / '.join(cosine)} only; "
+                              f"for '{getattr(recipe, policy_key)}' use '{min_key}' or set {ratio_key}: 0.0")
+        if getattr(recipe, ratio_key) > 0 and getattr(recipe, min_key) > 0:
+            raise RecipeError(f"set '{min_key}' (a value) or '{ratio_key}' (a fraction), not both")
+    if recipe.lr_policy == "cosine-restart":
+        periods = recipe.restart_periods
+        if not periods or min(periods) < 1:
+            raise RecipeError("lr_policy 'cosine-restart' needs 'restart_periods' (positive cycle lengths), "
+                              "e.g. --restart_periods 4 6")
+        if recipe.restart_weights and len(recipe.restart_weights) != len(periods):
+            raise RecipeError(f"recipe key 'restart_weights' needs one value per restart period ({len(periods)}), "
+                              "or none (all 1.0)")
+        if recipe.by_epoch and sum(periods) < recipe.max_epochs:
+            raise RecipeError(f"recipe key 'restart_periods' covers {sum(periods)} epochs but 'max_epochs' is "
+                              f"{recipe.max_epochs}; lengthen the last period or add one")
+    if recipe.lr_policy == "one-cycle" and recipe.warmup != "none":
+        raise RecipeError("lr_policy 'one-cycle' rises from lr / one_cycle_div_factor by itself: set warmup: none")
+    if recipe.warmup != "none" and recipe.warmup_epochs == 0 and recipe.warmup_iters == 0:
+        raise RecipeError(f"warmup '{recipe.warmup}' needs 'warmup_epochs' > 0 or 'warmup_iters' > 0 "
+                          "(or set warmup: none)")
+    if recipe.warmup_iters == 0 and recipe.warmup_epochs > recipe.max_epochs:
+        raise RecipeError(f"'warmup_epochs' ({recipe.warmup_epochs}) exceeds 'max_epochs' ({recipe.max_epochs})")
+    if recipe.momentum_policy != "none" and recipe.optimizer == "sgd" and recipe.momentum == 0:
+        raise RecipeError(f"momentum_policy '{recipe.momentum_policy}' scales sgd's 'momentum', which is 0; "
+                          "set momentum (e.g. 0.9) or momentum_policy: none")
+    if recipe.momentum_policy == "cyclic" and len(recipe.momentum_target_ratio) != 2:
+        raise RecipeError("recipe key 'momentum_target_ratio' needs 2 values [lowest, end], "
+                          "e.g. --momentum_target_ratio 0.85 1.0")

@@ -27,6 +27,7 @@ from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, chec
 from accel_slowfast.hooks import build_hooks
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts
 from accel_slowfast.models import SlowFast, apply_fast_path, build_model, convert_sync_batchnorm, model_report
+from accel_slowfast.multigrid import MultigridSchedule, enabled
 from accel_slowfast.recipe_io import load_recipe, recipe_diff, save_recipe
 from accel_slowfast.resume import ResumePlan, check_model_fits, find_checkpoint, plan_resume, restore
 from accel_slowfast.runner import Runner
@@ -116,9 +117,15 @@ def train(recipe: Recipe) -> Runner:
         optimizer = build_optimizer(model, recipe, accelerator)
         train_loader = build_loader(train_set, recipe, accelerator, train=True)
         val_loader = build_loader(val_set, recipe, accelerator, train=False)
+        multigrid = enabled(recipe)
+        # multigrid: precise BN reads base-shape batches, the shape evaluation sees
+        bn_loader = build_loader(train_set, recipe, accelerator, train=True, base_shape=True) if multigrid else None
+        max_iters = train_loader.batch_sampler.iterations(recipe.max_epochs) if multigrid else 0
         # after the optimizer: compile and channels_last keep the same parameters
         model = apply_fast_path(model, channels_last=recipe.channels_last, compile=recipe.compile)
         model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+        if bn_loader is not None:
+            bn_loader = accelerator.prepare(bn_loader)
 
         logger.info("Recipe, where it differs from the defaults (all keys: recipe.yaml):\n%s", recipe_diff(recipe))
         logger.info(run_line)
@@ -129,12 +136,15 @@ def train(recipe: Recipe) -> Runner:
         logger.info("Data: %s, %d iterations/epoch on each of %d processes; %s",
                     describe_videos(train_set, "training"), len(train_loader), accelerator.num_processes,
                     describe_videos(val_set, "validation"))
+        if multigrid:
+            logger.info("Multigrid: %d iterations in all on each process; by epoch:\n%s", max_iters,
+                        MultigridSchedule(recipe).table())
         logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
 
         runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
         progress = RunnerProgress()
         accelerator.register_for_checkpointing(progress)
-        for hook in build_hooks(recipe, model=model, train_loader=train_loader, val_loader=val_loader,
+        for hook in build_hooks(recipe, model=model, train_loader=bn_loader or train_loader, val_loader=val_loader,
                                 val_set=val_set, progress=progress, interrupts=interrupts):
             runner.register_hook(hook)
             if hasattr(hook, "state_dict"):  # the EMA weights: saved with, and resumed from, every checkpoint
@@ -145,7 +155,7 @@ def train(recipe: Recipe) -> Runner:
                         runner.epoch + 1, runner.start_inner_iter, runner.iter)
         init_trackers(accelerator, recipe, resumed=plan is not None)
         workflow = [(mode, int(epochs)) for mode, _, epochs in (phase.partition(":") for phase in recipe.workflow)]
-        runner.run({"train": train_loader, "val": val_loader}, workflow, recipe.max_epochs)
+        runner.run({"train": train_loader, "val": val_loader}, workflow, recipe.max_epochs, max_iters)
         accelerator.end_training()
     return runner
 

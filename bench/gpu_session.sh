@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything that needs a GPU, as one short run (about 10 minutes on an H100/H200), its output in
 # $OUT (or ./gpu_session_out): the training-step table in true FLOPs, where the step's time goes,
-# and the data path (CPU decoding vs NVDEC: clips/s and CPU cores, bench/gpu_decode.py).
+# the data path (CPU decoding vs NVDEC: clips/s and CPU cores, bench/gpu_decode.py), and
+# multigrid vs the standard schedule on R50 (bench/multigrid.py, a few minutes more; not run on
+# a GPU yet).
 #
 #     bash bench/gpu_session.sh               # on the GPU machine, from the repository root
 #     bash bench/gpu_session.sh --tiny        # the same steps, CPU-sized: what the tests run
@@ -46,9 +48,12 @@ if [ ${#tiny[@]} -eq 0 ]; then
     step throughput_b32 python3 bench/gpu_throughput.py --batch-size 32 --warmup 3 --steps 10 \
         --rows fp32 bf16+channels_last
     step profile python3 bench/gpu_profile.py --batch-size 32
+    step multigrid python3 bench/multigrid.py --model slowfast_r50_4x16 --clip-len 32 --crop-size 224 \
+        --batch-size 8 --epochs 4 --lr-steps 2 --num-workers 8
 else
     step throughput python3 bench/gpu_throughput.py --tiny
     step profile python3 bench/gpu_profile.py --tiny
+    step multigrid python3 bench/multigrid.py --tiny
 fi
 if python3 -c "import torchcodec.decoders" 2>/dev/null; then
     step decode python3 bench/gpu_decode.py "${tiny[@]}"

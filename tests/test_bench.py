@@ -96,3 +96,8 @@ def test_gpu_decode_tiny_prints_a_row_per_decoding_path_and_codec():
     assert all(float(row[-4]) > 0 and float(row[-3]) > 0 for row in rows), out  # clips/s, cores
     if not torch.cuda.is_available():
         assert all(row[-1] == "0" for row in rows), out  # nothing to fall back from
+def test_multigrid_tiny_prints_each_epochs_time_for_both_schedules_and_their_top1():
+    out = run_bench("multigrid.py", "--tiny")
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
+    assert [row[0] for row in rows] == ["1", "2", "3", "4"], out  # multigrid trains 1.5 x the 3 epochs
+    assert "multigrid schedule:" in out and "final top1_acc: standard " in out and "x faster" in out

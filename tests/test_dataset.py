@@ -142,3 +142,17 @@ def test_val_clip_is_the_centre_crop_of_the_decoded_frames(train_index):
         indices = dataset.frame_indices(video.num_frames, dataset._rng(0))[0]
         frames = video.get_frames(indices)  # (T, H, W, C), short side already 32
     assert torch.equal(fast, UniformCrop(32)(frames).permute(3, 0, 1, 2))
+
+
+def test_a_multigrid_key_gives_that_sample_at_its_shape_from_the_same_frames(train_index):
+    def crop_to(size):
+        return train_transform(crop_size=size, crop_area=(1.0, 1.0), flip_ratio=0.0)
+
+    dataset = _dataset(train_index, clip_len=8, interval=2, transform_for_crop=crop_to)
+    base, small = dataset[3], dataset[(3, 4, 4, 16)]
+    slow, fast = small["video"]
+    assert fast.shape == (3, 4, 16, 16) and slow.shape == (3, 1, 16, 16)
+    assert small["label"] == base["label"] and small["video_index"] == 3
+    # half the frames, twice as far apart: the same span of the video, from the same random offset
+    assert np.array_equal(dataset.frame_indices(40, np.random.default_rng(0), 4, 4),
+                          dataset.frame_indices(40, np.random.default_rng(0))[:, ::2])

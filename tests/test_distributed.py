@@ -120,3 +120,21 @@ def test_two_nodes_probe_once_each_into_their_own_cache_and_train_in_step(tiny_r
         assert saved == [f"random_states_{rank}.pkl" for rank in range(4)]
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["mode"] == "val"] == [2]
+
+
+def test_two_processes_train_a_multigrid_run_in_step(tiny_root, tmp_path):
+    """Both processes run every step of each epoch (the per-step shapes: test_multigrid_sampler.py)."""
+    recipe = [f"--{key}={value}" for key, value in dict(
+        dataset="ucf101", data_root=tiny_root, annotation_dir=tiny_root / "ucfTrainTestlist", work_dir=tmp_path / "run",
+        clip_len=8, short_side=32, crop_size=32, test_crop_size=32, batch_size=1, num_workers=0, max_epochs=2,
+        multigrid_short_cycle=True, precise_bn_batches=2, log_interval=1, eval_interval=2,
+        checkpoint_interval=2).items()]
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(Path(__file__).parents[1] / "train.py"), *recipe], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # 20 videos on 2 processes: steps of 2 x 4 clips at 16², 2 x 2 at 23², 2 x 1 at 32², then 6 left: too few
+    assert [sum(r["epoch"] == e for r in records if r["mode"] == "train") for e in (1, 2)] == [3, 3]
+    saved = sorted(p.name for p in (tmp_path / "run" / "checkpoints" / "epoch_2").glob("random_states_*"))
+    assert saved == ["random_states_0.pkl", "random_states_1.pkl"]

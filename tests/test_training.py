@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import tiny_recipe
 from safetensors.torch import load_file
@@ -137,3 +138,47 @@ def test_the_tiny_recipe_reproduces_its_golden_losses(tiny_root, tmp_path):
     train(tiny_recipe(tiny_root, tmp_path / "run", log_interval=1))
     losses = [r["loss"] for r in _records(tmp_path / "run") if r["mode"] == "train"]
     assert losses == pytest.approx(GOLDEN_LOSSES, abs=1e-4)
+
+
+MULTIGRID = dict(multigrid_long_cycle=True, multigrid_short_cycle=True, clip_len=16, batch_size=1, max_epochs=3,
+                 lr_policy="step", lr_steps=[2], precise_bn_batches=2, log_interval=1, checkpoint_interval=3)
+
+
+@pytest.mark.slow
+def test_a_multigrid_run_stopped_mid_stage_resumes_bitwise_equal_to_an_uninterrupted_one(tiny_root, tmp_path,
+                                                                                           monkeypatch):
+    import signal
+
+    from accelerate.state import AcceleratorState, GradientState
+
+    from accel_slowfast import training
+    from accel_slowfast.interrupts import InterruptedRun
+
+    straight = train(tiny_recipe(tiny_root, tmp_path / "straight", **MULTIGRID))
+    records = [r for r in _records(tmp_path / "straight") if r["mode"] == "train"]
+    per_epoch = [sum(r["epoch"] == epoch for r in records) for epoch in (1, 2, 3)]
+    assert straight.iter == sum(per_epoch) == straight.max_iters and len(set(per_epoch)) > 1  # shapes change
+    assert records[0]["lr"] == pytest.approx(8 * 4.0e-3 * 0.1)  # batch factor 8, linear warmup's first 0.1
+    assert records[-1]["lr"] == pytest.approx(4.0e-3 * 0.1)  # the fine-tuning's second half: one decay lower
+    expected = {k: v.clone() for k, v in straight.model.state_dict().items()}
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+    stop_at, calls, step = per_epoch[0] + 2, [0], training.classification_step  # inside epoch 2
+
+    def step_with_signal(model, batch, train_mode):
+        calls[0] += train_mode
+        if calls[0] == stop_at and train_mode:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(model, batch, train_mode)
+
+    monkeypatch.setattr(training, "classification_step", step_with_signal)
+    with pytest.raises(InterruptedRun):
+        train(tiny_recipe(tiny_root, tmp_path / "stopped", **MULTIGRID))
+    monkeypatch.undo()
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    resumed = train(tiny_recipe(tiny_root, tmp_path / "stopped", resume_from="auto", **MULTIGRID))
+    for key, value in resumed.model.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+    assert _records(tmp_path / "stopped") == _records(tmp_path / "straight")

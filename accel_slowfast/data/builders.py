@@ -7,6 +7,7 @@
 Training (``training.py``), the multi-view test and the data check build their data here.
 """
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -17,12 +18,14 @@ from accel_slowfast.config import Recipe
 from accel_slowfast.data.augment import RandAugment, RandomErasing
 from accel_slowfast.data.dataset import ClipDataset, init_worker, list_bad_videos
 from accel_slowfast.data.index import VideoIndex, check_splits, require_videos
+from accel_slowfast.data.multigrid_sampler import MultigridBatchSampler
 from accel_slowfast.data.probe import probe_errors, probe_index
 from accel_slowfast.data.readers import read_class_folders, read_hmdb51_split, read_list_file, read_ucf101_split
 from accel_slowfast.data.synthetic import ensure_synthetic
 from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import DataError, RecipeError
+from accel_slowfast.multigrid import MultigridSchedule, Shape, enabled
 from accel_slowfast.presets import PRESETS
 from accel_slowfast.workdir import BAD_VIDEOS_FILE
 
@@ -131,9 +134,8 @@ def build_datasets(
                 bad_video_log=bad_video_log)
     train_set = ClipDataset(
         train_index,
-        transforms=[train_transform(short_side_jitter=tuple(recipe.short_side_jitter) or None,
-                                    crop_size=recipe.crop_size, crop_area=(recipe.crop_area_min, 1.0),
-                                    flip_ratio=recipe.flip_ratio, augment=clip_augmentations(recipe))],
+        transforms=[recipe_train_transform(recipe, recipe.crop_size)],
+        transform_for_crop=partial(recipe_train_transform, recipe) if enabled(recipe) else None,
         clip_sampling="random",
         known_bad=find_bad_videos(train_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
         **clip,
@@ -146,6 +148,16 @@ def build_datasets(
         **clip,
     )
     return train_set, val_set
+
+
+def recipe_train_transform(recipe: Recipe, crop_size: int):
+    """The recipe's training augmentation with a ``crop_size``² crop; a multigrid shape's smaller
+    crop scales ``short_side_jitter`` with it, so the crop sees as much of the frame as at the base
+    crop (RandomResizedCrop is scale-free already)."""
+    jitter = tuple(round(side * crop_size / recipe.crop_size) for side in recipe.short_side_jitter)
+    return train_transform(short_side_jitter=jitter or None, crop_size=crop_size,
+                           crop_area=(recipe.crop_area_min, 1.0), flip_ratio=recipe.flip_ratio,
+                           augment=clip_augmentations(recipe))
 
 
 def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerator) -> ClipDataset:
@@ -163,15 +175,23 @@ def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerat
     )
 
 
-def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator, train: bool) -> DataLoader:
+def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator, train: bool,
+                 base_shape: bool = False) -> DataLoader:
+    """The training (``train``) or evaluation loader. A multigrid recipe's training loader takes
+    each epoch's shapes (``MultigridBatchSampler``); with ``base_shape`` it takes the base shape
+    in the same seeded order, for precise BN."""
     # Workers persist across epochs (the dataset's epoch is in shared memory), as mmaction2's do:
     # no start-up and shutdown per epoch. The loader's own generator keeps iterator creation from
     # drawing on torch's global RNG, whose checkpointed state must be the same whether an epoch
     # started here or was resumed mid-way.
+    batching: dict = dict(batch_size=recipe.batch_size, shuffle=train)
+    if train and enabled(recipe):
+        base = [Shape(recipe.batch_size, recipe.clip_len, recipe.frame_interval, recipe.crop_size)]
+        shapes = (lambda epoch: base) if base_shape else MultigridSchedule(recipe).shapes
+        batching = dict(batch_sampler=MultigridBatchSampler(dataset, shapes, recipe.seed, accelerator.num_processes))
     return DataLoader(
         dataset,
-        batch_size=recipe.batch_size,
-        shuffle=train,
+        **batching,
         num_workers=recipe.num_workers,
         collate_fn=dataset.collate,
         worker_init_fn=init_worker,

@@ -27,6 +27,10 @@ In training with mixing or label smoothing, ``blending.BlendingHook`` then turns
 device into normalized float32 ``video`` clips (mixed) and adds ``target``: ``(B, num_classes)``
 float32 soft targets; ``label`` stays the hard labels.
 
+A multigrid run's training loader (``data/multigrid_sampler.py``) asks for
+``dataset[(index, clip_len, frame_interval, crop_size)]``: sample ``index`` at that shape, its
+transform built by ``transform_for_crop``; every other key stays the same.
+
 Sampling (``clip_sampling``): ``random`` (training: offset uniform over the valid range),
 ``centre`` (validation) or ``uniform`` (multi-view test, ``num_clips`` clips, see ``views.py``);
 videos shorter than a clip loop. Randomness comes from a generator seeded by
@@ -81,6 +85,8 @@ class ClipDataset(torch.utils.data.Dataset):
             take is decoded on the CPU and moved there; the reason is logged once per video.
         known_bad: ``{video_index: reason}`` found before training (e.g. by probing).
         bad_video_log: file that lists each bad video once (shared by processes and workers).
+        transform_for_crop: builds the training transform for a crop side: multigrid's keys
+            ``(index, clip_len, frame_interval, crop_size)`` take a sample at that shape.
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class ClipDataset(torch.utils.data.Dataset):
         device: str | torch.device = "cpu",
         known_bad: dict[int, str] | None = None,
         bad_video_log: str | Path | None = None,
+        transform_for_crop: Callable[[int], Callable[[torch.Tensor], torch.Tensor]] | None = None,
     ):
         if clip_sampling not in CLIP_SAMPLING:
             raise ValueError(f"clip_sampling must be one of {CLIP_SAMPLING}, got {clip_sampling!r}")
@@ -110,6 +117,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.seed, self.decoder, self.device = seed, decoder, torch.device(device)
         self.known_bad = dict(known_bad or {})
         self.bad_video_log = Path(bad_video_log) if bad_video_log else None
+        self.transform_for_crop = transform_for_crop
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # read by persistent workers
         self._reported: set[str] = set()
         self._cpu_decoded: set[str] = set()  # the videos NVDEC could not take (reported once, not retried)
@@ -132,7 +140,11 @@ class ClipDataset(torch.utils.data.Dataset):
     def _rng(self, *keys: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, *keys]))
 
-    def __getitem__(self, idx: int) -> dict:
+    def __getitem__(self, idx: int | tuple[int, int, int, int]) -> dict:
+        clip_len, frame_interval, transform = self.clip_len, self.frame_interval, None
+        if isinstance(idx, tuple):  # a multigrid key (data/multigrid_sampler.py): this sample at that shape
+            idx, clip_len, frame_interval, crop_size = idx
+            transform = self.transform_for_crop(crop_size)
         video_index, view_index = divmod(idx, self.views_per_video)
         clip_index, crop_index = divmod(view_index, len(self.transforms))
         source = video_index
@@ -140,7 +152,7 @@ class ClipDataset(torch.utils.data.Dataset):
             if attempt:  # a deterministic stand-in: the same on every process, worker and resume
                 source = int(self._rng(idx, attempt).integers(len(self.index)))
             try:
-                frames = self._clip(source, clip_index, self._rng(idx))
+                frames = self._clip(source, clip_index, self._rng(idx), clip_len, frame_interval)
                 break
             except Exception as error:  # noqa: BLE001 - any decoding failure is a bad video
                 self._report_bad(source, f"{type(error).__name__}: {error}")
@@ -151,7 +163,7 @@ class ClipDataset(torch.utils.data.Dataset):
             # The CPU generator only: torch.manual_seed also queues a seed for every GPU backend,
             # recording a stack trace each time (0.8 ms a sample).
             torch.default_generator.manual_seed(int(self._rng(idx).integers(2**63)))
-            frames = self.transforms[crop_index](frames)
+            frames = (transform or self.transforms[crop_index])(frames)
         return {
             "video": pack_pathway(frames, self.alpha),
             "label": int(self.index.labels[source]),
@@ -172,19 +184,25 @@ class ClipDataset(torch.utils.data.Dataset):
         batch["replaced"] = batch["replaced"].view(torch.uint8)[low::index.element_size()].view(torch.bool)
         return batch
 
-    def frame_indices(self, num_frames: int, rng: np.random.Generator) -> np.ndarray:
-        """Source-frame indices ``(num_clips, clip_len)``, looping over videos that are too short."""
-        span = self.clip_len * self.frame_interval
+    def frame_indices(self, num_frames: int, rng: np.random.Generator, clip_len: int | None = None,
+                      frame_interval: int | None = None) -> np.ndarray:
+        """Source-frame indices ``(num_clips, clip_len)``, looping over videos that are too short;
+        ``clip_len`` and ``frame_interval`` default to the dataset's."""
+        clip_len, frame_interval = clip_len or self.clip_len, frame_interval or self.frame_interval
+        span = clip_len * frame_interval
         if self.clip_sampling == "random":
             offsets = np.array([rng.integers(0, num_frames - span + 1) if num_frames > span else 0])
         elif self.clip_sampling == "centre":
             offsets = np.array([max((num_frames - span) // 2, 0)])
         else:
             offsets = uniform_clip_offsets(num_frames, span, self.num_clips)
-        return (offsets[:, None] + np.arange(self.clip_len) * self.frame_interval) % num_frames
+        return (offsets[:, None] + np.arange(clip_len) * frame_interval) % num_frames
 
-    def _clip(self, video_index: int, clip_index: int, rng: np.random.Generator) -> torch.Tensor:
-        """uint8 frames ``(T, H, W, C)`` of one clip; every clip of a video is decoded in one pass."""
+    def _clip(self, video_index: int, clip_index: int, rng: np.random.Generator, clip_len: int | None = None,
+              frame_interval: int | None = None) -> torch.Tensor:
+        """uint8 frames ``(T, H, W, C)`` of one clip (the dataset's length and interval unless
+        given); every clip of a video is decoded in one pass."""
+        clip_len = clip_len or self.clip_len
         if video_index in self.known_bad:
             raise RuntimeError(self.known_bad[video_index])
         if self._cached is None or self._cached[0] != video_index or self.clip_sampling == "random":
@@ -193,7 +211,7 @@ class ClipDataset(torch.utils.data.Dataset):
             with open_video(path, self.decoder, device) as video:
                 if video.num_frames <= 0:
                     raise RuntimeError("the video has no frames")
-                indices = self.frame_indices(video.num_frames, rng)  # (num_clips, clip_len)
+                indices = self.frame_indices(video.num_frames, rng, clip_len, frame_interval)  # (num_clips, clip_len)
                 frames = video.get_frames(indices.reshape(-1))  # (num_clips * clip_len, H, W, C)
                 if self.device.type != "cpu" and video.fallback_reason and path not in self._cpu_decoded:
                     self._cpu_decoded.add(path)
@@ -202,7 +220,7 @@ class ClipDataset(torch.utils.data.Dataset):
                 raise RuntimeError(f"decoded {frames.shape[0]} frames, expected {indices.size}")
             self._cached = (video_index, frames.to(self.device))  # a no-op unless NVDEC fell back to the CPU
         frames = self._cached[1]
-        return frames[clip_index * self.clip_len:(clip_index + 1) * self.clip_len]
+        return frames[clip_index * clip_len:(clip_index + 1) * clip_len]
 
     def _report_bad(self, video_index: int, reason: str) -> None:
         path = self.index.paths[video_index]

@@ -58,7 +58,8 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
     Args:
         recipe: the resolved ``Recipe``.
         model: the prepared model (``EMAHook`` averages its parameters).
-        train_loader, val_loader: the prepared loaders (precise BN reads training batches).
+        train_loader, val_loader: the prepared loaders (precise BN reads training batches, at the
+            base shape: a multigrid run passes its base-shape loader).
         val_set: the validation ``ClipDataset`` (the trackers show its clips).
         progress: the runner's position, registered for checkpointing.
         interrupts: the active ``interrupts.Interrupts``.

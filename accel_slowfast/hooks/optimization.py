@@ -23,6 +23,7 @@ from accelerate.utils import extract_model_from_parallel
 
 from accel_slowfast.config import Recipe
 from accel_slowfast.faults import NonFiniteLossError, any_process
+from accel_slowfast.multigrid import MultigridSchedule, enabled
 from accel_slowfast.schedules import (
     LR_POLICIES,
     MOMENTUM_POLICIES,
@@ -62,12 +63,17 @@ class LrScheduleHook:
     ``warmup*`` ones: its rise is the warm-up), and ``policy_args`` those of ``regular_lr``, or of
     ``one_cycle_lr`` for ``one-cycle``. The param groups' ``initial_lr`` is the base LR
     (``one-cycle``: the peak ``max_lr``).
+
+    With a ``multigrid`` schedule the iterations per epoch vary, so warmup runs over
+    ``warmup_epochs`` of fractional epochs (epoch + iteration / iterations of the epoch), as
+    PySlowFast's; its long cycle sets the regular LR to ``lr x multigrid.lr_factor(epoch)``.
     """
 
     priority = "VERY_HIGH"
 
     def __init__(self, lr_policy: str, *, by_epoch: bool, warmup: str, warmup_epochs: int, warmup_iters: int,
-                 warmup_ratio: float, one_cycle_total_steps: int, **policy_args: Any):
+                 warmup_ratio: float, one_cycle_total_steps: int, multigrid: MultigridSchedule | None = None,
+                 **policy_args: Any):
         if lr_policy not in LR_POLICIES:
             raise ValueError(f"unknown lr_policy {lr_policy!r}; choose one of {LR_POLICIES}")
         if warmup not in WARMUPS:
@@ -76,6 +82,7 @@ class LrScheduleHook:
         self.lr_policy, self.by_epoch, self.policy_args = lr_policy, by_epoch, policy_args
         self.warmup, self.warmup_epochs, self.warmup_iters = warmup, warmup_epochs, warmup_iters
         self.warmup_ratio, self.one_cycle_total_steps = warmup_ratio, one_cycle_total_steps
+        self.multigrid = multigrid
 
     def before_run(self, runner) -> None:
         for group in runner.optimizer.param_groups:
@@ -100,6 +107,11 @@ class LrScheduleHook:
             return one_cycle_lr(base_lr, cur_iter, total_steps, **self.policy_args)
         progress = epoch if self.by_epoch else cur_iter
         lr = regular_lr(self.lr_policy, base_lr, progress, self._max_progress(runner), **self.policy_args)
+        if self.multigrid is not None:
+            if self.multigrid.long_cycle:
+                lr = base_lr * self.multigrid.lr_factor(epoch)
+            return lr * warmup_factor(self.warmup, epoch + runner.inner_iter / iters_per_epoch, self.warmup_epochs,
+                                      self.warmup_ratio)
         warmup_iters = self.warmup_iters or self.warmup_epochs * iters_per_epoch
         return lr * warmup_factor(self.warmup, cur_iter, warmup_iters, self.warmup_ratio)
 
@@ -159,7 +171,9 @@ class MomentumScheduleHook:
 def build_lr_hook(recipe: Recipe) -> LrScheduleHook:
     """The recipe's LR schedule (``lr_policy`` and its keys, ``warmup*``)."""
     formula = _lr_formula(recipe.lr_policy)
-    return LrScheduleHook(recipe.lr_policy, **recipe_args(LrScheduleHook, recipe), **recipe_args(formula, recipe))
+    multigrid = MultigridSchedule(recipe) if enabled(recipe) else None
+    return LrScheduleHook(recipe.lr_policy, **recipe_args(LrScheduleHook, recipe), **recipe_args(formula, recipe),
+                          multigrid=multigrid)
 
 
 def build_momentum_hook(recipe: Recipe) -> MomentumScheduleHook | None:
