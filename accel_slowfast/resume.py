@@ -31,6 +31,8 @@ from accel_slowfast.workdir import RECIPE_FILE, find_resume_checkpoint, read_met
 STATE_KEYS = ("model", "num_classes", "optimizer", "ema")
 # The batches of an epoch come in another order when these (or the number of processes) change.
 ORDER_KEYS = ("batch_size", "gradient_accumulation_steps", "seed", "multigrid_long_cycle", "multigrid_short_cycle")
+# With the long cycle on, each epoch's shapes (batch, clip_len, crop) follow from these too (multigrid.py).
+LONG_CYCLE_ORDER_KEYS = ("max_epochs", "lr_steps")
 # Keys that say how this run starts, not what it trains.
 START_KEYS = ("resume_from", "load_from", "resume_next_epoch")
 
@@ -84,7 +86,8 @@ def plan_resume(path: Path, recipe: dict[str, Any], num_processes: int, logger: 
             f"resume_from: {path} was trained with {_values(saved, state)} but this recipe has "
             f"{_values(recipe, state)}; resume with the checkpoint's values, or start from its weights with "
             f"--load_from={path} instead of --resume_from")
-    order = [key for key in ORDER_KEYS if key in changed]
+    order_keys = ORDER_KEYS + (LONG_CYCLE_ORDER_KEYS if recipe.get("multigrid_long_cycle") else ())
+    order = [key for key in order_keys if key in changed]
     saved_processes = meta.get("num_processes", num_processes)
     old_order, new_order = _values(saved, order), _values(recipe, order)
     if saved_processes != num_processes:

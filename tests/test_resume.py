@@ -127,13 +127,20 @@ def test_a_changed_key_that_reshapes_the_state_is_refused_naming_old_and_new(tmp
         plan_resume(folder, Recipe(batch_size=4, num_classes=7, optimizer="sgd").to_dict(), 1, LOGGER)
 
 
-@pytest.mark.parametrize(("changes", "processes", "named"), [({"batch_size": 2}, 1, "batch_size=4"),
-                                                               ({"seed": 1}, 1, "seed=0"),
-                                                               ({}, 2, "processes=1")])
-def test_a_mid_epoch_data_order_change_is_refused_unless_the_next_epoch_may_start(tmp_path, caplog, changes,
+LONG_CYCLE = dict(multigrid_long_cycle=True, lr_policy="step", lr_steps=[4, 8], max_epochs=12)
+
+
+@pytest.mark.parametrize(("base", "changes", "processes", "named"), [
+    ({}, {"batch_size": 2}, 1, "batch_size=4"),
+    ({}, {"seed": 1}, 1, "seed=0"),
+    ({}, {}, 2, "processes=1"),
+    (LONG_CYCLE, {"max_epochs": 14}, 1, "max_epochs=12"),  # the long cycle's epoch shapes follow from it
+    (LONG_CYCLE, {"lr_steps": [5, 8]}, 1, r"lr_steps=\[4, 8\]"),
+])
+def test_a_mid_epoch_data_order_change_is_refused_unless_the_next_epoch_may_start(tmp_path, caplog, base, changes,
                                                                                    processes, named):
-    folder = _checkpoint(tmp_path)
-    recipe = {**Recipe(batch_size=4).to_dict(), **changes}
+    folder = _checkpoint(tmp_path, **base)
+    recipe = {**Recipe(batch_size=4, **base).to_dict(), **changes}
     with pytest.raises(CheckpointError, match=rf"mid-epoch \(epoch 1 after 3 iterations\) with {named}"):
         plan_resume(folder, recipe, processes, LOGGER)
     with caplog.at_level(logging.WARNING, logger="accel_slowfast"):
@@ -146,6 +153,11 @@ def test_at_an_epoch_boundary_the_data_order_may_change_and_changes_are_logged(t
     with caplog.at_level(logging.INFO, logger="accel_slowfast"):
         plan = plan_resume(folder, Recipe(batch_size=8, lr=0.1).to_dict(), 2, LOGGER)
     assert not plan.next_epoch and "batch_size 4 -> 8" in caplog.text and "lr 0.004 -> 0.1" in caplog.text
+
+
+def test_without_the_long_cycle_max_epochs_and_lr_steps_do_not_change_the_data_order(tmp_path):
+    folder = _checkpoint(tmp_path)
+    assert not plan_resume(folder, Recipe(batch_size=4, max_epochs=20).to_dict(), 1, LOGGER).next_epoch
 
 
 @pytest.fixture(scope="module")
