@@ -199,3 +199,14 @@ def test_torchcodec_without_ffmpeg_is_a_one_line_error(tmp_path, monkeypatch):
     with pytest.raises(RecipeError, match="cannot load FFmpeg.*apt-get install ffmpeg") as raised:
         decode_device(tiny_recipe(tmp_path, tmp_path / "run", decoder="torchcodec"), Accelerator(cpu=True))
     assert "\n" not in str(raised.value)
+
+
+@needs_torchcodec
+def test_the_data_check_says_torchcodec_cannot_load_ffmpeg_instead_of_failing_every_video(tmp_path, monkeypatch,
+                                                                                         capsys):
+    from accel_slowfast.data.__main__ import main
+
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)
+    with pytest.raises(SystemExit) as stopped:
+        main(["check", "--decode", "--decoder=torchcodec", f"--data_root={tmp_path / 'absent'}"])
+    assert stopped.value.code == 2 and "cannot load FFmpeg" in capsys.readouterr().err

@@ -62,11 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["check"])
     parser.add_argument("--decode", action="store_true", help="also decode the centre clip of every video")
     args, recipe_args = parser.parse_known_args(argv)
-    from accel_slowfast.data.builders import build_indexes  # the same readers as training
+    from accel_slowfast.data.builders import build_indexes, check_decoder_loads  # the same readers as training
     from accel_slowfast.runtime import build_accelerator
 
     try:
         recipe = load_recipe(recipe_args, prog="accel-slowfast data check")
+        if args.decode:  # the data check decodes on the CPU, whatever decoder_device says
+            check_decoder_loads(recipe)
         train_index, val_index = build_indexes(recipe, build_accelerator(dataclasses.replace(recipe, report_to="none")))
     except (RecipeError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

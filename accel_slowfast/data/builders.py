@@ -100,12 +100,9 @@ def clip_augmentations(recipe: Recipe) -> list:
     return found
 
 
-def decode_device(recipe: Recipe, accelerator: Accelerator) -> torch.device:
-    """Where the datasets decode: the CPU, or the run's own GPU with ``decoder_device: cuda``.
-
-    Raises:
-        RecipeError: torchcodec cannot load FFmpeg, or ``cuda`` was asked for on a run without a GPU.
-    """
+def check_decoder_loads(recipe: Recipe) -> None:
+    """Raise a one-line ``RecipeError`` when the recipe's decoder cannot run here (torchcodec without FFmpeg),
+    rather than every video failing to decode."""
     if recipe.decoder == "torchcodec":
         try:
             import torchcodec.decoders  # noqa: F401 - loads FFmpeg's libraries, or says it cannot
@@ -113,6 +110,15 @@ def decode_device(recipe: Recipe, accelerator: Accelerator) -> torch.device:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise RecipeError(f"decoder 'torchcodec' cannot load FFmpeg (it needs FFmpeg 4 to 9: apt-get install "
                               f"ffmpeg), or set --decoder=fast: {reason}") from None
+
+
+def decode_device(recipe: Recipe, accelerator: Accelerator) -> torch.device:
+    """Where the datasets decode: the CPU, or the run's own GPU with ``decoder_device: cuda``.
+
+    Raises:
+        RecipeError: torchcodec cannot load FFmpeg, or ``cuda`` was asked for on a run without a GPU.
+    """
+    check_decoder_loads(recipe)
     if recipe.decoder_device == "cpu":
         return torch.device("cpu")
     if accelerator.device.type != "cuda":
