@@ -63,7 +63,7 @@ class Recipe:
     duplicate_videos: Literal[DUPLICATE_VIDEOS] = _f("keep", "A video listed twice in one list (reported either way): "
                                                              "keep (trained as often as listed, as mmaction2 does) or "
                                                              "drop (each video once).", DATA)
-    decoder: Literal[DECODERS] = _f("pyav", "Video decoder (torchcodec: an extra; see data/decoding.py).", PERF)
+    decoder: Literal[DECODERS] = _f("fast", "Video decoder (torchcodec: an extra; see data/decoding.py).", PERF)
     decoder_device: Literal["cpu", "cuda"] = _f("cpu", "cuda: NVDEC (decoder torchcodec, num_workers 0) onto the run's "
                                                       "GPU; a video NVDEC cannot take is decoded on the CPU.", PERF)
     clip_len: int = _f(16, "Frames per clip (the fast pathway's length); a multiple of the model's alpha.", DATA, min=1)

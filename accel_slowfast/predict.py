@@ -38,7 +38,7 @@ def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, ba
         clip_len=config["clip_len"], frame_interval=config["frame_interval"], alpha=model.alpha,
         transforms=view_transforms(short_side=config["short_side"], crop_size=config["test_crop_size"],
                                    num_crops=config["num_crops"]),
-        clip_sampling="uniform", num_clips=config["num_clips"], decoder=config.get("decoder", "pyav"),
+        clip_sampling="uniform", num_clips=config["num_clips"], decoder=config.get("decoder", "fast"),
     )
     device = next(model.parameters()).device
     logits = []

@@ -100,7 +100,7 @@ class ClipDataset(torch.utils.data.Dataset):
         clip_sampling: str = "random",
         num_clips: int = 1,
         seed: int = 0,
-        decoder: str = "pyav",
+        decoder: str = "fast",
         device: str | torch.device = "cpu",
         known_bad: dict[int, str] | None = None,
         bad_video_log: str | Path | None = None,

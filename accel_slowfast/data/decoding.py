@@ -18,9 +18,10 @@ transforms never depend on the backend (``transforms.py`` crops them into the mo
 Speed depends on the codec (one thread, the seed's 32x2 training clip at 224 px from 320x240
 video; ``bench/data_throughput.py``, docs/PERFORMANCE.md): on UCF101's MPEG-4 part 2 and on H.264
 ``fast`` and ``torchcodec`` were level (116 and 119 clips/s; 48 and 48), on HEVC ``torchcodec``
-led (62 against 47). ``torchcodec`` needs an extra package and the system's FFmpeg, so ``pyav``
-(the reference) stays the default: choose ``fast`` for MPEG-4 and H.264 sets (UCF101, HMDB51,
-Kinetics), ``torchcodec`` for HEVC or for decoding on the GPU.
+led (62 against 47); ``pyav`` gave 11 clips/s to ``fast``'s 56 on MPEG-4 part 2. So ``fast`` is the
+default: bitwise the reference's frames, several times its speed, and installed with the package
+(``torchcodec`` needs an extra package and the system's FFmpeg: choose it for HEVC, or to decode
+on the GPU).
 
 A stream whose frame size changes part-way (a re-encoded or spliced file) is resized back to its
 first frame's size (the stream header's), so its clips stack; every decoder resizes the same way.
@@ -186,7 +187,7 @@ class PyAVFast:
 DECODERS = {"pyav": PyAVReference, "fast": PyAVFast, "torchcodec": TorchCodecVideo}
 
 
-def open_video(path, decoder: str = "pyav", device: str | torch.device = "cpu"):
+def open_video(path, decoder: str = "fast", device: str | torch.device = "cpu"):
     """Open ``path`` with the named decoder; use as a context manager so the file is closed.
 
     ``device`` other than the CPU is torchcodec's alone (NVDEC); its frames come back on
