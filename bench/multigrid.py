@@ -48,8 +48,12 @@ def main() -> None:
     parser.add_argument("--crop-size", type=int, default=56)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--epoch-factor", type=float, default=1.5, help="the multigrid run's epochs / the standard's")
+    parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw",
+                        help="sgd (PySlowFast's, which the linear LR scaling is for) or adamw (the tiny recipe's)")
+    parser.add_argument("--lr", type=float, default=4e-3, help="at the base shape; multigrid scales it by the batch")
     args = parser.parse_args()
     base = dict(model=args.model, max_epochs=args.epochs, lr_policy="step", lr_steps=args.lr_steps,
+                optimizer=args.optimizer, lr=args.lr,
                 batch_size=args.batch_size, clip_len=args.clip_len, crop_size=args.crop_size,
                 short_side=args.crop_size, test_crop_size=args.crop_size, num_workers=args.num_workers,
                 log_interval=1, eval_interval=args.epochs, checkpoint_interval=args.epochs, seed=0)
@@ -68,7 +72,8 @@ def main() -> None:
             recipe = Recipe(**{**base, **keys}, work_dir=f"{folder}/{name}")
             runner = train(recipe)
             results[name] = (epoch_times(Path(recipe.work_dir)), runner.meta["last_eval"]["top1_acc"])
-    print(f"\n{args.model if not args.tiny else 'slowfast_tiny (--tiny)'}, batch {base['batch_size']} x "
+    print(f"\n{args.model if not args.tiny else 'slowfast_tiny (--tiny)'}, {args.optimizer} lr {args.lr:g}, "
+          f"batch {base['batch_size']} x "
           f"{base['clip_len']} frames x {base['crop_size']}²; standard: {base['max_epochs']} epochs, lr_steps "
           f"{base['lr_steps']}; multigrid: {stretch['max_epochs']} epochs, lr_steps {stretch['lr_steps']}")
     print("multigrid schedule:\n" + MultigridSchedule(Recipe(**{**base, **runs["multigrid"]})).table())
