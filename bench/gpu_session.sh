@@ -7,6 +7,9 @@
 #
 #     bash bench/gpu_session.sh               # on the GPU machine, from the repository root
 #     bash bench/gpu_session.sh --tiny        # the same steps, CPU-sized: what the tests run
+#     bash bench/gpu_session.sh decode multigrid   # only these steps (throughput, throughput_b32,
+#                                                  # profile, multigrid, decode): a second call that
+#                                                  # fits a per-command time limit
 #
 # A GPU machine without this package's dependencies gets them from ./.whl (wheels downloaded on a
 # machine with an index: torch stays the machine's own); see docs/PERFORMANCE.md for the list.
@@ -15,7 +18,8 @@ cd "$(dirname "$0")/.."
 out="${OUT:-gpu_session_out}"
 mkdir -p "$out"
 tiny=()
-if [ "${1:-}" = "--tiny" ]; then tiny=(--tiny); fi
+if [ "${1:-}" = "--tiny" ]; then tiny=(--tiny); shift; fi
+steps=("$@")  # none named: all of them
 if [ -d .whl ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -39,6 +43,7 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" | tee "$out
 step() {  # name, command...: run it, keep its output, go on if it fails (the next steps still run)
     local name=$1
     shift
+    if [ ${#steps[@]} -gt 0 ] && [[ " ${steps[*]} " != *" $name "* ]]; then return 0; fi
     echo "== $name: $*"
     "$@" 2>&1 | tee "$out/$name.txt" || echo "== $name failed (exit ${PIPESTATUS[0]})"
 }

@@ -101,3 +101,10 @@ def test_multigrid_tiny_prints_each_epochs_time_for_both_schedules_and_their_top
     rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
     assert [row[0] for row in rows] == ["1", "2", "3", "4"], out  # multigrid trains 1.5 x the 3 epochs
     assert "multigrid schedule:" in out and "final top1_acc: standard " in out and "x faster" in out
+
+
+def test_gpu_session_runs_only_the_steps_it_is_given(tmp_path):
+    done = subprocess.run(["bash", "bench/gpu_session.sh", "--tiny", "profile"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "OUT": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {path.name for path in tmp_path.iterdir()} == {"device.txt", "profile.txt"}
