@@ -30,14 +30,17 @@ class MultigridBatchSampler:
 
     def __init__(self, dataset: ClipDataset, shapes_at: Callable[[int], list[Shape]], seed: int, num_processes: int):
         self.dataset, self.shapes_at, self.seed, self.num_processes = dataset, shapes_at, seed, num_processes
+        self._planned: tuple[int, list[Shape]] | None = None  # the last epoch's plan: len() is asked every iteration
 
     def plan(self, epoch: int) -> list[Shape]:
         """The shape of every batch of ``epoch``, over all processes."""
-        shapes, planned, left, step = self.shapes_at(epoch), [], len(self.dataset), 0
-        while left >= (need := self.num_processes * shapes[step % len(shapes)].batch_size):
-            planned += [shapes[step % len(shapes)]] * self.num_processes
-            left, step = left - need, step + 1
-        return planned
+        if self._planned is None or self._planned[0] != epoch:
+            shapes, planned, left, step = self.shapes_at(epoch), [], len(self.dataset), 0
+            while left >= (need := self.num_processes * shapes[step % len(shapes)].batch_size):
+                planned += [shapes[step % len(shapes)]] * self.num_processes
+                left, step = left - need, step + 1
+            self._planned = (epoch, planned)
+        return self._planned[1]
 
     def iterations(self, max_epochs: int) -> int:
         """The run's iterations per process; ``RecipeError`` when an epoch would have none."""

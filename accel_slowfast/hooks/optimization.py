@@ -105,11 +105,12 @@ class LrScheduleHook:
         if self.lr_policy == "one-cycle":
             total_steps = self.one_cycle_total_steps or runner.max_iters
             return one_cycle_lr(base_lr, cur_iter, total_steps, **self.policy_args)
-        progress = epoch if self.by_epoch else cur_iter
-        lr = regular_lr(self.lr_policy, base_lr, progress, self._max_progress(runner), **self.policy_args)
+        if self.multigrid is not None and self.multigrid.long_cycle:  # the step schedule, times the batch factor
+            lr = base_lr * self.multigrid.lr_factor(epoch)
+        else:
+            progress = epoch if self.by_epoch else cur_iter
+            lr = regular_lr(self.lr_policy, base_lr, progress, self._max_progress(runner), **self.policy_args)
         if self.multigrid is not None:
-            if self.multigrid.long_cycle:
-                lr = base_lr * self.multigrid.lr_factor(epoch)
             return lr * warmup_factor(self.warmup, epoch + runner.inner_iter / iters_per_epoch, self.warmup_epochs,
                                       self.warmup_ratio)
         warmup_iters = self.warmup_iters or self.warmup_epochs * iters_per_epoch
