@@ -1,5 +1,8 @@
 """The recipe: every training setting, its default, its meaning and its allowed values, in one dataclass.
 
+The keys saying where the videos come from (dataset, data_root, lists, decoder) are inherited from
+``accel_slowfast/recipe_data.py``'s ``DataSource``; the rest are here.
+
 Defaults train ``slowfast_tiny`` on the built-in synthetic dataset (a few minutes on 2 CPU
 cores). A YAML recipe lists only what differs; ``--key=value`` overrides win over the YAML
 (``accel_slowfast/recipe_io.py`` reads both):
@@ -23,23 +26,31 @@ from typing import Any, Literal
 from accel_slowfast.errors import RecipeError
 from accel_slowfast.multigrid import check_recipe as check_multigrid
 from accel_slowfast.presets import IMAGENET_MEAN, IMAGENET_STD, NUM_STAGES, PRESETS
-from accel_slowfast.recipe_fields import check_value
+from accel_slowfast.recipe_data import DataSource
+from accel_slowfast.recipe_fields import (
+    AUGMENT,
+    CHECKPOINT,
+    DATA,
+    GROUPS,
+    LOGGING,
+    MODEL,
+    OPTIM,
+    PERF,
+    RUN,
+    TEST,
+    check_value,
+)
 from accel_slowfast.recipe_fields import recipe_field as _f  # short: the fields below use it a hundred times
 from accel_slowfast.schedules import ANNEAL_STRATEGIES, LR_POLICIES, MOMENTUM_POLICIES, WARMUPS, check_schedule_keys
 
 # Choices that other modules check too (the Literal of a tuple is the Literal of its items).
 AVERAGE_CLIPS = ("prob", "score")  # data/views.py: mean of the views' softmax, or of their logits
-DECODERS = ("pyav", "fast", "torchcodec")  # the names of data/decoding.py's DECODERS
-DUPLICATE_VIDEOS = ("keep", "drop")  # what the index readers do with a video listed twice
 MODELS = tuple(sorted(PRESETS))
-
-RUN, MODEL, DATA, AUGMENT, TEST = "run", "model", "data", "augmentation", "evaluation and test"
-OPTIM, CHECKPOINT, LOGGING, PERF = "optimisation and schedule", "checkpointing and resume", "logging", "performance"
-GROUPS = (RUN, MODEL, DATA, AUGMENT, TEST, OPTIM, CHECKPOINT, LOGGING, PERF)  # --help's sections, in this order
+__all__ = ["AVERAGE_CLIPS", "GROUPS", "MODELS", "Recipe", "RecipeError"]  # GROUPS: --help's sections, in order
 
 
 @dataclass
-class Recipe:
+class Recipe(DataSource):
     work_dir: str = _f("work_dirs/synthetic_slowfast_tiny", "Folder for logs, metrics.jsonl, checkpoints/.", RUN)
     seed: int = _f(0, "Seed for weights, shuffling and augmentation.", RUN)
     deterministic: bool = _f(False, "Use deterministic algorithms (bitwise repeatable on CPU; warn-only on CUDA).", RUN)
@@ -49,23 +60,6 @@ class Recipe:
                                 "-1 freezes nothing, 4 trains the classifier only (linear probing).", MODEL,
                             min=-1, max=NUM_STAGES, hint=f"-1 trains everything, {NUM_STAGES} is linear probing")
     dropout: float = _f(0.5, "Dropout before the final linear layer.", MODEL)
-    dataset: Literal["synthetic", "ucf101", "hmdb51", "list", "folder"] = _f("synthetic", "Dataset kind.", DATA)
-    data_root: str = _f("", "Video folder (ucf101: UCF-101; hmdb51: <class>/ folders; folder: holds train/<class>/ "
-                            "and val/<class>/). Empty for synthetic: generated into the cache.", DATA)
-    annotation_dir: str = _f("", "ucf101: the ucfTrainTestlist folder; hmdb51: the *_test_split<N>.txt folder.", DATA)
-    split: int = _f(1, "ucf101/hmdb51: official split 1, 2 or 3 (validation uses the split's test list).", DATA)
-    train_list: str = _f("", "list: mmaction2 list / Kinetics CSV ('relative/path.avi label', 0-based) for "
-                             "training.", DATA)
-    val_list: str = _f("", "list: mmaction2 list file for validation.", DATA)
-    index_cache_shared: bool = _f(False, "The probed-index cache ($ACCEL_SLOWFAST_CACHE/index, default "
-                                         "~/.cache/accel_slowfast/index) is on storage every node sees: the main "
-                                         "process alone probes. False: the first process of each node probes.", DATA)
-    duplicate_videos: Literal[DUPLICATE_VIDEOS] = _f("keep", "A video listed twice in one list (reported either way): "
-                                                             "keep (trained as often as listed, as mmaction2 does) or "
-                                                             "drop (each video once).", DATA)
-    decoder: Literal[DECODERS] = _f("fast", "Video decoder (torchcodec: an extra; see data/decoding.py).", PERF)
-    decoder_device: Literal["cpu", "cuda"] = _f("cpu", "cuda: NVDEC (decoder torchcodec, num_workers 0) onto the run's "
-                                                      "GPU; a video NVDEC cannot take is decoded on the CPU.", PERF)
     clip_len: int = _f(16, "Frames per clip (the fast pathway's length); a multiple of the model's alpha.", DATA, min=1)
     frame_interval: int = _f(2, "Source frames between two sampled frames.", DATA, min=1)
     short_side: int = _f(56, "Validation/test frames are resized to this short side (training crops are "
@@ -256,20 +250,10 @@ class Recipe:
                 raise RecipeError(f"recipe key '{key}' ({getattr(self, key)}) exceeds 'short_side' ({self.short_side})")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise RecipeError("recipe keys 'mean' and 'std' need 3 values (RGB)")
-        if self.dataset in ("ucf101", "hmdb51") and not (self.data_root and self.annotation_dir):
-            raise RecipeError(f"dataset '{self.dataset}' needs 'data_root' (the video folder) and 'annotation_dir' "
-                              "(the split files' folder)")
-        if self.dataset in ("ucf101", "hmdb51") and self.split not in (1, 2, 3):
-            raise RecipeError(f"recipe key 'split' must be 1, 2 or 3 for {self.dataset}, got {self.split}")
-        if self.dataset == "folder" and not self.data_root:
-            raise RecipeError("dataset 'folder' needs 'data_root' holding train/<class>/ and val/<class>/")
-        if self.dataset == "list" and not (self.train_list and self.val_list):
-            raise RecipeError("dataset 'list' needs 'train_list' and 'val_list' (mmaction2 list files)")
+        self.validate_source()
         if self.decoder_device == "cuda" and (self.decoder != "torchcodec" or self.num_workers):
             raise RecipeError("decoder_device 'cuda' decodes with torchcodec's NVDEC in the main process (CUDA cannot "
                               "start in forked loader workers): set --decoder=torchcodec --num_workers=0")
-        if self.decoder == "torchcodec" and importlib.util.find_spec("torchcodec") is None:
-            raise RecipeError("decoder 'torchcodec' needs pip install 'accel_slowfast[torchcodec]' and FFmpeg")
 
     def _validate_regularisation(self) -> None:
         mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0

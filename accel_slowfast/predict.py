@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
-from accel_slowfast.data.probe import probe_video
+from accel_slowfast.data.streams import probe_video
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import UserError
 from accel_slowfast.evaluation import average_views, softmax

@@ -26,6 +26,10 @@ from typing import Any, Literal
 
 from accel_slowfast.errors import RecipeError
 
+RUN, MODEL, DATA, AUGMENT, TEST = "run", "model", "data", "augmentation", "evaluation and test"
+OPTIM, CHECKPOINT, LOGGING, PERF = "optimisation and schedule", "checkpointing and resume", "logging", "performance"
+GROUPS = (RUN, MODEL, DATA, AUGMENT, TEST, OPTIM, CHECKPOINT, LOGGING, PERF)  # --help's sections, in this order
+
 # A bound's name: (the test a number passes, how an error states the bound alone, its bracket in an interval)
 BOUNDS = {"min": (operator.ge, ">=", "["), "above": (operator.gt, ">", "("),
           "max": (operator.le, "<=", "]"), "below": (operator.lt, "<", ")")}

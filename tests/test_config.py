@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from accel_slowfast.config import DECODERS, GROUPS, Recipe, RecipeError
+from accel_slowfast.config import GROUPS, Recipe, RecipeError
+from accel_slowfast.recipe_data import DECODERS
 from accel_slowfast.recipe_io import load_recipe, packaged_recipes, recipe_diff, recipe_parser
 
 REPO = Path(__file__).parents[1]

@@ -10,8 +10,9 @@ from conftest import TINY_SPEC, decoder_params
 
 from accel_slowfast.data.decoding import DECODERS, open_video
 from accel_slowfast.data.index import VideoIndex, VideoRecord
-from accel_slowfast.data.probe import probe_index, probe_video
+from accel_slowfast.data.probe import probe_index
 from accel_slowfast.data.readers import read_ucf101_split
+from accel_slowfast.data.streams import probe_video
 from accel_slowfast.data.synthetic import write_video
 
 

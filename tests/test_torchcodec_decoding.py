@@ -11,7 +11,7 @@ import torch
 from conftest import needs_torchcodec
 
 from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
-from accel_slowfast.data import dataset as dataset_module
+from accel_slowfast.data import index as index_module
 from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.torchcodec_decoding import TorchCodecVideo
 from accel_slowfast.data.transforms import train_transform
@@ -143,7 +143,7 @@ def test_the_dataset_moves_fallen_back_clips_to_its_device_and_logs_each_video_o
         video.fallback_reason = "NVDEC: no decoder for this codec" if str(device) != "cpu" else ""
         return video
 
-    monkeypatch.setattr(dataset_module, "open_video", nvdec_refuses)
+    monkeypatch.setattr(index_module, "open_video", nvdec_refuses)
     index = VideoIndex([VideoRecord(path, i) for i, path in enumerate(paths)], ["a", "b"])
     transform = train_transform(crop_size=32, crop_area=(0.5, 1.0), flip_ratio=0.5)  # crops and resizes on "meta"
     dataset = ClipDataset(index, clip_len=8, frame_interval=2, transforms=[transform], alpha=4, decoder="torchcodec",

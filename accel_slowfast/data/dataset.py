@@ -53,7 +53,6 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.transforms import pack_pathway
 from accel_slowfast.data.views import uniform_clip_offsets
@@ -208,7 +207,7 @@ class ClipDataset(torch.utils.data.Dataset):
         if self._cached is None or self._cached[0] != video_index or self.clip_sampling == "random":
             path = self.index.paths[video_index]
             device = "cpu" if path in self._cpu_decoded else self.device
-            with open_video(path, self.decoder, device) as video:
+            with self.index.open(video_index, self.decoder, device) as video:
                 if video.num_frames <= 0:
                     raise RuntimeError("the video has no frames")
                 indices = self.frame_indices(video.num_frames, rng, clip_len, frame_interval)  # (num_clips, clip_len)

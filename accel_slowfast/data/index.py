@@ -2,6 +2,7 @@
 
     index.paths[3], index.labels[3], index.classes, len(index)     # what readers.py returns
     index.records[3].path, index.records[3].label                 # a VideoRecord, built on access
+    with index.open(3, decoder="fast") as video: video.get_frames(np.arange(8))  # what the dataset decodes
 
 An index holds its paths in one byte buffer and its labels in one int32 array, not one Python
 object per video: data-loader workers are forked from the training process, and every Python
@@ -11,14 +12,19 @@ only read, so the workers keep sharing them. ``records`` builds a ``VideoRecord`
 """
 
 
+import hashlib
 import logging
 import operator
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from accel_slowfast.data.decoding import open_video
+from accel_slowfast.data.streams import probe_video
 from accel_slowfast.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -111,6 +117,33 @@ class VideoIndex:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    # How a source reads its videos. A source that is not a file per video (frame folders, rows of a
+    # table) subclasses VideoIndex and overrides these three, and the dataset, the probe and its cache
+    # take it as they take files.
+
+    def open(self, i: int, decoder: str = "fast", device: str | torch.device = "cpu"):
+        """Video ``i`` ready to decode (``num_frames``, ``fps``, ``get_frames``); a context manager."""
+        return open_video(self.paths[i], decoder, device)
+
+    def probe(self, i: int) -> dict:
+        """Video ``i``'s metadata as the probe caches it (``streams.probe_video``'s columns)."""
+        return probe_video(self.paths[i])
+
+    def fingerprint(self) -> str:
+        """A digest of every path, label, size and modification time (-1 for a file that is gone):
+        it changes when a video is added, relabelled, replaced or edited."""
+        stats = np.full((len(self), 2), -1, np.int64)  # (N, [size, mtime_ns])
+        for i, path in enumerate(self.paths):
+            try:
+                stat = os.stat(path)
+                stats[i] = stat.st_size, stat.st_mtime_ns
+            except OSError:
+                pass
+        digest = hashlib.sha1()
+        for array in (self.paths.offsets, self.paths.buffer, self.labels.astype(np.int64), stats):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
 
 
 def require_videos(index: VideoIndex) -> VideoIndex:

@@ -21,16 +21,15 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
-import av
 import datasets
 import numpy as np
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from accel_slowfast.data.index import VideoIndex
-from accel_slowfast.data.streams import frame_count
 from accel_slowfast.data.synthetic import default_cache_dir
 
 logger = logging.getLogger(__name__)
@@ -43,56 +42,13 @@ COMPLETE = "dataset_info.json"  # save_to_disk's last file; a cache folder only 
 CHUNK = 64  # videos per thread task: a Future per video cost more main-thread time than probing a small one
 
 
-def probe_video(path: str | Path) -> dict:
-    """Metadata of one video; ``error`` says why it cannot be used ("" when fine).
-
-    ``num_frames`` is ``streams.frame_count``'s, the count the decoders sample clips from (the
-    header's, else from the stream duration, else by demuxing), so the data check's "too short"
-    and a clip sampler agree on every container; the rest is read from the header.
-    """
-    row = {"num_frames": 0, "fps": 0.0, "duration": 0.0, "width": 0, "height": 0, "has_audio": False, "error": ""}
-    try:
-        if Path(path).stat().st_size == 0:
-            raise ValueError("empty file (0 bytes)")
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError("no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            fps = float(rate) if rate else 0.0
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            else:
-                duration = container.duration / 1e6 if container.duration else 0.0
-            row.update(
-                num_frames=frame_count(container, stream), fps=fps, duration=duration,
-                width=stream.codec_context.width, height=stream.codec_context.height,
-                has_audio=bool(container.streams.audio),
-            )
-            if row["num_frames"] <= 0:
-                raise ValueError("no frames")
-    except Exception as error:  # noqa: BLE001 - any failure makes the video unusable; say why
-        row["error"] = f"{type(error).__name__}: {error}".strip()
-    return row
-
-
-def _probe_videos(paths: list[str]) -> list[dict]:
-    return [probe_video(path) for path in paths]
+def _probe_rows(index: VideoIndex, rows: range) -> list[dict]:
+    return [index.probe(row) for row in rows]
 
 
 def _cache_key(index: VideoIndex) -> str:
-    """A digest of every path, label, size and modification time (-1 for a file that is gone)."""
-    stats = np.full((len(index), 2), -1, np.int64)  # (N, [size, mtime_ns])
-    for i, path in enumerate(index.paths):
-        try:
-            stat = os.stat(path)
-            stats[i] = stat.st_size, stat.st_mtime_ns
-        except OSError:
-            pass
-    digest = hashlib.sha1(f"probe-v{PROBE_VERSION}".encode())
-    for array in (index.paths.offsets, index.paths.buffer, index.labels.astype(np.int64), stats):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
+    """The index's fingerprint (its videos as they are now, ``VideoIndex.fingerprint``) and this version."""
+    return hashlib.sha1(f"probe-v{PROBE_VERSION}-{index.fingerprint()}".encode()).hexdigest()
 
 
 def probe_index(index: VideoIndex, cache_dir: str | Path | None = None, num_threads: int = 8) -> datasets.Dataset:
@@ -102,10 +58,10 @@ def probe_index(index: VideoIndex, cache_dir: str | Path | None = None, num_thre
         return datasets.load_from_disk(str(cache))
     columns = {key: [] for key in COLUMNS[2:]}
     desc = f"probing {Path(index.source).name or 'videos'}"
-    chunks = [index.paths[start:start + CHUNK] for start in range(0, len(index), CHUNK)]
+    chunks = [range(start, min(start + CHUNK, len(index))) for start in range(0, len(index), CHUNK)]
     with (ThreadPoolExecutor(num_threads) as pool,  # PyAV releases the GIL while it reads
           tqdm(total=len(index), desc=desc, unit="video", mininterval=1) as bar):
-        for rows in pool.map(_probe_videos, chunks):
+        for rows in pool.map(partial(_probe_rows, index), chunks):
             for key, values in columns.items():
                 values.extend(row[key] for row in rows)
             bar.update(len(rows))

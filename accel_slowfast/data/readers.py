@@ -20,9 +20,9 @@ import logging
 import os
 from pathlib import Path
 
-from accel_slowfast.config import DUPLICATE_VIDEOS
 from accel_slowfast.data.index import SHOWN, VideoIndex
 from accel_slowfast.errors import DataError
+from accel_slowfast.recipe_data import DUPLICATE_VIDEOS
 
 logger = logging.getLogger(__name__)
 

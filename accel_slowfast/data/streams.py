@@ -1,11 +1,13 @@
 """What every decoder reads from a stream the same way: its frame count, its first frame's size,
-and the resize of a frame whose size changed mid-stream back to that size.
+and the resize of a frame whose size changed mid-stream back to that size; and a video's metadata
+as the probe caches it (``probe_video``).
 
 The decoders (``decoding.py``: PyAV; ``torchcodec_decoding.py``: torchcodec) share these, so a
 clip sampler draws the same indices and gets frames of the same size whatever the backend.
 """
 
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -46,3 +48,36 @@ def fit(rgb: np.ndarray | torch.Tensor, size: tuple[int, int] | None) -> np.ndar
         return rgb
     resized = resize(torch.as_tensor(rgb)[None], *size)[0].contiguous()
     return resized.numpy() if isinstance(rgb, np.ndarray) else resized
+
+
+def probe_video(path: str | Path) -> dict:
+    """Metadata of one video; ``error`` says why it cannot be used ("" when fine).
+
+    ``num_frames`` is ``streams.frame_count``'s, the count the decoders sample clips from (the
+    header's, else from the stream duration, else by demuxing), so the data check's "too short"
+    and a clip sampler agree on every container; the rest is read from the header.
+    """
+    row = {"num_frames": 0, "fps": 0.0, "duration": 0.0, "width": 0, "height": 0, "has_audio": False, "error": ""}
+    try:
+        if Path(path).stat().st_size == 0:
+            raise ValueError("empty file (0 bytes)")
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError("no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else 0.0
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            else:
+                duration = container.duration / 1e6 if container.duration else 0.0
+            row.update(
+                num_frames=frame_count(container, stream), fps=fps, duration=duration,
+                width=stream.codec_context.width, height=stream.codec_context.height,
+                has_audio=bool(container.streams.audio),
+            )
+            if row["num_frames"] <= 0:
+                raise ValueError("no frames")
+    except Exception as error:  # noqa: BLE001 - any failure makes the video unusable; say why
+        row["error"] = f"{type(error).__name__}: {error}".strip()
+    return row

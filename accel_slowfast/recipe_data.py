@@ -1,0 +1,53 @@
+"""The recipe's data source: which videos a run reads, from where, and with which decoder.
+
+``Recipe`` (``accel_slowfast/config.py``) inherits these keys, so a YAML recipe and the command
+line stay flat (``--dataset=list --train_list=...``); ``validate_source`` checks the combinations
+between them. The keys follow ``recipe_fields.py``'s rules, like every other key.
+"""
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Literal
+
+from accel_slowfast.errors import RecipeError
+from accel_slowfast.recipe_fields import DATA, PERF
+from accel_slowfast.recipe_fields import recipe_field as _f
+
+DATASETS = ("synthetic", "ucf101", "hmdb51", "list", "folder")
+DECODERS = ("pyav", "fast", "torchcodec")  # the names of data/decoding.py's DECODERS
+DUPLICATE_VIDEOS = ("keep", "drop")  # what the index readers do with a video listed twice
+
+
+@dataclass
+class DataSource:
+    dataset: Literal[DATASETS] = _f("synthetic", "Dataset kind.", DATA)
+    data_root: str = _f("", "Video folder (ucf101: UCF-101; hmdb51: <class>/ folders; folder: holds train/<class>/ "
+                            "and val/<class>/). Empty for synthetic: generated into the cache.", DATA)
+    annotation_dir: str = _f("", "ucf101: the ucfTrainTestlist folder; hmdb51: the *_test_split<N>.txt folder.", DATA)
+    split: int = _f(1, "ucf101/hmdb51: official split 1, 2 or 3 (validation uses the split's test list).", DATA)
+    train_list: str = _f("", "list: mmaction2 list / Kinetics CSV ('relative/path.avi label', 0-based) for "
+                             "training.", DATA)
+    val_list: str = _f("", "list: mmaction2 list file for validation.", DATA)
+    index_cache_shared: bool = _f(False, "The probed-index cache ($ACCEL_SLOWFAST_CACHE/index, default "
+                                         "~/.cache/accel_slowfast/index) is on storage every node sees: the main "
+                                         "process alone probes. False: the first process of each node probes.", DATA)
+    duplicate_videos: Literal[DUPLICATE_VIDEOS] = _f("keep", "A video listed twice in one list (reported either way): "
+                                                             "keep (trained as often as listed, as mmaction2 does) or "
+                                                             "drop (each video once).", DATA)
+    decoder: Literal[DECODERS] = _f("fast", "Video decoder (torchcodec: an extra; see data/decoding.py).", PERF)
+    decoder_device: Literal["cpu", "cuda"] = _f("cpu", "cuda: NVDEC (decoder torchcodec, num_workers 0) onto the run's "
+                                                      "GPU; a video NVDEC cannot take is decoded on the CPU.", PERF)
+
+    def validate_source(self) -> None:
+        """The checks between the data-source keys; raise ``RecipeError`` naming them."""
+        if self.dataset in ("ucf101", "hmdb51") and not (self.data_root and self.annotation_dir):
+            raise RecipeError(f"dataset '{self.dataset}' needs 'data_root' (the video folder) and 'annotation_dir' "
+                              "(the split files' folder)")
+        if self.dataset in ("ucf101", "hmdb51") and self.split not in (1, 2, 3):
+            raise RecipeError(f"recipe key 'split' must be 1, 2 or 3 for {self.dataset}, got {self.split}")
+        if self.dataset == "folder" and not self.data_root:
+            raise RecipeError("dataset 'folder' needs 'data_root' holding train/<class>/ and val/<class>/")
+        if self.dataset == "list" and not (self.train_list and self.val_list):
+            raise RecipeError("dataset 'list' needs 'train_list' and 'val_list' (mmaction2 list files)")
+        if self.decoder == "torchcodec" and importlib.util.find_spec("torchcodec") is None:
+            raise RecipeError("decoder 'torchcodec' needs pip install 'accel_slowfast[torchcodec]' and FFmpeg")
