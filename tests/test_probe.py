@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -131,3 +132,49 @@ def test_processes_probing_one_cache_at_once_keep_one_whole_copy(tiny_root, tmp_
     assert [len(table) for table in tables] == [len(index)] * 2
     (cached,) = (tmp_path / "index").iterdir()  # one folder, no temporary one left
     assert datasets.load_from_disk(str(cached))["path"] == [str(r.path) for r in index.records]
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGE = {  # the forms a cache was seen damaged in: a cut copy, edited or garbled metadata, a lost file
+    "truncated arrow": lambda cache: _truncate(next(cache.glob("*.arrow"))),
+    "garbage arrow": lambda cache: next(cache.glob("*.arrow")).write_bytes(b"\x00garbage" * 64),
+    "garbage state.json": lambda cache: (cache / "state.json").write_text("{not json"),
+    "garbage dataset_info.json": lambda cache: (cache / "dataset_info.json").write_bytes(b"\xff\xfe"),
+    "no dataset_info.json": lambda cache: (cache / "dataset_info.json").unlink(),
+    "no arrow": lambda cache: next(cache.glob("*.arrow")).unlink(),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_cache_is_moved_aside_and_probed_again(tiny_root, tmp_path, damage, caplog):
+    index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")
+    probe_index(index, cache_dir=tmp_path)
+    (cache,) = (tmp_path / "index").iterdir()
+    DAMAGE[damage](cache)
+    with caplog.at_level("WARNING"):
+        table = probe_index(index, cache_dir=tmp_path)
+    assert len(table) == len(index) and set(table["error"]) == {""}
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert str(cache) in warning and "probing the videos again" in warning
+    (aside,) = (tmp_path / "index").glob(f"{cache.name}.damaged-*")
+    assert str(aside) in warning
+    caplog.clear()
+    assert len(probe_index(index, cache_dir=tmp_path)) == len(index)  # rewritten: read quietly from now on
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.slow
+def test_data_check_heals_a_damaged_cache(tiny_root, tmp_path):
+    """As a user meets it: every command failed with ArrowInvalid until the folder was found and deleted."""
+    env = dict(os.environ, ACCEL_SLOWFAST_CACHE=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "accel_slowfast.data", "check", f"--data_root={tiny_root}", "--clip_len=8",
+               "--frame_interval=1"]
+    assert subprocess.run(command, capture_output=True, text=True, timeout=120, env=env).returncode == 0
+    for cache in (tmp_path / "cache" / "index").iterdir():
+        _truncate(next(cache.glob("*.arrow")))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "cannot be read" in result.stderr and "Traceback" not in result.stderr

@@ -68,3 +68,22 @@ def test_a_frame_at_a_random_time_carries_no_class_information():
     up, down = tracks["MoveUp"].mean(axis=0), tracks["MoveDown"].mean(axis=0)
     assert abs(up[0] - down[0]) < 2 and abs(up[1] - down[1]) < 2  # mean centre, in px
     assert abs(up[2] - down[2]) / up[2] < 0.1  # mean area
+
+
+@pytest.mark.parametrize("damage", ["video cut short", "video deleted", "marker garbled"])
+def test_a_damaged_dataset_is_moved_aside_and_generated_again(tmp_path, damage, caplog):
+    root = ensure_synthetic(TINY_SPEC, cache_dir=tmp_path)
+    video = root / "MoveUp/v_MoveUp_g02_c01.avi"
+    original = video.read_bytes()
+    if damage == "video cut short":
+        video.write_bytes(original[:100])
+    elif damage == "video deleted":
+        video.unlink()
+    else:
+        (root / COMPLETE_MARKER).write_bytes(b"\xff\x00")
+    with caplog.at_level("WARNING"):
+        assert ensure_synthetic(TINY_SPEC, cache_dir=tmp_path) == root
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    (aside,) = tmp_path.glob(f"{root.name}.damaged-*")
+    assert str(root) in warning and str(aside) in warning
+    assert video.read_bytes() == original

@@ -9,6 +9,7 @@ The cache key is every file's path, label, size and modification time, so a chan
 video is probed again; the second load of a 13k-video index reads one Arrow file. Probing shows
 a progress bar with its ETA (Kinetics' 650k videos take minutes).
 
+A cache that cannot be read is moved aside with a warning and the index probed again (``_load``).
 A cache is written into a temporary sibling folder and renamed into place when complete, so a
 reader never sees a half-written one, and processes that probe the same index at once (one per
 node, when nodes share the cache folder) cannot mix their files: the first rename wins and the
@@ -20,6 +21,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -54,8 +56,9 @@ def _cache_key(index: VideoIndex) -> str:
 def probe_index(index: VideoIndex, cache_dir: str | Path | None = None, num_threads: int = 8) -> datasets.Dataset:
     """A table with one row per video of ``index`` and its probed metadata (cached)."""
     cache = Path(cache_dir or default_cache_dir()) / "index" / _cache_key(index)
-    if (cache / COMPLETE).exists():
-        return datasets.load_from_disk(str(cache))
+    table = _load(cache, len(index))
+    if table is not None:
+        return table
     columns = {key: [] for key in COLUMNS[2:]}
     desc = f"probing {Path(index.source).name or 'videos'}"
     chunks = [range(start, min(start + CHUNK, len(index))) for start in range(0, len(index), CHUNK)]
@@ -68,6 +71,34 @@ def probe_index(index: VideoIndex, cache_dir: str | Path | None = None, num_thre
     table = datasets.Dataset.from_dict({"path": list(index.paths), "label": index.labels, **columns})
     _save(table, cache)
     return table
+
+
+def _load(cache: Path, rows: int) -> datasets.Dataset | None:
+    """The table cached in ``cache``, or None when there is none or it cannot be read.
+
+    A cache that cannot be read (a truncated Arrow file, an edited ``state.json``, a folder without
+    its last file: a disk that filled up, a copy that was cut short) would fail every run until found
+    and deleted by hand; instead it is moved aside, named in one warning, and the index is probed again.
+    """
+    if not cache.exists():
+        return None
+    try:
+        if not (cache / COMPLETE).exists():  # _save renames only complete folders: this one was damaged since
+            raise FileNotFoundError(f"{COMPLETE} is missing")
+        table = datasets.load_from_disk(str(cache))
+        if table.column_names != list(COLUMNS) or len(table) != rows:
+            raise ValueError(f"it holds {len(table)} rows of {table.column_names}, expected {rows} of {list(COLUMNS)}")
+        return table
+    except Exception as error:  # noqa: BLE001 - whatever is wrong with it, probing again mends it
+        aside = cache.with_name(f"{cache.name}.damaged-{os.getpid()}-{time.time_ns()}")
+        try:
+            os.rename(cache, aside)
+        except OSError:  # another process moved it first (or it is not ours to move): probe without it
+            aside = cache
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        logger.warning("the probed-index cache %s cannot be read (%s: %s); moved it to %s and probing the videos "
+                       "again", cache, type(error).__name__, reason, aside)
+        return None
 
 
 def _save(table: datasets.Dataset, cache: Path) -> None:

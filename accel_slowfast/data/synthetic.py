@@ -25,9 +25,12 @@ Run it by itself::
 """
 
 import argparse
+import json
+import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +38,9 @@ import av
 import numpy as np
 
 CLASSES = ("MoveDown", "MoveSideways", "MoveUp", "ZoomIn", "ZoomOut")
-COMPLETE_MARKER = ".complete"
+COMPLETE_MARKER = ".complete"  # written last: every file's size, as JSON
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class SyntheticSpec:
     @property
     def cache_name(self) -> str:
         size = f"{self.width}x{self.height}x{self.num_frames}"
-        return f"synthetic-v3-s{self.seed}-{size}-g{self.num_groups}c{self.clips_per_group}"
+        return f"synthetic-v4-s{self.seed}-{size}-g{self.num_groups}c{self.clips_per_group}"
 
 
 def default_cache_dir() -> Path:
@@ -70,13 +75,14 @@ def ensure_synthetic(spec: SyntheticSpec = SyntheticSpec(), cache_dir: str | Pat
     (one per process under ``accelerate launch``) end with the same files.
     """
     root = Path(cache_dir or default_cache_dir()) / spec.cache_name
-    if (root / COMPLETE_MARKER).exists():
+    if _intact(root):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=root.name + ".tmp-", dir=root.parent))
     try:
         generate(staging, spec)
-        (staging / COMPLETE_MARKER).touch()
+        sizes = {str(path.relative_to(staging)): path.stat().st_size for path in staging.rglob("*") if path.is_file()}
+        (staging / COMPLETE_MARKER).write_text(json.dumps(sizes, indent=0, sort_keys=True))
         os.rename(staging, root)
     except OSError:
         if not (root / COMPLETE_MARKER).exists():  # another process did not finish it either
@@ -84,6 +90,33 @@ def ensure_synthetic(spec: SyntheticSpec = SyntheticSpec(), cache_dir: str | Pat
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+def _intact(root: Path) -> bool:
+    """Whether ``root`` holds a finished dataset whose files all have the sizes the marker records.
+
+    A dataset damaged after it was written (a video deleted or cut short, the cache partly cleaned)
+    is moved aside with a warning naming it, and generated again, rather than failing every run.
+    """
+    if not root.exists():
+        return False
+    try:
+        sizes = json.loads((root / COMPLETE_MARKER).read_text())
+        damaged = [name for name, size in sizes.items() if not os.path.isfile(root / name)
+                   or os.path.getsize(root / name) != size]
+        if not damaged:
+            return True
+        problem = f"{len(damaged)} of its {len(sizes)} files are missing or changed (first: {damaged[0]})"
+    except (OSError, ValueError, AttributeError) as error:
+        problem = f"its marker {COMPLETE_MARKER} cannot be read ({type(error).__name__})"
+    aside = root.with_name(f"{root.name}.damaged-{os.getpid()}-{time.time_ns()}")
+    try:
+        os.rename(root, aside)
+    except OSError:  # another process moved it first
+        return False
+    logger.warning("the synthetic dataset %s is damaged: %s; moved it to %s and generating it again",
+                   root, problem, aside)
+    return False
 
 
 def generate(out_dir: str | Path, spec: SyntheticSpec = SyntheticSpec()) -> None:
