@@ -118,7 +118,7 @@ class HFVideoIndex(VideoIndex):
             raise DataError(f"{source}: column {video_column!r} holds {dataset.features[video_column]}, not videos; "
                             f"cast it: dataset.cast_column({video_column!r}, datasets.Video())")
         self.classes = self._classes(dataset, source, label_column, classes)
-        # save_to_disk and load_dataset leave no indices mapping: row i of the table is row i of the split
+        # load_hf_dataset's splits have no indices mapping (select/shuffle leave one): row i of the table is row i
         self._table, self._video_column = dataset.data, video_column
         labels = pc.fill_null(dataset.data.column(label_column), -1).to_numpy()
         self.labels = labels.astype(np.int32)
