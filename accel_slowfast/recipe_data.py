@@ -13,7 +13,7 @@ from accel_slowfast.errors import RecipeError
 from accel_slowfast.recipe_fields import DATA, PERF
 from accel_slowfast.recipe_fields import recipe_field as _f
 
-DATASETS = ("synthetic", "ucf101", "hmdb51", "list", "folder")
+DATASETS = ("synthetic", "ucf101", "hmdb51", "list", "folder", "hf")
 DECODERS = ("pyav", "fast", "torchcodec")  # the names of data/decoding.py's DECODERS
 DUPLICATE_VIDEOS = ("keep", "drop")  # what the index readers do with a video listed twice
 
@@ -28,6 +28,12 @@ class DataSource:
     train_list: str = _f("", "list: mmaction2 list / Kinetics CSV ('relative/path.avi label', 0-based) for "
                              "training.", DATA)
     val_list: str = _f("", "list: mmaction2 list file for validation.", DATA)
+    hf_dataset: str = _f("", "hf: a Hugging Face datasets videofolder tree, folder of Parquet shards, save_to_disk "
+                             "folder, or Hub id in the local cache (HF_HUB_OFFLINE=1).", DATA)
+    hf_train_split: str = _f("train", "hf: the training split.", DATA)
+    hf_val_split: str = _f("validation", "hf: the validation split (videofolder's val/ folder is 'validation').", DATA)
+    hf_video_column: str = _f("video", "hf: the Video column (bytes or paths).", DATA)
+    hf_label_column: str = _f("label", "hf: the label column, a ClassLabel (its names are the classes) or ints.", DATA)
     index_cache_shared: bool = _f(False, "The probed-index cache ($ACCEL_SLOWFAST_CACHE/index, default "
                                          "~/.cache/accel_slowfast/index) is on storage every node sees: the main "
                                          "process alone probes. False: the first process of each node probes.", DATA)
@@ -49,5 +55,8 @@ class DataSource:
             raise RecipeError("dataset 'folder' needs 'data_root' holding train/<class>/ and val/<class>/")
         if self.dataset == "list" and not (self.train_list and self.val_list):
             raise RecipeError("dataset 'list' needs 'train_list' and 'val_list' (mmaction2 list files)")
+        if self.dataset == "hf" and not self.hf_dataset:
+            raise RecipeError("dataset 'hf' needs 'hf_dataset': a datasets folder (videofolder, Parquet shards, "
+                              "save_to_disk) or a Hub id in the local cache")
         if self.decoder == "torchcodec" and importlib.util.find_spec("torchcodec") is None:
             raise RecipeError("decoder 'torchcodec' needs pip install 'accel_slowfast[torchcodec]' and FFmpeg")

@@ -172,3 +172,15 @@ def test_a_frame_size_change_mid_stream_is_resized_to_the_first_frames_size(tmp_
     assert (means[:5] - 60).abs().max() < 8 and (means[5:] - 200).abs().max() < 8  # resized, not garbage
     with open_video(path, "pyav") as reference:
         assert torch.equal(frames, reference.get_frames(np.arange(0, 40, 4)))
+
+
+@pytest.mark.parametrize("decoder", decoder_params(DECODERS))
+@pytest.mark.parametrize("holder", [bytes, memoryview, bytearray])
+def test_a_video_held_in_memory_decodes_as_its_file_does(videos, decoder, holder):
+    path = _video(videos, "h264.mp4")
+    indices = np.array([30, 2, 17, 17, 39])
+    with open_video(path, decoder) as from_file:
+        expected, count = from_file.get_frames(indices), from_file.num_frames
+    with open_video(holder(path.read_bytes()), decoder) as video:  # e.g. a datasets Video row's bytes
+        assert (video.num_frames, video.fps) == (count, FPS) and "in memory" in video.path
+        assert torch.equal(video.get_frames(indices), expected)

@@ -38,6 +38,9 @@ def test_probe_names_what_is_wrong(tmp_path):
     assert probe_video(tmp_path / "junk.avi")["error"]
     ok = probe_video(tmp_path / "ok.avi")
     assert ok["error"] == "" and ok["num_frames"] == 10 and ok["fps"] == 30.0
+    assert probe_video((tmp_path / "ok.avi").read_bytes()) == ok  # a video held in memory
+    assert probe_video(memoryview(b""))["error"] == "ValueError: empty file (0 bytes)"
+    assert probe_video(b"\x00not a video" * 100)["error"]
     index = VideoIndex([VideoRecord(tmp_path / n, 0) for n in ("empty.avi", "junk.avi", "ok.avi")], ["a"])
     assert [bool(e) for e in probe_index(index, cache_dir=tmp_path)["error"]] == [True, True, False]
 

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from accel_slowfast.config import Recipe
 from accel_slowfast.data.augment import RandAugment, RandomErasing
 from accel_slowfast.data.dataset import ClipDataset, init_worker, list_bad_videos
+from accel_slowfast.data.hf import HFVideoIndex, load_hf_dataset
 from accel_slowfast.data.index import VideoIndex, check_splits, require_videos
 from accel_slowfast.data.multigrid_sampler import MultigridBatchSampler
 from accel_slowfast.data.probe import probe_errors, probe_index
@@ -53,6 +54,13 @@ def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex,
             only = sorted(set(train_index.classes) ^ set(val_index.classes))
             raise DataError(f"{recipe.data_root}/train and /val must hold the same class folders; in one of them "
                             f"only: {', '.join(only[:5])}")
+    elif recipe.dataset == "hf":
+        with accelerator.local_main_process_first():  # load_dataset writes its Arrow cache once per node
+            splits = load_hf_dataset(recipe.hf_dataset)
+        columns = dict(video_column=recipe.hf_video_column, label_column=recipe.hf_label_column)
+        train_index = require_videos(HFVideoIndex(splits, recipe.hf_dataset, recipe.hf_train_split, **columns))
+        val_index = HFVideoIndex(splits, recipe.hf_dataset, recipe.hf_val_split, classes=train_index.classes,
+                                 **columns)
     else:
         train_index = require_videos(read_list_file(recipe.train_list, recipe.data_root, **duplicates))
         val_index = read_list_file(recipe.val_list, recipe.data_root, train_index.classes,

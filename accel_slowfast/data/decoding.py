@@ -39,7 +39,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 from pytorchvideo.data.encoded_video_pyav import EncodedVideoPyAV
 
-from accel_slowfast.data.streams import first_size, fit, frame_count
+from accel_slowfast.data.streams import first_size, fit, frame_count, in_memory, open_source, source_name
 from accel_slowfast.data.torchcodec_decoding import TorchCodecVideo
 
 
@@ -59,9 +59,10 @@ class _SizeKeepingPyAV(EncodedVideoPyAV):
 class PyAVReference:
     """pytorchvideo's PyAV decoding of the frames from the first to the last index needed."""
 
-    def __init__(self, path):
-        self.path = str(path)
-        self._file = open(path, "rb")  # PyAV reads from it lazily: keep it open while decoding
+    def __init__(self, source):
+        self.path = source_name(source)
+        # PyAV reads from it lazily: keep it open while decoding
+        self._file = open_source(source) if in_memory(source) else open(source, "rb")
         try:
             self._video = _SizeKeepingPyAV(self._file, self.path, decode_audio=False)
         except Exception:
@@ -105,15 +106,15 @@ class PyAVFast:
     context (and its threads) per frame, which cost more than decoding the frame.
 
     Args:
-        path: the video file.
+        source: the video file, or its bytes held in memory.
         threads: let FFmpeg decode with its own threads (``thread_type="AUTO"``). Off by
             default: at UCF101's 320x240 it made decoding slower, and data-loader workers
             already keep the cores busy.
     """
 
-    def __init__(self, path, *, threads: bool = False):
-        self.path = str(path)
-        self._container = av.open(self.path)
+    def __init__(self, source, *, threads: bool = False):
+        self.path = source_name(source)
+        self._container = av.open(open_source(source))
         try:
             if not self._container.streams.video:
                 raise RuntimeError(f"{self.path}: no video stream")
@@ -187,8 +188,11 @@ class PyAVFast:
 DECODERS = {"pyav": PyAVReference, "fast": PyAVFast, "torchcodec": TorchCodecVideo}
 
 
-def open_video(path, decoder: str = "fast", device: str | torch.device = "cpu"):
-    """Open ``path`` with the named decoder; use as a context manager so the file is closed.
+def open_video(source, decoder: str = "fast", device: str | torch.device = "cpu"):
+    """Open ``source`` with the named decoder; use as a context manager so the file is closed.
+
+    ``source`` is a path or a video's encoded bytes held in memory (``bytes``, ``memoryview``),
+    decoded from memory without a temporary file.
 
     ``device`` other than the CPU is torchcodec's alone (NVDEC); its frames come back on
     ``video.device``, which is the CPU for a video NVDEC could not take (``video.fallback_reason``).
@@ -196,7 +200,7 @@ def open_video(path, decoder: str = "fast", device: str | torch.device = "cpu"):
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
     if decoder == "torchcodec":
-        return TorchCodecVideo(path, device=device)
+        return TorchCodecVideo(source, device=device)
     if torch.device(device).type != "cpu":
         raise ValueError(f"decoder {decoder!r} decodes on the CPU only; decoder 'torchcodec' decodes on {device}")
-    return DECODERS[decoder](path)
+    return DECODERS[decoder](source)

@@ -1,11 +1,16 @@
-"""What every decoder reads from a stream the same way: its frame count, its first frame's size,
-and the resize of a frame whose size changed mid-stream back to that size; and a video's metadata
-as the probe caches it (``probe_video``).
+"""What every decoder reads from a stream the same way: its source (a file, or a video held in
+memory), its frame count, its first frame's size, and the resize of a frame whose size changed
+mid-stream back to that size; and a video's metadata as the probe caches it (``probe_video``).
+
+A source is a path or a bytes-like object (``bytes``, ``bytearray``, ``memoryview``: a video's
+encoded bytes, e.g. a Hugging Face ``datasets`` Video row's ``bytes``), decoded straight from
+memory: no temporary file is written.
 
 The decoders (``decoding.py``: PyAV; ``torchcodec_decoding.py``: torchcodec) share these, so a
 clip sampler draws the same indices and gets frames of the same size whatever the backend.
 """
 
+import io
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,6 +19,27 @@ import numpy as np
 import torch
 
 from accel_slowfast.data.transforms import resize
+
+BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+def in_memory(source) -> bool:
+    """Whether ``source`` is a video's encoded bytes rather than a path."""
+    return isinstance(source, BYTES_LIKE)
+
+
+def source_name(source) -> str:
+    """How messages name ``source``: its path, or the size of the video held in memory."""
+    return f"<video in memory, {memoryview(source).nbytes} bytes>" if in_memory(source) else str(source)
+
+
+def open_source(source):
+    """What ``av.open`` reads ``source`` from: the path, or a reader over the bytes in memory.
+
+    ``io.BytesIO`` shares a ``bytes`` object's buffer until written to (it never is here); other
+    bytes-like objects are copied once, in memory.
+    """
+    return io.BytesIO(source) if in_memory(source) else str(source)
 
 
 def frame_count(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
@@ -50,18 +76,20 @@ def fit(rgb: np.ndarray | torch.Tensor, size: tuple[int, int] | None) -> np.ndar
     return resized.numpy() if isinstance(rgb, np.ndarray) else resized
 
 
-def probe_video(path: str | Path) -> dict:
+def probe_video(source: str | Path | bytes | memoryview) -> dict:
     """Metadata of one video; ``error`` says why it cannot be used ("" when fine).
 
     ``num_frames`` is ``streams.frame_count``'s, the count the decoders sample clips from (the
     header's, else from the stream duration, else by demuxing), so the data check's "too short"
-    and a clip sampler agree on every container; the rest is read from the header.
+    and a clip sampler agree on every container; the rest is read from the header. ``source``
+    is a path or a video held in memory (``open_source``).
     """
     row = {"num_frames": 0, "fps": 0.0, "duration": 0.0, "width": 0, "height": 0, "has_audio": False, "error": ""}
     try:
-        if Path(path).stat().st_size == 0:
+        size = memoryview(source).nbytes if in_memory(source) else Path(source).stat().st_size
+        if size == 0:
             raise ValueError("empty file (0 bytes)")
-        with av.open(str(path)) as container:
+        with av.open(open_source(source)) as container:
             if not container.streams.video:
                 raise ValueError("no video stream")
             stream = container.streams.video[0]

@@ -27,20 +27,23 @@ import av
 import numpy as np
 import torch
 
-from accel_slowfast.data.streams import first_size, fit, frame_count
+from accel_slowfast.data.streams import first_size, fit, frame_count, in_memory, open_source, source_name
 
 
 class TorchCodecVideo:
     """One video decoded by torchcodec, on the CPU or with NVDEC.
 
     Args:
-        path: the video file.
+        source: the video file, or its bytes held in memory.
         device: where to decode: ``cpu``, or a CUDA device for NVDEC (falling back to the CPU).
     """
 
-    def __init__(self, path, *, device: str | torch.device = "cpu"):
-        self.path = str(path)
-        with av.open(self.path) as container:
+    def __init__(self, source, *, device: str | torch.device = "cpu"):
+        self.path = source_name(source)
+        self._source = str(source)
+        if in_memory(source):  # torchcodec reads ``bytes`` in place: other bytes-like objects are copied once
+            self._source = source if isinstance(source, bytes) else bytes(source)
+        with av.open(open_source(source)) as container:
             if not container.streams.video:
                 raise RuntimeError(f"{self.path}: no video stream")
             stream = container.streams.video[0]
@@ -66,7 +69,7 @@ class TorchCodecVideo:
     def _open(self, device: str | torch.device):
         from torchcodec.decoders import VideoDecoder  # the optional extra: imported when used
 
-        return VideoDecoder(self.path, stream_index=self._stream_index, dimension_order="NHWC",
+        return VideoDecoder(self._source, stream_index=self._stream_index, dimension_order="NHWC",
                             num_ffmpeg_threads=1, device=str(device), seek_mode="exact")
 
     def get_frames(self, indices: np.ndarray) -> torch.Tensor:
@@ -90,7 +93,7 @@ class TorchCodecVideo:
             return torch.stack([fit(self._decoder.get_frame_at(i).data, self._size) for i in indices])
 
     def close(self) -> None:
-        self._decoder = None  # torchcodec closes the file when its decoder is freed
+        self._decoder = self._source = None  # torchcodec closes the file when its decoder is freed
 
     def __enter__(self):
         return self
