@@ -152,3 +152,18 @@ def test_two_processes_appending_at_once_lose_no_line(tmp_path):
     expected = {f"{name}_{i}.avi" for name in ("a", "b", "shared") for i in range(100)}
     assert len(paths) == len(set(paths)) == 300 and set(paths) == expected
     assert (tmp_path / "bad_videos.txt.lock").exists()
+
+
+def test_a_file_name_with_a_line_break_or_tab_keeps_one_quoted_line(tmp_path):
+    from accel_slowfast.data.dataset import list_bad_videos
+
+    log = tmp_path / "bad_videos.txt"
+    strange = {str(tmp_path / "a\nb.avi"): "ValueError: empty file (0 bytes)",
+               str(tmp_path / "c\td.avi"): "RuntimeError: first line\nsecond line"}
+    assert list_bad_videos(log, strange) == list(strange)
+    assert list_bad_videos(log, strange) == []  # a second run lists nothing again
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2
+    paths = [json.loads(line.split("\t")[0]) for line in lines]
+    assert paths == list(strange)
+    assert lines[1].split("\t")[1] == "RuntimeError: first line second line"

@@ -44,6 +44,7 @@ seed, so every process still yields the same number of batches. Each bad file is
 with its reason, and appended to ``bad_video_log`` (``<work_dir>/bad_videos.txt``).
 """
 
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -255,6 +256,10 @@ def share_by_filename(worker_id: int) -> None:
 def list_bad_videos(bad_video_log: str | Path, reasons: dict[str, str]) -> list[str]:
     """Append ``path<TAB>reason`` lines for the paths not listed yet; return those paths.
 
+    Each entry is one line: a path holding a tab, a line break or another control character is
+    written as a JSON string (``"v_a\\nb.avi"``), and a reason's line breaks become spaces, so a
+    strange file name neither splits its line nor gets listed again by every run.
+
     Workers and processes share the file: while one reads and appends, ``<file>.lock`` beside it
     holds the others back (``filelock``: the OS's lock on POSIX and Windows alike).
     """
@@ -263,6 +268,11 @@ def list_bad_videos(bad_video_log: str | Path, reasons: dict[str, str]) -> list[
     with FileLock(f"{log_path}.lock"), open(log_path, "a+") as log:
         log.seek(0)
         listed = {line.split("\t", 1)[0] for line in log.read().splitlines()}
-        new = [path for path in reasons if path not in listed]
-        log.write("".join(f"{path}\t{reasons[path]}\n" for path in new))
+        new = [path for path in reasons if _quoted(path) not in listed]
+        log.write("".join(f"{_quoted(path)}\t{' '.join(reasons[path].split())}\n" for path in new))
     return new
+
+
+def _quoted(path: str) -> str:
+    """``path`` itself, or as a JSON string when it holds a control character (a tab or line break)."""
+    return json.dumps(path) if any(ord(c) < 32 or ord(c) == 127 for c in path) else path
