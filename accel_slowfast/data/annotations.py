@@ -89,7 +89,7 @@ def _field(path: Path, i: int, item: dict, key: str, kind: type, default=None):
     value = item[key]
     if kind is int and (isinstance(value, bool) or not isinstance(value, int) or (key != "label" and value < 0)):
         what = "a list: multi-label entries are not supported" if isinstance(value, list) else repr(value)[:20]
-        raise DataError(f"{path}: entries[{i}]: {key!r} must be a {'' if key == 'label' else 'non-negative '}"
+        raise DataError(f"{path}: entries[{i}]: {key!r} must be {'an' if key == 'label' else 'a non-negative'} "
                         f"integer, got {what}")
     if kind is str and (not isinstance(value, str) or not value):
         raise DataError(f"{path}: entries[{i}]: {key!r} must be a non-empty string")
@@ -160,8 +160,8 @@ def check_labels(entries: list[Entry], classes: list[str] | None, classes_from: 
         if entry.label < 0:
             raise DataError(f"{entry.where}: label {entry.label} is negative; labels are 0-based class ids ({count})")
         if entry.label >= len(classes):
-            where = f" of {classes_from}" if classes_from else ""
-            raise DataError(f"{entry.where}: label {entry.label} is not one of the {count}{where}")
+            where = f"a class of {classes_from}, which has" if classes_from else "one of the"
+            raise DataError(f"{entry.where}: label {entry.label} is not {where} {count}")
     return classes
 
 
