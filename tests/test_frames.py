@@ -123,9 +123,10 @@ def test_offset_start_index_and_template_pick_the_files_rawframedataset_reads(ti
     """Sampled index i reads filename_tmpl.format(i + start_index + offset)."""
     video = next((tiny_root / "MoveUp").glob("*.avi"))
     extract(video, tmp_path / "f" / "v", "{:06d}.png", start=0)
-    (tmp_path / "list.txt").write_text("f/v 5 10 0\n")  # with_offset: a 10-frame clip from frame 5
-    index = read_rawframe_list(tmp_path / "list.txt", tmp_path, filename_tmpl="{:06d}.png", start_index=0)
-    assert index.offsets.tolist() == [5] and index.total_frames.tolist() == [10]
+    (tmp_path / "list.txt").write_text("f/v 5 10 0\nf/v 0 5 0\n")  # with_offset: two clips of one folder
+    index = read_rawframe_list(tmp_path / "list.txt", tmp_path, filename_tmpl="{:06d}.png", start_index=0,
+                               duplicates="drop")  # not repeats: other frames of the folder
+    assert index.offsets.tolist() == [5, 0] and index.total_frames.tolist() == [10, 5]
     with index.open(0) as folder, open_video(video) as decoded:
         assert folder.num_frames == 10
         assert torch.equal(folder.get_frames(np.array([0, 9, 9, 2])), decoded.get_frames(np.array([5, 14, 14, 7])))

@@ -183,11 +183,12 @@ def locate(entries: list[Entry], data_root: Path, source: str, duplicates: str, 
         raise ValueError(f"duplicates must be one of {DUPLICATE_VIDEOS}, got {duplicates!r}")
     disk = _Disk(data_root)
     paths, kept, missing, repeats = [], [], [], []
-    first_listed: dict[str, str] = {}
+    first_listed: dict[tuple[str, int, int], str] = {}
     for i, entry in enumerate(entries):
         relpath = os.path.splitext(entry.path)[0] if folders else entry.path
         found = disk.find(relpath)
-        key = found or str(data_root / relpath)
+        where = found or str(data_root / relpath)
+        key = (where, entry.offset, entry.total_frames)  # with_offset lists take several clips of one folder
         if key in first_listed:
             repeats.append(f"{entry.where} repeats {first_listed[key]}")
             if duplicates == "drop":
@@ -195,7 +196,7 @@ def locate(entries: list[Entry], data_root: Path, source: str, duplicates: str, 
         else:
             first_listed[key] = entry.where
         if found is None:
-            missing.append(Path(key))
+            missing.append(Path(where))
         else:
             paths.append(found)
             kept.append(i)
