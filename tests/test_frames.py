@@ -239,3 +239,20 @@ def test_train_test_and_predict_on_frame_folders(rawframes, tiny_root, tmp_path)
                              f"--checkpoint={tmp_path / 'checkpoints' / 'epoch_1'}"],
                             capture_output=True, text=True, timeout=120)
     assert "no frames" in one_line_error(failed)
+
+
+def test_official_hmdb51_splits_read_over_a_frames_root(tmp_path):
+    (tmp_path / "splits").mkdir()
+    for cls, video in (("brush_hair", "April_09_brush_hair_u_nm_np1_ba_goo_0"), ("cartwheel", "Bodenturnen_f_cm_0")):
+        for subset in ("1", "2"):
+            (tmp_path / "frames" / cls / f"{video}{subset}").mkdir(parents=True)
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "frames" / cls / f"{video}{subset}" /
+                                                                 "img_00001.jpg")
+        (tmp_path / "splits" / f"{cls}_test_split1.txt").write_text(f"{video}1.avi 1 \n{video}2.avi 2 \n")
+    recipe = tiny_recipe(tmp_path / "frames", tmp_path / "run", dataset="hmdb51", frame_folders=True,
+                         annotation_dir=str(tmp_path / "splits"), num_classes=2)
+    train, val = build_indexes(recipe, Accelerator(cpu=True))
+    assert [Path(path).name for path in val.paths] == ["April_09_brush_hair_u_nm_np1_ba_goo_02", "Bodenturnen_f_cm_02"]
+    assert isinstance(train, FrameFolderIndex) and train.classes == ["brush_hair", "cartwheel"]
+    with train.open(1) as folder:
+        assert folder.num_frames == 1 and folder.get_frames(np.array([0, 0])).shape == (2, 8, 8, 3)
