@@ -1,9 +1,12 @@
 """Top-k labels of one video, averaged over the multi-view test protocol.
 
     accel-slowfast predict VIDEO --checkpoint=PATH [--top_k=5]
+    accel-slowfast predict rawframes/Class/v_x --checkpoint=PATH   # a frame folder (img_00001.jpg ...)
 
 ``PATH`` is an export folder (``accel_slowfast.export``), its Hugging Face Hub id (``owner/name``)
-or a training checkpoint inside its work_dir. In a notebook::
+or a training checkpoint inside its work_dir. A folder is read as frames (``data/frames.py``),
+named by the run's ``filename_tmpl`` and ``start_index`` (mmaction2's defaults for a run that
+trained on videos) unless ``--filename_tmpl`` / ``--start_index`` say otherwise. In a notebook::
 
     model, config = load_model("exported/x")
     predict(model, config, "v_ApplyEyeMakeup_g01_c01.avi")   # [("ApplyEyeMakeup", 0.93), ...]
@@ -17,7 +20,7 @@ import numpy as np
 import torch
 
 from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
-from accel_slowfast.data.streams import probe_video
+from accel_slowfast.data.frames import FILENAME_TMPL, START_INDEX, FrameFolderIndex
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import UserError
 from accel_slowfast.evaluation import average_views, softmax
@@ -29,12 +32,16 @@ from accel_slowfast.runtime import build_accelerator
 @torch.no_grad()
 def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, batch_size: int = 8
             ) -> list[tuple[str, float]]:
-    """``[(class name, probability), ...]`` of the ``top_k`` classes for ``video``."""
-    error = probe_video(video)["error"]
+    """``[(class name, probability), ...]`` of the ``top_k`` classes for ``video`` (a file or a frame folder)."""
+    index = VideoIndex([VideoRecord(Path(video), 0)], config["classes"])
+    if Path(video).is_dir():
+        index = FrameFolderIndex.of(index, filename_tmpl=config.get("filename_tmpl", FILENAME_TMPL),
+                                    start_index=config.get("start_index", START_INDEX))
+    error = index.probe(0)["error"]
     if error:
         raise RuntimeError(f"cannot read {video}: {error}")
     dataset = ClipDataset(
-        VideoIndex([VideoRecord(Path(video), 0)], config["classes"]),
+        index,
         clip_len=config["clip_len"], frame_interval=config["frame_interval"], alpha=model.alpha,
         transforms=view_transforms(short_side=config["short_side"], crop_size=config["test_crop_size"],
                                    num_crops=config["num_crops"]),
@@ -53,13 +60,19 @@ def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, ba
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="accel-slowfast predict", description=__doc__.split("\n")[0])
-    parser.add_argument("video")
+    parser.add_argument("video", help="a video file, or a folder of its frames")
     parser.add_argument("--checkpoint", required=True,
                         help="an export folder, its Hub id (owner/name) or a training checkpoint")
     parser.add_argument("--top_k", type=int, default=5)
+    parser.add_argument("--filename_tmpl", help="a frame folder's file names (default: the run's, else "
+                        f"{FILENAME_TMPL})")
+    parser.add_argument("--start_index", type=int, help=f"a frame folder's first number (default: the run's, else "
+                        f"{START_INDEX})")
     args = parser.parse_args(argv)
     try:
         model, config = load_model(args.checkpoint)
+        config.update({key: getattr(args, key) for key in ("filename_tmpl", "start_index")
+                       if getattr(args, key) is not None})
         # the device and precision every command gets (accelerate launch --mixed_precision bf16 ...)
         model = build_accelerator().prepare_model(model, evaluation_mode=True)
         results = predict(model, config, args.video, args.top_k)

@@ -108,3 +108,11 @@ def test_gpu_session_runs_only_the_steps_it_is_given(tmp_path):
                           text=True, timeout=600, env={**os.environ, "OUT": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-3000:]
     assert {path.name for path in tmp_path.iterdir()} == {"device.txt", "profile.txt"}
+
+
+def test_jpeg_decoders_tiny_prints_a_row_per_installed_decoder_with_its_pixels_checked():
+    out = run_bench("jpeg_decoders.py", "--tiny")
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[0] in
+            ("pillow", "torchvision", "simplejpeg", "opencv")}
+    assert {"pillow", "torchvision", "simplejpeg"} <= set(rows), out
+    assert all("bitwise the same" in row or "not installed" in row for row in rows.values()), out

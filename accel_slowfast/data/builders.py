@@ -15,8 +15,10 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from accel_slowfast.config import Recipe
+from accel_slowfast.data.annotations import read_label_map
 from accel_slowfast.data.augment import RandAugment, RandomErasing
 from accel_slowfast.data.dataset import ClipDataset, init_worker, list_bad_videos
+from accel_slowfast.data.frames import FrameFolderIndex, read_rawframe_list
 from accel_slowfast.data.hf import HFVideoIndex, load_hf_dataset
 from accel_slowfast.data.index import VideoIndex, check_splits, require_videos
 from accel_slowfast.data.multigrid_sampler import MultigridBatchSampler
@@ -38,6 +40,7 @@ def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex,
     so a problem with the training set must not be reported as one of the validation list.
     """
     duplicates = {"duplicates": recipe.duplicate_videos}
+    frames = dict(filename_tmpl=recipe.filename_tmpl, start_index=recipe.start_index)
     if recipe.dataset in ("synthetic", "ucf101", "hmdb51"):
         root, lists, split = Path(recipe.data_root), Path(recipe.annotation_dir), recipe.split
         if recipe.dataset == "synthetic":
@@ -45,8 +48,11 @@ def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex,
                 root = Path(recipe.data_root) if recipe.data_root else ensure_synthetic()
             lists, split = Path(recipe.annotation_dir) if recipe.annotation_dir else root / "ucfTrainTestlist", 1
         read = read_hmdb51_split if recipe.dataset == "hmdb51" else read_ucf101_split
-        train_index = require_videos(read(root, lists, split, "train", **duplicates))
-        val_index = read(root, lists, split, "test", **duplicates)
+        folders = recipe.frame_folders  # v_x.avi is the folder v_x
+        train_index = require_videos(read(root, lists, split, "train", folders=folders, **duplicates))
+        val_index = read(root, lists, split, "test", folders=folders, **duplicates)
+        if folders:
+            train_index, val_index = (FrameFolderIndex.of(index, **frames) for index in (train_index, val_index))
     elif recipe.dataset == "folder":
         train_index = require_videos(read_class_folders(Path(recipe.data_root) / "train"))
         val_index = read_class_folders(Path(recipe.data_root) / "val")
@@ -62,9 +68,12 @@ def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex,
         val_index = HFVideoIndex(splits, recipe.hf_dataset, recipe.hf_val_split, classes=train_index.classes,
                                  **columns)
     else:
-        train_index = require_videos(read_list_file(recipe.train_list, recipe.data_root, **duplicates))
-        val_index = read_list_file(recipe.val_list, recipe.data_root, train_index.classes,
-                                   classes_from=recipe.train_list, **duplicates)
+        read = partial(read_rawframe_list, **frames) if recipe.dataset == "rawframes" else read_list_file
+        classes = read_label_map(recipe.label_map) if recipe.label_map else None
+        train_index = require_videos(read(recipe.train_list, recipe.data_root, classes,
+                                          classes_from=f"label_map {recipe.label_map}", **duplicates))
+        val_index = read(recipe.val_list, recipe.data_root, train_index.classes,
+                         classes_from=f"the training set {recipe.train_list}", **duplicates)
     check_splits(train_index, require_videos(val_index))
     return train_index, val_index
 

@@ -8,7 +8,7 @@ video does not stop a 13k-video run). ``accel_slowfast.data.probe`` adds per-vid
 
     index = read_ucf101_split("data/ucf101/UCF-101", "data/ucf101/ucfTrainTestlist", split=1, subset="train")
     index = read_hmdb51_split("data/hmdb51/videos", "data/hmdb51/splits", split=1, subset="test")
-    index = read_list_file("data/train_list.txt", data_root="data/videos")   # mmaction2 / Kinetics CSV
+    index = read_list_file("data/train_list.txt", data_root="data/videos")   # mmaction2 (.txt, .json) / Kinetics CSV
     index = read_class_folders("data/my_videos/train")                      # <root>/<class>/*.mp4
 
 Input a user can fix (a malformed line, a negative label, a class folder classInd.txt does not
@@ -20,6 +20,7 @@ import logging
 import os
 from pathlib import Path
 
+from accel_slowfast.data.annotations import Entry, check_labels, read_lines, read_video_list
 from accel_slowfast.data.index import SHOWN, VideoIndex
 from accel_slowfast.errors import DataError
 from accel_slowfast.recipe_data import DUPLICATE_VIDEOS
@@ -29,22 +30,11 @@ logger = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 
 
-def _read_lines(path: Path, keys: str) -> list[tuple[int, str]]:
-    """``(line number, text)`` of the non-empty lines of a split file, any line ending (UCF101's use CRLF)."""
-    if not path.is_file():
-        raise DataError(f"annotation file {path} does not exist; check {keys}")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not a text file; check {keys}") from None
-    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
 def read_ucf101_classes(annotation_dir: str | Path) -> list[str]:
     """Class names in label order from ``classInd.txt`` (``"1 ApplyEyeMakeup"``, 1-based)."""
     path = Path(annotation_dir) / "classInd.txt"
     classes = {}
-    for number, line in _read_lines(path, "annotation_dir"):
+    for number, line in read_lines(path, "annotation_dir"):
         parts = line.split()
         if len(parts) != 2 or not parts[0].isdigit():
             raise DataError(f"{path}:{number}: expected '<id> <ClassName>', got {line!r}")
@@ -66,7 +56,7 @@ def _check_class_folders(classes: list[str], data_root: Path, class_ind: Path) -
 
 
 def read_ucf101_split(data_root: str | Path, annotation_dir: str | Path, split: int, subset: str, *,
-                      duplicates: str = "keep") -> VideoIndex:
+                      duplicates: str = "keep", folders: bool = False) -> VideoIndex:
     """Read UCF101's official ``trainlist0{split}.txt`` or ``testlist0{split}.txt``.
 
     The train list carries 1-based labels; the test list has paths only, so its labels come
@@ -80,6 +70,7 @@ def read_ucf101_split(data_root: str | Path, annotation_dir: str | Path, split: 
         split: 1, 2 or 3.
         subset: ``"train"`` or ``"test"``.
         duplicates: a video listed twice is kept twice (``"keep"``) or once (``"drop"``).
+        folders: ``data_root`` holds frame folders (``v_x.avi`` is the folder ``v_x``), as for HMDB51.
     """
     if split not in (1, 2, 3):
         raise ValueError(f"UCF101 has splits 1, 2 and 3; got split={split}")
@@ -91,7 +82,7 @@ def read_ucf101_split(data_root: str | Path, annotation_dir: str | Path, split: 
     label_of = {name.lower(): label for label, name in enumerate(classes)}
     list_path = Path(annotation_dir) / f"{subset}list0{split}.txt"
     entries, unknown = [], []
-    for number, line in _read_lines(list_path, "annotation_dir / split"):
+    for number, line in read_lines(list_path, "annotation_dir / split"):
         parts = line.split()
         folder = parts[0].replace("\\", "/").split("/")[0]
         label = label_of.get(folder.lower())
@@ -101,18 +92,19 @@ def read_ucf101_split(data_root: str | Path, annotation_dir: str | Path, split: 
             raise DataError(f"{list_path}:{number}: label {parts[1]} disagrees with folder {folder!r} "
                             f"(class {label + 1} in {class_ind})")
         else:
-            entries.append((parts[0], label, list_path, number))
+            entries.append(Entry(parts[0], label, f"{list_path}:{number}"))
     if unknown:
         raise DataError(f"{list_path}: {len(unknown)} lines name a class folder that is not in {class_ind} "
                         f"(first: {', '.join(unknown[:SHOWN])}); check annotation_dir")
-    return _resolve(entries, data_root, classes, str(list_path), duplicates)
+    return _resolve(entries, data_root, classes, str(list_path), duplicates, folders)
 
 
 def read_hmdb51_split(data_root: str | Path, annotation_dir: str | Path, split: int, subset: str, *,
-                      duplicates: str = "keep") -> VideoIndex:
+                      duplicates: str = "keep", folders: bool = False) -> VideoIndex:
     """Read HMDB51's ``<class>_test_split<N>.txt`` files (``name.avi 1`` train, ``2`` test, ``0`` unused).
 
-    Classes are the file-name prefixes in sorted order; videos live in ``data_root/<class>/``.
+    Classes are the file-name prefixes in sorted order; videos live in ``data_root/<class>/``, or
+    with ``folders`` their frame folders, named as the videos without the extension.
     """
     if split not in (1, 2, 3):
         raise ValueError(f"HMDB51 has splits 1, 2 and 3; got split={split}")
@@ -126,14 +118,14 @@ def read_hmdb51_split(data_root: str | Path, annotation_dir: str | Path, split: 
     wanted = "1" if subset == "train" else "2"
     entries = []
     for label, path in enumerate(files):
-        for number, line in _read_lines(path, "annotation_dir"):
+        for number, line in read_lines(path, "annotation_dir"):
             parts = line.split()
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
                 raise DataError(f"{path}:{number}: expected '<video> 0|1|2', got {line!r}")
             if parts[1] == wanted:
-                entries.append((f"{classes[label]}/{parts[0]}", label, path, number))
+                entries.append(Entry(f"{classes[label]}/{parts[0]}", label, f"{path}:{number}"))
     return _resolve(entries, Path(data_root), classes, f"{Path(annotation_dir) / ('*' + suffix)} ({subset})",
-                    duplicates)
+                    duplicates, folders)
 
 
 def read_class_folders(root: str | Path, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> VideoIndex:
@@ -155,59 +147,59 @@ def read_class_folders(root: str | Path, extensions: tuple[str, ...] = VIDEO_EXT
 
 def read_list_file(list_path: str | Path, data_root: str | Path = "", classes: list[str] | None = None, *,
                    classes_from: str = "", duplicates: str = "keep") -> VideoIndex:
-    """Read a video list: ``relative/path.avi <label>`` per line, 0-based labels.
+    """Read a video list: ``relative/path.avi <label>`` lines, 0-based labels, or its JSON form.
 
-    This is mmaction2's list format and PySlowFast's Kinetics CSV (``path label``, separated by
-    a space or a comma).
+    This is mmaction2's list format (text or ``--output-format json``, ``annotations.py``) and
+    PySlowFast's Kinetics CSV (``path label``, separated by a space or a comma).
 
     Args:
         list_path: the list file.
         data_root: the folder the listed paths are relative to.
         classes: names of the labels; by default ``"0"``, ``"1"``, ... up to the largest label found.
-        classes_from: where ``classes`` come from (e.g. the training list), named when a label is outside them.
+        classes_from: where ``classes`` come from (e.g. ``"the training set train.txt"``), named when a
+            label is outside them.
         duplicates: a video listed twice is kept twice (``"keep"``) or once (``"drop"``).
     """
-    list_path = Path(list_path)
-    entries = []
-    for number, line in _read_lines(list_path, "train_list / val_list"):
-        parts = [part.strip() for part in line.rsplit(",", 1)] if "," in line else line.rsplit(maxsplit=1)
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise DataError(f"{list_path}:{number}: expected '<path> <label>', got {line!r}")
-        entries.append((parts[0], int(parts[1]), list_path, number))
-    if classes is None:
-        classes = [str(i) for i in range(max((entry[1] for entry in entries), default=-1) + 1)]
-    count = f"{len(classes)} classes, labels 0..{len(classes) - 1}"
-    for _, label, _, number in entries:
-        if label < 0:
-            raise DataError(f"{list_path}:{number}: label {label} is negative; labels are 0-based class ids ({count})")
-        if label >= len(classes):
-            where = f"a class of the training set: {classes_from} has" if classes_from else "one of the"
-            raise DataError(f"{list_path}:{number}: label {label} is not {where} {count}")
+    entries = read_video_list(list_path)
+    classes = check_labels(entries, classes, classes_from)
     return _resolve(entries, Path(data_root), classes, str(list_path), duplicates)
 
 
-def _resolve(entries: list[tuple[str, int, Path, int]], data_root: Path, classes: list[str], source: str,
-             duplicates: str) -> VideoIndex:
-    """The index of ``(relative path, label, list file, line)`` entries: found on disk, missing, repeated."""
+def _resolve(entries: list[Entry], data_root: Path, classes: list[str], source: str, duplicates: str,
+             folders: bool = False) -> VideoIndex:
+    """The index of ``entries``: found on disk, missing, repeated."""
+    paths, kept, missing = locate(entries, data_root, source, duplicates, folders)
+    return VideoIndex.from_paths(paths, [entries[i].label for i in kept], classes, missing, source)
+
+
+def locate(entries: list[Entry], data_root: Path, source: str, duplicates: str, folders: bool = False
+           ) -> tuple[list[str], list[int], list[Path]]:
+    """Where ``entries`` are on disk: the found paths, the positions of their entries, the missing paths.
+
+    A repeated entry is reported, and kept or dropped (``duplicates``). With ``folders`` each entry
+    is a frame folder named as its video without the extension (``v_x.avi``: folder ``v_x``).
+    """
     if duplicates not in DUPLICATE_VIDEOS:
         raise ValueError(f"duplicates must be one of {DUPLICATE_VIDEOS}, got {duplicates!r}")
     disk = _Disk(data_root)
-    paths, labels, missing, repeats = [], [], [], []
-    first_line: dict[str, tuple[Path, int]] = {}
-    for relpath, label, list_path, number in entries:
+    paths, kept, missing, repeats = [], [], [], []
+    first_listed: dict[tuple[str, int, int], str] = {}
+    for i, entry in enumerate(entries):
+        relpath = os.path.splitext(entry.path)[0] if folders else entry.path
         found = disk.find(relpath)
-        key = found or str(data_root / relpath)
-        if key in first_line:
-            repeats.append(f"{list_path.name}:{number} repeats line {first_line[key][1]}")
+        where = found or str(data_root / relpath)
+        key = (where, entry.offset, entry.total_frames)  # with_offset lists take several clips of one folder
+        if key in first_listed:
+            repeats.append(f"{entry.where} repeats {first_listed[key]}")
             if duplicates == "drop":
                 continue
         else:
-            first_line[key] = (list_path, number)
+            first_listed[key] = entry.where
         if found is None:
-            missing.append(Path(key))
+            missing.append(Path(where))
         else:
             paths.append(found)
-            labels.append(label)
+            kept.append(i)
     if repeats:
         action = ("dropped (duplicate_videos: drop)" if duplicates == "drop" else
                   "kept, so those videos are trained as often as listed; set duplicate_videos: drop to keep each once")
@@ -216,7 +208,7 @@ def _resolve(entries: list[tuple[str, int, Path, int]], data_root: Path, classes
     if missing:
         logger.warning("%d of %d videos listed in %s are missing and left out (first: %s)",
                        len(missing), len(entries), source, ", ".join(str(p) for p in missing[:SHOWN]))
-    return VideoIndex.from_paths(paths, labels, classes, missing, source)
+    return paths, kept, missing
 
 
 class _Disk:
