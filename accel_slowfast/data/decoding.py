@@ -1,14 +1,24 @@
-"""Video decoders: open a file, report its frame count and rate, return chosen frames.
+"""Video decoders: open a file (or a video held in memory), report its frame count and rate,
+return chosen frames.
+
+The rule every decoder keeps: frame ``i`` is the ``i``-th frame a plain sequential decode outputs
+(``for frame in container.decode(video=0)``), i.e. presentation order, and ``num_frames`` is how
+many it outputs. Clips are sampled by frame index (as mmaction2 and decord do), so timestamps
+only help find frames: they lie in AVIs with B-frames (H.264 in AVI is stamped in decoding order),
+in variable-frame-rate files a frame's time is not ``i / fps``, and a header's count can be wrong
+(a truncated file). ``streams.FrameTable`` (one demuxing pass at each open, under 1 ms for a 7 s
+clip) counts the frames and places the keyframes.
 
 Every decoder returns frames as uint8 ``(T, H, W, C)`` RGB, the layout FFmpeg converts to, so
 transforms never depend on the backend (``transforms.py`` crops them into the model's uint8
 ``(C, T, H, W)``, which the model normalizes). Select one with the ``decoder`` recipe key:
 
 ============== =================================================================================
-``pyav``       the reference: pytorchvideo 0.1.5's ``EncodedVideoPyAV.get_clip`` over the clip's span
+``pyav``       the reference: the rule itself, PyAV decoding every clip from the first frame
+               (``pyav_decoding.py``); slow on long videos
 ``fast``       PyAV decoding of only what a clip needs: seek to the keyframe before the first
-               index, stop after the last, convert to RGB only the sampled frames (bitwise the
-               same frames)
+               index, count frames from it, stop after the last, convert to RGB only the sampled
+               frames (bitwise the same frames)
 ``torchcodec`` torchcodec's FFmpeg decoding (the optional extra ``accel_slowfast[torchcodec]`` and
                the system's FFmpeg; ``torchcodec_decoding.py``): bitwise the same frames on the CPU;
                with ``decoder_device: cuda``, NVDEC onto the run's GPU (not bitwise: the GPU's RGB
@@ -27,7 +37,7 @@ A stream whose frame size changes part-way (a re-encoded or spliced file) is res
 first frame's size (the stream header's), so its clips stack; every decoder resizes the same way.
 
 Check that a decoder returns the reference's frames: ``pytest tests/test_decoding.py
-tests/test_torchcodec_decoding.py``.
+tests/test_presentation_order.py tests/test_torchcodec_decoding.py``.
 """
 
 import torch
