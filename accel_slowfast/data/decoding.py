@@ -28,7 +28,7 @@ transforms never depend on the backend (``transforms.py`` crops them into the mo
 Speed depends on the codec (one thread, the seed's 32x2 training clip at 224 px from 320x240
 video; ``bench/data_throughput.py``, docs/PERFORMANCE.md): on UCF101's MPEG-4 part 2 and on H.264
 ``fast`` and ``torchcodec`` were level (116 and 119 clips/s; 48 and 48), on HEVC ``torchcodec``
-led (62 against 47); ``pyav`` gave 11 clips/s to ``fast``'s 56 on MPEG-4 part 2. So ``fast`` is the
+led (62 against 47); ``pyav`` took 2.5 times ``fast``'s CPU time a clip on MPEG-4 part 2. So ``fast`` is the
 default: bitwise the reference's frames, several times its speed, and installed with the package
 (``torchcodec`` needs an extra package and the system's FFmpeg: choose it for HEVC, or to decode
 on the GPU).
