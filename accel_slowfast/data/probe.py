@@ -37,8 +37,9 @@ from accel_slowfast.data.synthetic import default_cache_dir
 logger = logging.getLogger(__name__)
 
 # 2: caches are written atomically (a version-1 folder may be half-written, never read it);
-# 3: num_frames is the decoders' count (Matroska/WebM ones changed).
-PROBE_VERSION = 3
+# 3: num_frames is the decoders' count (Matroska/WebM ones changed);
+# 4: num_frames is the frames a sequential decode outputs (a wrong header count no longer counts).
+PROBE_VERSION = 4
 COLUMNS = ("path", "label", "num_frames", "fps", "duration", "width", "height", "has_audio", "error")
 COMPLETE = "dataset_info.json"  # save_to_disk's last file; a cache folder only exists once it is complete
 CHUNK = 64  # videos per thread task: a Future per video cost more main-thread time than probing a small one

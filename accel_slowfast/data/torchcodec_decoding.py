@@ -7,12 +7,15 @@ system's FFmpeg libraries (4 to 9; Debian's ``apt-get install ffmpeg`` gives 5.1
 On the CPU it returns bitwise the ``fast`` decoder's frames: the same frame for each index and
 the same RGB conversion (FFmpeg's swscale, as PyAV's), checked on MPEG-4, H.264 with B-frames,
 HEVC, VP9 and AV1 files by ``tests/test_torchcodec_decoding.py``. The frame count and rate are
-read with PyAV by ``streams.frame_count``, as every decoder reads them, so a clip sampler draws
-the same indices whatever the backend; torchcodec's own count can differ (a Matroska header's
-duration includes the stream's start offset). Frames are found by an exact scan of the file
-(``seek_mode="exact"``): index ``i`` is the ``i``-th frame in presentation order, and an index
-past the last frame gets the last frame, as the other decoders do. One FFmpeg thread: each
-data-loader worker decodes its own clips.
+read with PyAV (``streams.FrameTable``), as every decoder reads them, so a clip sampler draws
+the same indices whatever the backend. Frames are found by an exact scan of the file
+(``seek_mode="exact"``): index ``i`` is the ``i``-th frame in timestamp order, which is the
+presentation order a sequential decode outputs, and an index past the last frame gets the last
+frame, as the other decoders do. Where the timestamps follow the decoding order instead (H.264
+with B-frames in AVI), timestamp order is wrong, so that video is decoded by the ``fast``
+decoder, as is one torchcodec fails on (the last frame of an MPEG-4 AVI with B-frames);
+``fallback_reason`` says why. One FFmpeg thread: each data-loader worker decodes its own
+clips.
 
 On a GPU (``device="cuda:N"``, the ``decoder_device: cuda`` recipe key) NVDEC decodes and CUDA
 kernels convert to RGB, so the frames stay on that GPU, and are not bitwise the CPU's (the YUV to
@@ -27,7 +30,8 @@ import av
 import numpy as np
 import torch
 
-from accel_slowfast.data.streams import first_size, fit, frame_count, in_memory, open_source, source_name
+from accel_slowfast.data.pyav_decoding import PyAVFast
+from accel_slowfast.data.streams import FrameTable, first_size, fit, in_memory, open_source, source_name
 
 
 class TorchCodecVideo:
@@ -48,11 +52,16 @@ class TorchCodecVideo:
                 raise RuntimeError(f"{self.path}: no video stream")
             stream = container.streams.video[0]
             self.fps = Fraction(stream.average_rate or stream.guessed_rate or stream.base_rate)
-            self.num_frames = frame_count(container, stream)
+            table = FrameTable(container, stream)
+            self.num_frames = table.num_frames
             self._size, self._stream_index = first_size(stream), stream.index
         self.fallback_reason = ""
         self.device, self._decoder = torch.device(device), None  # device: where frames are decoded and returned
-        if self.device.type == "cuda":
+        if table.stamps_count_packets:
+            # torchcodec orders frames by timestamp, and these timestamps follow the decoding order.
+            self.fallback_reason = "its timestamps follow the decoding order, not the presentation order"
+            self.device, self._decoder = torch.device("cpu"), PyAVFast(source)
+        elif self.device.type == "cuda":
             try:
                 decoder = self._open(device)
                 # torchcodec's NVDEC backend would decode an unsupported stream on the CPU itself and
@@ -74,6 +83,8 @@ class TorchCodecVideo:
 
     def get_frames(self, indices: np.ndarray) -> torch.Tensor:
         """Frames ``indices`` (any order, repeats allowed) as uint8 ``(T, H, W, C)``, on ``device``."""
+        if isinstance(self._decoder, PyAVFast):
+            return self._decoder.get_frames(indices)
         wanted = np.minimum(np.asarray(indices).ravel(), len(self._decoder) - 1).tolist()
         if self.device.type == "cuda":
             try:
@@ -81,7 +92,14 @@ class TorchCodecVideo:
             except Exception as error:  # noqa: BLE001 - an NVDEC decoding error: decode on the CPU
                 self.fallback_reason = f"{type(error).__name__}: {error}"
                 self.device, self._decoder = torch.device("cpu"), self._open("cpu")
-        return self._frames_at(wanted)
+        try:
+            return self._frames_at(wanted)
+        except RuntimeError as error:
+            # torchcodec loses the last frame of an AVI with B-frames ("no more frames left to
+            # decode"): PyAV decodes it (and a broken file fails there too).
+            self.fallback_reason = f"{type(error).__name__}: {error}"
+            self._decoder = PyAVFast(self._source)
+            return self._decoder.get_frames(indices)
 
     def _frames_at(self, indices: list[int]) -> torch.Tensor:
         try:
@@ -93,6 +111,8 @@ class TorchCodecVideo:
             return torch.stack([fit(self._decoder.get_frame_at(i).data, self._size) for i in indices])
 
     def close(self) -> None:
+        if isinstance(self._decoder, PyAVFast):
+            self._decoder.close()
         self._decoder = self._source = None  # torchcodec closes the file when its decoder is freed
 
     def __enter__(self):
