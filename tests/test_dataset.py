@@ -85,6 +85,7 @@ def _descriptors_held_by_batches(dataset, worker_init_fn) -> int:
     batches = list(loader)
     expected = dataset.collate([dataset[i] for i in range(len(dataset))])["video"][1]
     assert torch.equal(torch.cat([b["video"][1] for b in batches]), expected)
+    gc.collect()  # descriptors of earlier tests' garbage must not count as the batches'
     held = len(os.listdir("/proc/self/fd"))
     del batches
     gc.collect()
