@@ -30,7 +30,7 @@ views of one int64 tensor. A repeated dataset's items are flattened, a video's N
 side: a loader batch of ``b`` items holds ``b x N`` clips. A data-loader worker hands each storage
 to the main process separately (``share_by_filename``; docs/PERFORMANCE.md has the costs), so
 fewer is cheaper; there the clips are stacked into shared memory directly (moving a stacked
-batch there was a second copy of every clip: 2.3 CPU ms of a 4.8 MB 32x224² clip's ~21).
+batch there was a second copy of every clip: ~3 of the ~23 CPU ms a 32x224² clip cost one worker).
 In training with mixing or label smoothing, ``blending.BlendingHook`` then turns a batch on the
 device into normalized float32 ``video`` clips (mixed) and adds ``target``: ``(B, num_classes)``
 float32 soft targets; ``label`` stays the hard labels.
