@@ -98,7 +98,12 @@ class Recipe(DataSource):
                                  "side).", TEST)
     average_clips: Literal[AVERAGE_CLIPS] = _f("prob", "Test: average the views' softmax ('prob', the seed's) or "
                                                        "logits ('score').", TEST)
-    batch_size: int = _f(16, "Clips per device per iteration.", OPTIM, min=1)
+    batch_size: int = _f(16, "Clips per device per iteration (with num_repeats: batch_size / num_repeats videos, "
+                             "num_repeats clips of each).", OPTIM, min=1)
+    num_repeats: int = _f(1, "Training: clips taken from each video per decode, each augmented on its own (repeated "
+                             "augmentation: mmaction2's RepeatAugDataset, PySlowFast's AUG.NUM_SAMPLE).", DATA, min=1)
+    sample_once: bool = _f(False, "num_repeats: every repeat takes the same frames (one random position, only the "
+                                  "augmentations differ) instead of a position of its own.", DATA)
     num_workers: int = _f(2, "Data loading processes per device.", PERF, min=0)
     max_epochs: int = _f(10, "Training epochs.", OPTIM, min=1)
     optimizer: Literal["sgd", "adamw"] = _f("adamw", "Optimizer (the seed uses sgd).", OPTIM)
@@ -250,10 +255,23 @@ class Recipe(DataSource):
                 raise RecipeError(f"recipe key '{key}' ({getattr(self, key)}) exceeds 'short_side' ({self.short_side})")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise RecipeError("recipe keys 'mean' and 'std' need 3 values (RGB)")
+        self._validate_repeats()
         self.validate_source()
         if self.decoder_device == "cuda" and (self.decoder != "torchcodec" or self.num_workers):
             raise RecipeError("decoder_device 'cuda' decodes with torchcodec's NVDEC in the main process (CUDA cannot "
                               "start in forked loader workers): set --decoder=torchcodec --num_workers=0")
+
+    def _validate_repeats(self) -> None:
+        if self.sample_once and self.num_repeats == 1:
+            raise RecipeError("recipe key 'sample_once' applies only with num_repeats > 1; set --num_repeats=2 or "
+                              "drop it")
+        if self.num_repeats > 1 and self.batch_size % self.num_repeats:
+            raise RecipeError(f"recipe key 'batch_size' ({self.batch_size}) counts clips, {self.num_repeats} per video "
+                              f"(num_repeats): make it a multiple, e.g. --batch_size="
+                              f"{max(self.batch_size // self.num_repeats, 1) * self.num_repeats}")
+        if self.num_repeats > 1 and (self.multigrid_long_cycle or self.multigrid_short_cycle):
+            raise RecipeError("recipe key 'num_repeats' does not combine with multigrid (its batch size changes every "
+                              "few steps); set --num_repeats=1 or turn multigrid_long_cycle/short_cycle off")
 
     def _validate_regularisation(self) -> None:
         mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0

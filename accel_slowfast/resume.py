@@ -30,7 +30,8 @@ from accel_slowfast.workdir import RECIPE_FILE, find_resume_checkpoint, read_met
 # The checkpoint's state has another shape or content when these change: it cannot load.
 STATE_KEYS = ("model", "num_classes", "optimizer", "ema")
 # The batches of an epoch come in another order when these (or the number of processes) change.
-ORDER_KEYS = ("batch_size", "gradient_accumulation_steps", "seed", "multigrid_long_cycle", "multigrid_short_cycle")
+ORDER_KEYS = ("batch_size", "num_repeats", "gradient_accumulation_steps", "seed", "multigrid_long_cycle",
+              "multigrid_short_cycle")
 # With the long cycle on, each epoch's shapes (batch, clip_len, crop) follow from these too (multigrid.py).
 LONG_CYCLE_ORDER_KEYS = ("max_epochs", "lr_steps")
 # Keys that say how this run starts, not what it trains.

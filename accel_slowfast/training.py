@@ -45,12 +45,31 @@ def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mod
     return {"loss": loss, "log_vars": log_vars, "num_samples": batch["label"].shape[0]}
 
 
+def scaled_lr(recipe: Recipe, num_processes: int) -> float:
+    """``lr``, scaled by the linear rule when ``base_batch_size`` is set: by the clips of an optimizer
+    step (processes x batch_size x accumulation, repeats of one video counted as clips) over it."""
+    if not recipe.base_batch_size:
+        return recipe.lr
+    clips = num_processes * recipe.batch_size * recipe.gradient_accumulation_steps
+    return recipe.lr * clips / recipe.base_batch_size
+
+
+def describe_repeats(recipe: Recipe, num_processes: int) -> str:
+    """The start-up line of a ``num_repeats`` run: what a batch holds, and how the lr rule counts it."""
+    each = "one position, {n} augmentations" if recipe.sample_once else "{n} positions and augmentations"
+    text = (f"Repeated augmentation: a batch holds {recipe.batch_size // recipe.num_repeats} videos x "
+            f"{recipe.num_repeats} clips ({each.format(n=recipe.num_repeats)}, one decode) = batch_size "
+            f"{recipe.batch_size} clips per process; an epoch takes {recipe.num_repeats} clips of every video; ")
+    if not recipe.base_batch_size:
+        return text + "lr is not scaled (base_batch_size 0)"
+    return text + (f"base_batch_size counts clips: lr {recipe.lr:g} x {num_processes} processes x {recipe.batch_size} "
+                   f"clips x {recipe.gradient_accumulation_steps} accumulation / {recipe.base_batch_size} = "
+                   f"{scaled_lr(recipe, num_processes):g}")
+
+
 def build_optimizer(model: SlowFast, recipe: Recipe, accelerator: Accelerator) -> torch.optim.Optimizer:
     """SGD (the seed's) or AdamW; ``lr`` follows the linear scaling rule when ``base_batch_size`` is set."""
-    lr = recipe.lr
-    if recipe.base_batch_size:
-        total = accelerator.num_processes * recipe.batch_size * recipe.gradient_accumulation_steps
-        lr = recipe.lr * total / recipe.base_batch_size
+    lr = scaled_lr(recipe, accelerator.num_processes)
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=recipe.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
@@ -136,6 +155,8 @@ def train(recipe: Recipe) -> Runner:
         logger.info("Data: %s, %d iterations/epoch on each of %d processes; %s",
                     describe_videos(train_set, "training"), len(train_loader), accelerator.num_processes,
                     describe_videos(val_set, "validation"))
+        if recipe.num_repeats > 1:
+            logger.info(describe_repeats(recipe, accelerator.num_processes))
         if multigrid:
             logger.info("Multigrid: %d iterations in all on each process; by epoch:\n%s", max_iters,
                         MultigridSchedule(recipe).table())

@@ -66,6 +66,7 @@ def test_train_help_is_grouped_and_quick():
     (["--lr=abc"], "error: recipe key 'lr' must be float, got 'abc'"),
     (["--batch_size"], "error: argument --batch_size: expected one argument"),
     (["--clip_len=18"], "error: recipe key 'clip_len' (18) must be a multiple of slowfast_tiny's alpha (4)"),
+    (["--num_repeats=2", "--multigrid_short_cycle"], "error: recipe key 'num_repeats' does not combine with multigrid"),
 ])
 def test_bad_command_line_is_one_line_before_any_import_of_torch(args, message):
     result = _python("train.py", *args)

@@ -73,6 +73,11 @@ def test_bad_yaml_names_the_file_and_key(tmp_path, text, message):
     (dict(random_erasing=-0.25), r"'random_erasing' must be in \[0, 1\]"),
     (dict(decoder_device="cuda"), "decoder_device 'cuda' decodes with torchcodec's NVDEC.*--decoder=torchcodec"),
     (dict(decoder="torchcodec", decoder_device="cuda"), "main process.*--num_workers=0"),
+    (dict(num_repeats=0), "'num_repeats' must be >= 1"),
+    (dict(num_repeats=3, batch_size=16), r"^recipe key 'batch_size' \(16\) counts clips, 3 per video \(num_repeats\): "
+                                         r"make it a multiple, e.g. --batch_size=15$"),
+    (dict(sample_once=True), "^recipe key 'sample_once' applies only with num_repeats > 1"),
+    (dict(num_repeats=2, multigrid_short_cycle=True), "^recipe key 'num_repeats' does not combine with multigrid"),
 ])
 def test_impossible_combinations_fail_before_work(overrides, message):
     with pytest.raises(RecipeError, match=message):

@@ -110,7 +110,7 @@ def test_decoded_frames_equal_pyav_frames(tmp_path):
         reference = np.stack([f.to_rgb().to_ndarray() for f in container.decode(video=0)])
     dataset = _dataset(VideoIndex([VideoRecord(path, 0)], ["a"]), clip_len=8, interval=3)
     indices = dataset.frame_indices(30, np.random.default_rng(7))[0]
-    clip = dataset._clip(0, 0, np.random.default_rng(7))  # (T, H, W, C)
+    clip = dataset._clips(0, np.random.default_rng(7))[0]  # (T, H, W, C)
     np.testing.assert_array_equal(clip.numpy(), reference[indices])
 
 
@@ -157,3 +157,76 @@ def test_a_multigrid_key_gives_that_sample_at_its_shape_from_the_same_frames(tra
     # half the frames, twice as far apart: the same span of the video, from the same random offset
     assert np.array_equal(dataset.frame_indices(40, np.random.default_rng(0), 4, 4),
                           dataset.frame_indices(40, np.random.default_rng(0))[:, ::2])
+
+
+# --- repeated augmentation (num_repeats): N clips of a video from one decode ------------------------------
+
+class _Recording:
+    """A transform that keeps the frames it is given and a draw from torch's RNG (as an augmentation draws)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, frames):
+        self.calls.append((frames.clone(), torch.rand(1).item()))
+        return UniformCrop(32)(frames).permute(3, 0, 1, 2)
+
+
+@pytest.mark.parametrize("sample_once", [False, True], ids=["a-position-each", "sample-once"])
+def test_the_repeats_of_an_item_come_from_one_decode_with_an_augmentation_each(train_index, monkeypatch, sample_once):
+    recording = _Recording()
+    dataset = ClipDataset(train_index, clip_len=4, frame_interval=1, transforms=[recording], alpha=4,
+                          clip_sampling="random", num_repeats=3, sample_once=sample_once)
+    with open_video(train_index.records[2].path) as video:
+        rows = dataset.frame_indices(video.num_frames, dataset._rng(2))  # the positions item 2 draws
+        expected = [video.get_frames(row) for row in rows]
+    opened, requested, open_index = [], [], train_index.open
+
+    def counting_open(i, *args):
+        video = open_index(i, *args)
+        opened.append(i)
+        get_frames = video.get_frames
+        video.get_frames = lambda indices: requested.append(indices.tolist()) or get_frames(indices)
+        return video
+
+    monkeypatch.setattr(train_index, "open", counting_open)
+    samples = dataset[2]
+    assert opened == [2] and requested == [rows.reshape(-1).tolist()]  # one open, one decode of every position
+    assert len(samples) == 3
+    assert all(s["label"] == train_index.labels[2] and s["video_index"] == 2 and not s["replaced"] for s in samples)
+    inputs, draws = zip(*recording.calls, strict=True)
+    assert len(set(draws)) == 3  # each repeat seeds its own augmentation
+    if sample_once:  # one position, transformed three times
+        assert rows.shape == (1, 4) and all(torch.equal(frames, expected[0]) for frames in inputs)
+    else:  # three positions, one for each repeat
+        assert rows.shape == (3, 4) and len(set(rows[:, 0].tolist())) == 3
+        assert all(torch.equal(frames, want) for frames, want in zip(inputs, expected, strict=True))
+
+
+@pytest.mark.parametrize("sample_once", [False, True], ids=["a-position-each", "sample-once"])
+def test_the_first_repeat_is_the_clip_of_one_repeat_also_for_a_bad_videos_stand_in(train_index, sample_once):
+    bad = {1: "RuntimeError: corrupt"}
+    single = _dataset(train_index, known_bad=bad)
+    repeated = _dataset(train_index, known_bad=bad, num_repeats=2, sample_once=sample_once)
+    for i in range(3):
+        first, second = repeated[i]
+        assert torch.equal(first["video"][1], single[i]["video"][1])
+        assert not torch.equal(first["video"][1], second["video"][1])
+        assert first["label"] == second["label"] == single[i]["label"]
+    stand_in = repeated[1]
+    assert all(s["replaced"] and s["video_index"] == 1 for s in stand_in)  # one stand-in serves both
+    again = repeated[1]  # and the same one every time
+    assert all(torch.equal(a["video"][1], b["video"][1]) for a, b in zip(stand_in, again, strict=True))
+
+
+def test_a_loader_batch_of_repeated_items_holds_each_videos_clips_side_by_side(train_index):
+    dataset = _dataset(train_index, num_repeats=2)
+    assert len(dataset) == len(train_index)  # an item per video, as without repeats
+    loader = torch.utils.data.DataLoader(dataset, batch_size=3, collate_fn=dataset.collate)
+    assert len(loader) == -(-len(train_index) // 3)
+    batch = next(iter(loader))
+    slow, fast = batch["video"]
+    assert fast.shape == (6, 3, 8, 32, 32) and slow.shape == (6, 3, 2, 32, 32)
+    assert batch["video_index"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert batch["label"].tolist() == [train_index.labels[i] for i in (0, 0, 1, 1, 2, 2)]
+    assert torch.equal(fast[2:4], torch.stack([s["video"][1] for s in dataset[1]]))

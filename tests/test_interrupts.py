@@ -147,6 +147,31 @@ def test_a_signal_at_any_point_of_an_epoch_resumes_exactly(tiny_root, tmp_path, 
     assert _records(tmp_path / "stopped") == _records(tmp_path / "straight")
 
 
+@pytest.mark.slow
+def test_a_repeated_augmentation_run_stopped_mid_epoch_resumes_exactly(tiny_root, tmp_path, monkeypatch):
+    # batch_size 4 = 2 videos x 2 clips, each at its own position: 10 iterations an epoch
+    recipe = dict(num_workers=0, max_epochs=2, checkpoint_interval=2, num_repeats=2)
+    reference = train(tiny_recipe(tiny_root, tmp_path / "straight", **recipe))
+    expected = {k: v.clone() for k, v in reference.model.state_dict().items()}
+    log = next((tmp_path / "straight").glob("train_*.log")).read_text()
+    assert "10 iterations/epoch" in log
+    assert ("Repeated augmentation: a batch holds 2 videos x 2 clips (2 positions and augmentations, one decode) = "
+            "batch_size 4 clips per process") in log
+    _reset_accelerate()
+
+    _signal_at(13, monkeypatch)  # iteration 3 of epoch 2
+    with pytest.raises(InterruptedRun):
+        train(tiny_recipe(tiny_root, tmp_path / "stopped", **recipe))
+    saved = [p.name for p in (tmp_path / "stopped" / "checkpoints").iterdir() if not p.name.startswith("best")]
+    assert saved == ["iter_13"]
+    _reset_accelerate()
+    monkeypatch.undo()
+
+    resumed = train(tiny_recipe(tiny_root, tmp_path / "stopped", resume_from="auto", **recipe))
+    _assert_same_weights(resumed.model.state_dict(), expected)
+    assert _records(tmp_path / "stopped") == _records(tmp_path / "straight")
+
+
 class _Pids(torch.utils.data.Dataset):
     def __len__(self):
         return 1000

@@ -133,6 +133,7 @@ LONG_CYCLE = dict(multigrid_long_cycle=True, lr_policy="step", lr_steps=[4, 8], 
 @pytest.mark.parametrize(("base", "changes", "processes", "named"), [
     ({}, {"batch_size": 2}, 1, "batch_size=4"),
     ({}, {"seed": 1}, 1, "seed=0"),
+    ({}, {"num_repeats": 2}, 1, "num_repeats=1"),  # the same clips per batch, from half the videos
     ({}, {}, 2, "processes=1"),
     (LONG_CYCLE, {"max_epochs": 14}, 1, "max_epochs=12"),  # the long cycle's epoch shapes follow from it
     (LONG_CYCLE, {"lr_steps": [5, 8]}, 1, r"lr_steps=\[4, 8\]"),

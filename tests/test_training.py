@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from accel_slowfast.config import Recipe
 from accel_slowfast.schedules import recipe_args, regular_lr, warmup_factor
-from accel_slowfast.training import train
+from accel_slowfast.training import build_optimizer, describe_repeats, train
 
 REPO = Path(__file__).parents[1]
 TIMING = ("time", "data_time")
@@ -182,3 +182,19 @@ def test_a_multigrid_run_stopped_mid_stage_resumes_bitwise_equal_to_an_uninterru
     for key, value in resumed.model.state_dict().items():
         assert torch.equal(value, expected[key]), key
     assert _records(tmp_path / "stopped") == _records(tmp_path / "straight")
+
+
+@pytest.mark.parametrize(("keys", "expected", "lr"), [
+    (dict(sample_once=True), "4 videos x 2 clips (one position, 2 augmentations, one decode) = batch_size 8 clips "
+                             "per process; an epoch takes 2 clips of every video; lr is not scaled (base_batch_size 0)",
+     0.004),
+    (dict(base_batch_size=64, gradient_accumulation_steps=2),
+     "4 videos x 2 clips (2 positions and augmentations, one decode) = batch_size 8 clips per process; an epoch takes "
+     "2 clips of every video; base_batch_size counts clips: lr 0.004 x 2 processes x 8 clips x 2 accumulation / 64 = "
+     "0.002", 0.002),
+])
+def test_the_repeats_line_says_what_a_batch_holds_and_how_the_lr_rule_counts_it(keys, expected, lr):
+    recipe = Recipe(num_repeats=2, batch_size=8, lr=0.004, **keys)
+    assert describe_repeats(recipe, 2) == f"Repeated augmentation: a batch holds {expected}"
+    two_processes = type("Accelerator", (), {"num_processes": 2})()
+    assert build_optimizer(torch.nn.Linear(1, 1), recipe, two_processes).param_groups[0]["lr"] == pytest.approx(lr)

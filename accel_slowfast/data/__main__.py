@@ -25,7 +25,7 @@ from accel_slowfast.recipe_io import load_recipe
 
 def _decode_error(dataset: ClipDataset, i: int) -> str:
     try:
-        dataset._clip(i, 0, np.random.default_rng(0))
+        dataset._clips(i, np.random.default_rng(0))
         return ""
     except Exception as error:  # noqa: BLE001 - report whatever made it fail
         return f"{type(error).__name__}: {error}"

@@ -161,6 +161,8 @@ def build_datasets(
         transform_for_crop=partial(recipe_train_transform, recipe) if enabled(recipe) else None,
         clip_sampling="random",
         known_bad=find_bad_videos(train_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
+        num_repeats=recipe.num_repeats,  # repeated augmentation: training only, validation takes one clip a video
+        sample_once=recipe.sample_once,
         **clip,
     )
     val_set = ClipDataset(
@@ -207,7 +209,8 @@ def build_loader(dataset: ClipDataset, recipe: Recipe, accelerator: Accelerator,
     # no start-up and shutdown per epoch. The loader's own generator keeps iterator creation from
     # drawing on torch's global RNG, whose checkpointed state must be the same whether an epoch
     # started here or was resumed mid-way.
-    batching: dict = dict(batch_size=recipe.batch_size, shuffle=train)
+    # batch_size counts clips: a repeated dataset's item is num_repeats of them (Recipe checks it divides)
+    batching: dict = dict(batch_size=recipe.batch_size // dataset.num_repeats, shuffle=train)
     if train and enabled(recipe):
         base = [Shape(recipe.batch_size, recipe.clip_len, recipe.frame_interval, recipe.crop_size)]
         shapes = (lambda epoch: base) if base_shape else MultigridSchedule(recipe).shapes

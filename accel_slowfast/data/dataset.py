@@ -17,12 +17,20 @@ key             type                      meaning
                                           stands in (train: trained on; eval: not scored)
 =============== ========================= ==================================================
 
+Repeated augmentation (``num_repeats`` N > 1, training only): an item is a list of N such dicts
+from one opening and one decode of the video, with the same ``label``, ``video_index`` and
+``replaced`` (a bad video's stand-in serves all N); each repeat has its own augmentation, and its
+own random position unless ``sample_once`` (then every repeat transforms the same frames).
+
 Batches come from ``ClipDataset.collate`` (the loaders' ``collate_fn``): the same entries as
 ``default_collate`` gives, with a leading batch dimension (``video`` stays a two-item list of
 uint8 ``(B, C, T, H, W)``; the index entries are int64, ``replaced`` bool), held in two storages
 instead of seven: ``slow`` is a view of the stacked fast clips and the five ``(B,)`` entries are
-views of one int64 tensor. A data-loader worker hands each storage to the main process
-separately (``share_by_filename``; docs/PERFORMANCE.md has the costs), so fewer is cheaper.
+views of one int64 tensor. A repeated dataset's items are flattened, a video's N clips side by
+side: a loader batch of ``b`` items holds ``b x N`` clips. A data-loader worker hands each storage
+to the main process separately (``share_by_filename``; docs/PERFORMANCE.md has the costs), so
+fewer is cheaper; there the clips are stacked into shared memory directly (moving a stacked
+batch there was a second copy of every clip: ~3 of the ~23 CPU ms a 32x224² clip cost one worker).
 In training with mixing or label smoothing, ``blending.BlendingHook`` then turns a batch on the
 device into normalized float32 ``video`` clips (mixed) and adds ``target``: ``(B, num_classes)``
 float32 soft targets; ``label`` stays the hard labels.
@@ -35,8 +43,10 @@ Sampling (``clip_sampling``): ``random`` (training: offset uniform over the vali
 ``centre`` (validation) or ``uniform`` (multi-view test, ``num_clips`` clips, see ``views.py``);
 videos shorter than a clip loop. Randomness comes from a generator seeded by
 ``(seed, epoch, index)``, so a sample is the same whatever worker, process or resume point
-produces it; ``set_epoch`` is called through Accelerate's prepared loader every epoch. The
-epoch is held in shared memory, so persistent data-loader workers see it change.
+produces it (a repeated item's N positions and N augmentation seeds are the first N draws of
+that generator: its first repeat is the clip ``num_repeats: 1`` gives); ``set_epoch`` is called
+through Accelerate's prepared loader every epoch. The epoch is held in shared memory, so
+persistent data-loader workers see it change.
 
 Bad videos never stop a run: a view whose video cannot be decoded (corrupt, truncated, empty,
 missing, known bad from probing) is replaced by a clip of another video chosen from the same
@@ -87,6 +97,10 @@ class ClipDataset(torch.utils.data.Dataset):
         bad_video_log: file that lists each bad video once (shared by processes and workers).
         transform_for_crop: builds the training transform for a crop side: multigrid's keys
             ``(index, clip_len, frame_interval, crop_size)`` take a sample at that shape.
+        num_repeats: clips per item from one decode (``random`` sampling only); above 1 an item
+            is a list of that many sample dicts.
+        sample_once: every repeat takes the same frames (one random position), only the
+            augmentations differ; otherwise each repeat draws its own position.
     """
 
     def __init__(
@@ -105,11 +119,15 @@ class ClipDataset(torch.utils.data.Dataset):
         known_bad: dict[int, str] | None = None,
         bad_video_log: str | Path | None = None,
         transform_for_crop: Callable[[int], Callable[[torch.Tensor], torch.Tensor]] | None = None,
+        num_repeats: int = 1,
+        sample_once: bool = False,
     ):
         if clip_sampling not in CLIP_SAMPLING:
             raise ValueError(f"clip_sampling must be one of {CLIP_SAMPLING}, got {clip_sampling!r}")
         if num_clips > 1 and clip_sampling != "uniform":
             raise ValueError("num_clips > 1 needs clip_sampling='uniform'")
+        if num_repeats > 1 and clip_sampling != "random":
+            raise ValueError("num_repeats > 1 needs clip_sampling='random' (repeats are for training)")
         self.index = index
         self.clip_len, self.frame_interval, self.alpha = clip_len, frame_interval, alpha
         self.transforms = list(transforms)
@@ -118,6 +136,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.known_bad = dict(known_bad or {})
         self.bad_video_log = Path(bad_video_log) if bad_video_log else None
         self.transform_for_crop = transform_for_crop
+        self.num_repeats, self.sample_once = num_repeats, sample_once
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # read by persistent workers
         self._reported: set[str] = set()
         self._cpu_decoded: set[str] = set()  # the videos NVDEC could not take (reported once, not retried)
@@ -140,7 +159,7 @@ class ClipDataset(torch.utils.data.Dataset):
     def _rng(self, *keys: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, *keys]))
 
-    def __getitem__(self, idx: int | tuple[int, int, int, int]) -> dict:
+    def __getitem__(self, idx: int | tuple[int, int, int, int]) -> dict | list[dict]:
         clip_len, frame_interval, transform = self.clip_len, self.frame_interval, None
         if isinstance(idx, tuple):  # a multigrid key (data/multigrid_sampler.py): this sample at that shape
             idx, clip_len, frame_interval, crop_size = idx
@@ -152,30 +171,44 @@ class ClipDataset(torch.utils.data.Dataset):
             if attempt:  # a deterministic stand-in: the same on every process, worker and resume
                 source = int(self._rng(idx, attempt).integers(len(self.index)))
             try:
-                frames = self._clip(source, clip_index, self._rng(idx), clip_len, frame_interval)
+                clips = self._clips(source, self._rng(idx), clip_len, frame_interval)  # (positions, T, H, W, C)
                 break
             except Exception as error:  # noqa: BLE001 - any decoding failure is a bad video
                 self._report_bad(source, f"{type(error).__name__}: {error}")
         else:
             raise RuntimeError(f"{MAX_REPLACEMENTS + 1} videos in a row failed to decode around video {video_index} "
                                f"({self.index.paths[video_index]}); see {self.bad_video_log or 'the log'}")
-        with torch.random.fork_rng(devices=[]):  # the transforms draw from torch's (CPU) RNG
-            # The CPU generator only: torch.manual_seed also queues a seed for every GPU backend,
-            # recording a stack trace each time (0.8 ms a sample).
-            torch.default_generator.manual_seed(int(self._rng(idx).integers(2**63)))
-            frames = (transform or self.transforms[crop_index])(frames)
-        return {
-            "video": pack_pathway(frames, self.alpha),
-            "label": int(self.index.labels[source]),
-            "video_index": video_index,
-            "clip_index": clip_index,
-            "view_index": view_index,
-            "replaced": source != video_index,
-        }
+        # repeat r transforms position r (sample_once: the one position, every time); the test's clip_index its clip
+        positions = range(self.num_repeats) if len(clips) == self.num_repeats > 1 else [clip_index] * self.num_repeats
+        seeds = self._rng(idx).integers(2**63, size=self.num_repeats)
+        samples = []
+        for position, seed in zip(positions, seeds, strict=True):
+            with torch.random.fork_rng(devices=[]):  # the transforms draw from torch's (CPU) RNG
+                # The CPU generator only: torch.manual_seed also queues a seed for every GPU backend,
+                # recording a stack trace each time (0.8 ms a sample).
+                torch.default_generator.manual_seed(int(seed))
+                frames = (transform or self.transforms[crop_index])(clips[position])
+            samples.append({
+                "video": pack_pathway(frames, self.alpha),
+                "label": int(self.index.labels[source]),
+                "video_index": video_index,
+                "clip_index": clip_index,
+                "view_index": view_index,
+                "replaced": source != video_index,
+            })
+        return samples if self.num_repeats > 1 else samples[0]
 
-    def collate(self, samples: list[dict]) -> dict:
-        """``default_collate``'s batch of ``samples`` in two storages (see the module docstring)."""
-        fast = torch.stack([sample["video"][1] for sample in samples])  # (B, C, T, H, W) uint8
+    def collate(self, samples: list[dict] | list[list[dict]]) -> dict:
+        """``default_collate``'s batch of ``samples`` in two storages (see the module docstring);
+        a repeated dataset's items are flattened first, each video's clips side by side."""
+        if self.num_repeats > 1:
+            samples = [sample for repeats in samples for sample in repeats]
+        clips = [sample["video"][1] for sample in samples]
+        fast = None
+        if torch.utils.data.get_worker_info() is not None:  # a loader worker: the batch goes to shared memory
+            storage = torch.UntypedStorage._new_shared(len(clips) * clips[0].nbytes)
+            fast = torch.empty(0, dtype=torch.uint8).set_(storage).view(len(clips), *clips[0].shape)
+        fast = torch.stack(clips, out=fast)  # (B, C, T, H, W) uint8
         index = torch.tensor([[sample[key] for sample in samples] for key in INDEX_KEYS])  # (5, B) int64
         batch = {"video": pack_pathway(fast, self.alpha)}  # slow: a view of the stacked fast clips
         batch.update(zip(INDEX_KEYS, index, strict=True))
@@ -186,22 +219,24 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def frame_indices(self, num_frames: int, rng: np.random.Generator, clip_len: int | None = None,
                       frame_interval: int | None = None) -> np.ndarray:
-        """Source-frame indices ``(num_clips, clip_len)``, looping over videos that are too short;
-        ``clip_len`` and ``frame_interval`` default to the dataset's."""
+        """Source-frame indices ``(positions, clip_len)``, looping over videos that are too short;
+        ``clip_len`` and ``frame_interval`` default to the dataset's. ``positions``: ``num_clips``
+        (``uniform``), ``num_repeats`` (``random`` unless ``sample_once``), else 1."""
         clip_len, frame_interval = clip_len or self.clip_len, frame_interval or self.frame_interval
         span = clip_len * frame_interval
         if self.clip_sampling == "random":
-            offsets = np.array([rng.integers(0, num_frames - span + 1) if num_frames > span else 0])
+            count = 1 if self.sample_once else self.num_repeats
+            offsets = rng.integers(0, num_frames - span + 1, size=count) if num_frames > span else np.zeros(count, int)
         elif self.clip_sampling == "centre":
             offsets = np.array([max((num_frames - span) // 2, 0)])
         else:
             offsets = uniform_clip_offsets(num_frames, span, self.num_clips)
         return (offsets[:, None] + np.arange(clip_len) * frame_interval) % num_frames
 
-    def _clip(self, video_index: int, clip_index: int, rng: np.random.Generator, clip_len: int | None = None,
-              frame_interval: int | None = None) -> torch.Tensor:
-        """uint8 frames ``(T, H, W, C)`` of one clip (the dataset's length and interval unless
-        given); every clip of a video is decoded in one pass."""
+    def _clips(self, video_index: int, rng: np.random.Generator, clip_len: int | None = None,
+               frame_interval: int | None = None) -> torch.Tensor:
+        """uint8 frames ``(positions, T, H, W, C)`` of every clip ``frame_indices`` places (the
+        dataset's length and interval unless given), decoded in one pass."""
         clip_len = clip_len or self.clip_len
         if video_index in self.known_bad:
             raise RuntimeError(self.known_bad[video_index])
@@ -211,8 +246,8 @@ class ClipDataset(torch.utils.data.Dataset):
             with self.index.open(video_index, self.decoder, device) as video:
                 if video.num_frames <= 0:
                     raise RuntimeError("the video has no frames")
-                indices = self.frame_indices(video.num_frames, rng, clip_len, frame_interval)  # (num_clips, clip_len)
-                frames = video.get_frames(indices.reshape(-1))  # (num_clips * clip_len, H, W, C)
+                indices = self.frame_indices(video.num_frames, rng, clip_len, frame_interval)  # (positions, clip_len)
+                frames = video.get_frames(indices.reshape(-1))  # (positions * clip_len, H, W, C)
                 if self.device.type != "cpu" and video.fallback_reason and path not in self._cpu_decoded:
                     self._cpu_decoded.add(path)
                     logger.warning("NVDEC cannot decode %s (%s): decoding it on the CPU", path, video.fallback_reason)
@@ -220,7 +255,7 @@ class ClipDataset(torch.utils.data.Dataset):
                 raise RuntimeError(f"decoded {frames.shape[0]} frames, expected {indices.size}")
             self._cached = (video_index, frames.to(self.device))  # a no-op unless NVDEC fell back to the CPU
         frames = self._cached[1]
-        return frames[clip_index * clip_len:(clip_index + 1) * clip_len]
+        return frames.unflatten(0, (-1, clip_len))
 
     def _report_bad(self, video_index: int, reason: str) -> None:
         path = self.index.paths[video_index]
