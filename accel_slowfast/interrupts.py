@@ -51,17 +51,28 @@ class Interrupts:
     """Signal handlers that record a stop request instead of stopping (a context manager).
 
     ``requested`` is the first stop signal received (0: none). Repeats of SIGTERM and SIGUSR1 are
-    ignored (``torchrun`` forwards its own SIGTERM to the ranks that already got one); a second
-    Ctrl-C raises ``KeyboardInterrupt`` at once. Outside the main thread (a notebook's worker
-    thread) signals cannot be caught, and nothing is installed.
+    ignored (a launcher forwards the signal to ranks that already got it from the scheduler); a
+    second Ctrl-C raises ``KeyboardInterrupt`` at once. Outside the main thread (a notebook's
+    worker thread) signals cannot be caught, and nothing is installed.
+
+    A command that exits after the stop calls ``settle()``: from then on every stop signal is
+    ignored, even after the block, so a second signal during the shutdown (the launcher stopping
+    the ranks still running, a scheduler's repeat) cannot replace the exit status with its own.
     """
 
     def __init__(self):
         self.requested = 0
+        self.settled = False
         self._since = 0.0
         self._previous: dict[int, object] = {}
 
+    def settle(self) -> None:
+        """The process is exiting on the stop it got: ignore stop signals until it ends."""
+        self.settled = True
+
     def _handle(self, signum: int, frame) -> None:
+        if self.settled:
+            return
         now = time.monotonic()
         if signum == signal.SIGINT == self.requested and now - self._since > SAME_CTRL_C_S:
             raise KeyboardInterrupt("a second Ctrl-C: stopped without a checkpoint")
@@ -75,6 +86,8 @@ class Interrupts:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.settled:  # the handlers stay, ignoring, until the process ends
+            return
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
