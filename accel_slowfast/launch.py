@@ -28,7 +28,7 @@ from torch.distributed import run as torchrun
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, record
 
 from accel_slowfast.errors import UserError
-from accel_slowfast.interrupts import EXIT_INTERRUPTED, EXIT_REQUEUE, STOP_SIGNALS, exit_code
+from accel_slowfast.interrupts import EXIT_INTERRUPTED, EXIT_REQUEUE, LAUNCHER_ENV, STOP_SIGNALS, exit_code
 
 STOP_CODES = (EXIT_INTERRUPTED, EXIT_REQUEUE)
 
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    os.environ[LAUNCHER_ENV] = "1"  # the ranks know their stop signals reach them through this launcher
     forward = Forwarder()
     for sig in STOP_SIGNALS:
         signal.signal(sig, forward)

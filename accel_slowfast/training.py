@@ -26,7 +26,7 @@ from accel_slowfast.data.builders import build_datasets, build_indexes, build_lo
 from accel_slowfast.errors import UserError
 from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
 from accel_slowfast.hooks import build_hooks
-from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts
+from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts, launcher_warning
 from accel_slowfast.models import SlowFast, apply_fast_path, build_model, convert_sync_batchnorm, model_report
 from accel_slowfast.multigrid import MultigridSchedule, enabled
 from accel_slowfast.recipe_io import load_recipe, recipe_diff, save_recipe
@@ -107,6 +107,8 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
     # from here on a stop signal is recorded, acted on after the step
     with contextlib.nullcontext(interrupts) if interrupts else Interrupts() as interrupts:
         logger, plan = open_work_dir(recipe, accelerator)
+        if accelerator.is_main_process and launcher_warning():
+            logger.warning(launcher_warning())
         seed_everything(recipe, accelerator)
         model = build_run_model(recipe, plan)
 

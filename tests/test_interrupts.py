@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 import accel_slowfast.training as training
 from accel_slowfast.data.dataset import init_worker
-from accel_slowfast.hooks import EvalHook
+from accel_slowfast.hooks import EvalHook, InterruptHook
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, EXIT_REQUEUE, InterruptedRun, deferred
 from accel_slowfast.training import train
 
@@ -38,6 +38,10 @@ LAUNCHERS = {
     "python": [sys.executable, str(REPO / "train.py")],
     "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
                  str(REPO / "train.py")],
+    # the command README gives for several processes under a scheduler (Kubernetes, SLURM one task per node)
+    "launch": ["accel-slowfast", "launch", "--standalone", "--nproc_per_node=2", str(REPO / "train.py")],
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes=2",
+                   str(REPO / "train.py")],
 }
 
 
@@ -114,8 +118,16 @@ def _signal_at(iteration, monkeypatch, signum=signal.SIGTERM, during_eval=False)
             os.kill(os.getpid(), signum)
         return score(hook, runner)
 
+    check = InterruptHook._between_eval_batches
+
+    def count_batches(hook, runner):
+        calls["eval"] += 1
+        return check(hook, runner)
+
     monkeypatch.setattr(training, "classification_step", step_with_signal)
     monkeypatch.setattr(EvalHook, "after_train_epoch", evaluate_with_signal)
+    monkeypatch.setattr(InterruptHook, "_between_eval_batches", count_batches)
+    return calls
 
 
 def _reset_accelerate():
@@ -123,22 +135,32 @@ def _reset_accelerate():
     GradientState._reset_state()
 
 
+# The evaluation after precise BN and the EMA swap, with a loader worker: precise BN's forward
+# passes draw on the main process's generators, which the stop's checkpoint must not keep.
+EVAL_EXTRAS = dict(precise_bn_batches=2, ema=True, num_workers=1)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("iteration", "during_eval"), [(5, False), (5, True), (7, False)],
-                         ids=["last-iteration-of-an-epoch", "during-evaluation", "mid-epoch"])
+@pytest.mark.parametrize(("iteration", "during_eval", "extras"),
+                         [(5, False, {}), (5, True, {}), (5, True, EVAL_EXTRAS), (7, False, {})],
+                         ids=["last-iteration-of-an-epoch", "during-evaluation",
+                              "during-evaluation-after-precise-bn-and-ema", "mid-epoch"])
 def test_a_signal_at_any_point_of_an_epoch_resumes_exactly(tiny_root, tmp_path, monkeypatch, iteration,
-                                                            during_eval):
-    recipe = dict(num_workers=0, max_epochs=2, checkpoint_interval=2)  # 5 iterations an epoch
+                                                            during_eval, extras):
+    recipe = {"num_workers": 0, "max_epochs": 2, "checkpoint_interval": 2, **extras}  # 5 iterations an epoch
     reference = train(tiny_recipe(tiny_root, tmp_path / "straight", **recipe))
     expected = {k: v.clone() for k, v in reference.model.state_dict().items()}
     _reset_accelerate()
 
-    _signal_at(iteration, monkeypatch, during_eval=during_eval)
+    calls = _signal_at(iteration, monkeypatch, during_eval=during_eval)
     with pytest.raises(InterruptedRun) as stop:
         train(tiny_recipe(tiny_root, tmp_path / "stopped", **recipe))
     assert stop.value.exit_code == EXIT_INTERRUPTED
     saved = [p.name for p in (tmp_path / "stopped" / "checkpoints").iterdir() if not p.name.startswith("best")]
     assert saved == [f"iter_{iteration}"]
+    if during_eval:  # stopped after the evaluation's first batch, not at its end; no score was logged
+        assert calls["eval"] == 1
+        assert '"val"' not in (tmp_path / "stopped" / "metrics.jsonl").read_text()
     _reset_accelerate()
     monkeypatch.undo()
 
