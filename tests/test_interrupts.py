@@ -4,6 +4,7 @@ SIGTERM/SIGINT finish the step, save ``iter_N`` and exit 130; SIGUSR1 does the s
 (requeue). A resumed run ends bitwise equal to an uninterrupted one.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
-from conftest import tiny_recipe
+from conftest import one_line_error, tiny_recipe
 from safetensors.torch import load_file
 
 import accel_slowfast.training as training
@@ -313,3 +314,92 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_resume_equals_a_straight_run(ti
                 for line in (work_dir / "metrics.jsonl").read_text().splitlines()]
 
     assert records(tmp_path / "stopped") == records(tmp_path / "straight")
+
+
+def _wait_for_training(process, work_dir, lines=2):
+    """Until ``lines`` train records are logged (the loader worker is then busy)."""
+    metrics, deadline = work_dir / "metrics.jsonl", time.time() + 300
+    while not (metrics.exists() and metrics.read_text().count('"train"') >= lines):
+        assert process.poll() is None and time.time() < deadline, "the run ended before the signal"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def straight_two(tiny_root, tmp_path_factory):
+    """The run of ``_args`` on two processes, uninterrupted."""
+    work_dir = tmp_path_factory.mktemp("straight_two")
+    subprocess.run([*LAUNCHERS["launch"], *_args(tiny_root, work_dir)], check=True, capture_output=True, env=ENV,
+                   timeout=600)
+    return work_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGUSR1, EXIT_REQUEUE), (signal.SIGTERM, EXIT_INTERRUPTED),
+                                              (signal.SIGINT, EXIT_INTERRUPTED)])
+def test_accel_slowfast_launch_passes_a_group_signal_to_every_rank_and_exits_with_their_status(
+        tiny_root, tmp_path, straight_two, signum, code):
+    work_dir = tmp_path / "stopped"
+    process = subprocess.Popen([*LAUNCHERS["launch"], *_args(tiny_root, work_dir)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    _wait_for_training(process, work_dir)
+    os.killpg(process.pid, signum)  # as SLURM, Kubernetes or a terminal: the ranks are in sessions of their own
+    _, stderr = process.communicate(timeout=300)
+    name = signal.Signals(signum).name
+    assert process.returncode == code, stderr[-3000:]
+    assert stderr.count(f"stopped: {name} after iteration") == 2, stderr[-3000:]  # both ranks
+    assert "Traceback" not in stderr, stderr[-3000:]
+    saved = [p.name for p in (work_dir / "checkpoints").iterdir()]
+    assert len(saved) == 1 and saved[0].startswith("iter_"), saved
+
+    resumed = subprocess.run([*LAUNCHERS["launch"], *_args(tiny_root, work_dir, "--resume_from=auto")],
+                             capture_output=True, text=True, env=ENV, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "started by torchrun" not in resumed.stderr
+    assert _records(work_dir) == _records(straight_two)
+    _assert_same_weights(_weights(work_dir), _weights(straight_two))
+
+
+@pytest.mark.slow
+def test_under_accelerate_launch_with_two_processes_a_sigterm_saves_and_the_run_warns_about_its_launcher(
+        tiny_root, tmp_path):
+    work_dir = tmp_path / "stopped"
+    process = subprocess.Popen([*LAUNCHERS["accelerate"], *_args(tiny_root, work_dir)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    _wait_for_training(process, work_dir)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert stderr.count("stopped: SIGTERM after iteration") == 2, stderr[-3000:]
+    assert "started by torchrun or `accelerate launch`" in stderr and "accel-slowfast launch" in stderr
+    # Accelerate's own status (128 + SIGTERM); SIGUSR1 kills it at once: hence the warning
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_second_signal_during_the_shutdown_keeps_the_first_ones_exit_status(tiny_root, tmp_path):
+    work_dir = tmp_path / "stopped"
+    process = subprocess.Popen([*LAUNCHERS["python"], *_args(tiny_root, work_dir)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    _wait_for_training(process, work_dir)
+    os.killpg(process.pid, signal.SIGUSR1)
+    lines = []
+    for line in process.stderr:  # the run has saved and is exiting
+        lines.append(line)
+        if line.startswith("stopped: SIGUSR1"):
+            break
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)  # a scheduler's repeat, a launcher stopping the ranks left
+    lines.append(process.communicate(timeout=120)[1])
+    assert process.returncode == EXIT_REQUEUE, "".join(lines)[-3000:]
+
+
+def test_launch_refuses_restarts_in_one_line():
+    result = subprocess.run(["accel-slowfast", "launch", "--max_restarts=1", "--nproc_per_node=2", "train.py"],
+                            capture_output=True, text=True, env=ENV, timeout=120)
+    assert one_line_error(result).startswith("error: launch: --max_restarts=1 would restart ranks")
+
+
+def test_launch_leaves_the_stop_signals_to_itself():
+    from accel_slowfast.launch import torchrun_args
+
+    assert torchrun_args(["--nproc_per_node=2", "train.py"]).signals_to_handle == "SIGHUP,SIGQUIT"
+    assert torchrun_args(["--signals_to_handle=SIGUSR1", "train.py"]).signals_to_handle == "SIGHUP"
