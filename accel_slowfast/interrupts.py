@@ -70,12 +70,17 @@ class Interrupts:
         self._previous: dict[int, object] = {}
 
     def settle(self) -> None:
-        """The process is exiting on the stop it got: ignore stop signals until it ends."""
+        """The process is exiting on the stop it got: ignore stop signals until it ends.
+
+        Ignored by the kernel (``SIG_IGN``), not by a Python handler: Python puts the default
+        action back in place of its own handlers while it finalizes, and a late SIGTERM would
+        then still kill the process."""
         self.settled = True
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame) -> None:
-        if self.settled:
-            return
         now = time.monotonic()
         if signum == signal.SIGINT == self.requested and now - self._since > SAME_CTRL_C_S:
             raise KeyboardInterrupt("a second Ctrl-C: stopped without a checkpoint")

@@ -335,7 +335,7 @@ def straight_two(tiny_root, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGUSR1, EXIT_REQUEUE), (signal.SIGTERM, EXIT_INTERRUPTED),
-                                              (signal.SIGINT, EXIT_INTERRUPTED)])
+                                              (signal.SIGINT, EXIT_INTERRUPTED)], ids=["SIGUSR1", "SIGTERM", "SIGINT"])
 def test_accel_slowfast_launch_passes_a_group_signal_to_every_rank_and_exits_with_their_status(
         tiny_root, tmp_path, straight_two, signum, code):
     work_dir = tmp_path / "stopped"
