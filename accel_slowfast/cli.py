@@ -4,6 +4,7 @@
     accel-slowfast train [RECIPE.yaml] [--key=value ...]           # no recipe: the synthetic default
     accel-slowfast test [RECIPE.yaml] --checkpoint=PATH [--key=value ...]
     accelerate launch -m accel_slowfast.training RECIPE.yaml       # several processes, GPUs or nodes
+    accel-slowfast launch --nproc_per_node=8 train.py RECIPE.yaml  # the same under a scheduler (signals)
 
 Each subcommand is the ``main`` of one module, which ``python -m accel_slowfast.<module>`` also
 runs. ``train`` and ``test`` read their recipe arguments here before that module is imported
@@ -28,6 +29,7 @@ COMMANDS = {  # name: (module whose main(argv) runs it, what it does)
     "convert": ("accel_slowfast.convert", "an mmaction2 SlowFast checkpoint in this package's layout"),
     "data": ("accel_slowfast.data.__main__", "data check RECIPE.yaml: class counts and unusable videos"),
     "models": ("accel_slowfast.models", "parameters, multiply-adds and FLOPs of the model presets"),
+    "launch": ("accel_slowfast.launch", "torchrun passing stop signals to every rank, exit 130/75 (schedulers)"),
 }
 
 

@@ -14,7 +14,7 @@ logs the same confusion matrix and per-class table as the test reports.
 
 import csv
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,13 +87,15 @@ def aggregate_views(
 
 
 @torch.no_grad()
-def collect_scores(model: torch.nn.Module, data_loader, accelerator: Accelerator, progress: str = ""
-                   ) -> dict[str, np.ndarray]:
+def collect_scores(model: torch.nn.Module, data_loader, accelerator: Accelerator, progress: str = "",
+                   between_batches: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
     """Per-view ``scores`` ``(V, num_classes)`` (logits), ``label``, ``video_index`` and ``replaced``.
 
     Every process must call this. ``gather_for_metrics`` drops the samples Accelerate repeated
     to give every process the same number of batches, so ``V`` is the dataset size. A non-empty
     ``progress`` shows a progress bar of that name over the views, on the main process.
+    ``between_batches()`` runs after each batch (every process: it may be a collective); an
+    exception it raises ends the scoring.
     """
     was_training = model.training
     model.eval()
@@ -107,6 +109,8 @@ def collect_scores(model: torch.nn.Module, data_loader, accelerator: Accelerator
         for key, value in zip(("scores", *keys), gathered, strict=True):
             parts[key].append(value.cpu())
         bar.update(len(gathered[0]))
+        if between_batches is not None:
+            between_batches()
     bar.close()
     model.train(was_training)
     return {key: torch.cat(values).numpy() for key, values in parts.items()}
@@ -136,9 +140,10 @@ class VideoScores:
 
 
 def score_videos(model: torch.nn.Module, data_loader, accelerator: Accelerator, average_clips: str = "prob",
-                 progress: str = "") -> VideoScores:
-    """Score every video of a (prepared) loader, averaging its views (``prob`` or ``score``)."""
-    views = collect_scores(model, data_loader, accelerator, progress)
+                 progress: str = "", between_batches: Callable[[], None] | None = None) -> VideoScores:
+    """Score every video of a (prepared) loader, averaging its views (``prob`` or ``score``);
+    ``between_batches`` as in ``collect_scores``."""
+    views = collect_scores(model, data_loader, accelerator, progress, between_batches)
     videos, scores, failed = aggregate_views(views["scores"], views["video_index"], views["replaced"], average_clips)
     label_of = dict(zip(views["video_index"].tolist(), views["label"].tolist(), strict=True))
     labels = np.array([label_of[v] for v in videos.tolist()], dtype=np.int64)

@@ -24,11 +24,14 @@ checks after each iteration (one all-reduce), so all of them save the same itera
 
 import contextlib
 import os
+import random
 import signal
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
 import torch
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
@@ -51,15 +54,31 @@ class Interrupts:
     """Signal handlers that record a stop request instead of stopping (a context manager).
 
     ``requested`` is the first stop signal received (0: none). Repeats of SIGTERM and SIGUSR1 are
-    ignored (``torchrun`` forwards its own SIGTERM to the ranks that already got one); a second
-    Ctrl-C raises ``KeyboardInterrupt`` at once. Outside the main thread (a notebook's worker
-    thread) signals cannot be caught, and nothing is installed.
+    ignored (a launcher forwards the signal to ranks that already got it from the scheduler); a
+    second Ctrl-C raises ``KeyboardInterrupt`` at once. Outside the main thread (a notebook's
+    worker thread) signals cannot be caught, and nothing is installed.
+
+    A command that exits after the stop calls ``settle()``: from then on every stop signal is
+    ignored, even after the block, so a second signal during the shutdown (the launcher stopping
+    the ranks still running, a scheduler's repeat) cannot replace the exit status with its own.
     """
 
     def __init__(self):
         self.requested = 0
+        self.settled = False
         self._since = 0.0
         self._previous: dict[int, object] = {}
+
+    def settle(self) -> None:
+        """The process is exiting on the stop it got: ignore stop signals until it ends.
+
+        Ignored by the kernel (``SIG_IGN``), not by a Python handler: Python puts the default
+        action back in place of its own handlers while it finalizes, and a late SIGTERM would
+        then still kill the process."""
+        self.settled = True
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame) -> None:
         now = time.monotonic()
@@ -75,9 +94,27 @@ class Interrupts:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.settled:  # the handlers stay, ignoring, until the process ends
+            return
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+# Set by ``accel-slowfast launch`` for its ranks: their launcher passes stop signals on.
+LAUNCHER_ENV = "ACCEL_SLOWFAST_LAUNCH"
+
+
+def launcher_warning() -> str:
+    """Why this rank's launcher may lose a stop signal's checkpoint or exit status, or "".
+
+    torchrun and ``accelerate launch`` with several processes (an elastic agent that is not
+    ``accel-slowfast launch``) die at once on SIGUSR1 and exit 1 or 143 after a SIGTERM."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or LAUNCHER_ENV in os.environ:
+        return ""
+    return ("started by torchrun or `accelerate launch` with several processes: they do not pass SIGUSR1 (SLURM's "
+            "time-limit notice) on and do not exit 130/75 after a stop; under a scheduler start "
+            "`accel-slowfast launch --nproc_per_node=N train.py ...` (torchrun's arguments)")
 
 
 # Which signal the processes act on when they received different ones: a stop wins over a requeue.
@@ -93,6 +130,22 @@ def agreed_stop(accelerator, requested: int) -> int:
         return requested
     value = torch.tensor([_PRECEDENCE.index(requested)], device=accelerator.device)
     return _PRECEDENCE[int(accelerator.reduce(value, reduction="max").item())]
+
+
+def rng_states() -> dict[str, Any]:
+    """The random generators' states a checkpoint holds (``accelerator.save_state``): Python's,
+    NumPy's, torch's CPU generator and every CUDA device's."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Put back what ``rng_states`` took."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None:
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def exit_code(signum: int) -> int:

@@ -8,6 +8,7 @@ model (resume checked, load_from loaded) -> data -> optimizer -> prepare -> hook
 run -> end trackers.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -25,7 +26,7 @@ from accel_slowfast.data.builders import build_datasets, build_indexes, build_lo
 from accel_slowfast.errors import UserError
 from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
 from accel_slowfast.hooks import build_hooks
-from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts
+from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts, launcher_warning
 from accel_slowfast.models import SlowFast, apply_fast_path, build_model, convert_sync_batchnorm, model_report
 from accel_slowfast.multigrid import MultigridSchedule, enabled
 from accel_slowfast.recipe_io import load_recipe, recipe_diff, save_recipe
@@ -108,20 +109,25 @@ def build_run_model(recipe: Recipe, plan: ResumePlan | None) -> SlowFast:
     return model
 
 
-def train(recipe: Recipe) -> Runner:
+def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
     """Train ``recipe`` to the end (or resume it) and return the finished runner.
 
     Everything that can be wrong with the inputs (``resume_from``, ``load_from``, the work_dir) is
     checked before the data is indexed and probed. A stop signal during the run saves a
-    checkpoint and raises ``InterruptedRun`` (``interrupts.py``).
+    checkpoint and raises ``InterruptedRun`` (``interrupts.py``). ``interrupts``: stop-signal
+    handlers the caller has installed (the command line keeps them until the process exits);
+    None: the run installs its own, and restores the previous handlers when it ends.
     """
     accelerator = build_accelerator(recipe)
     run_line = describe(accelerator, recipe)
     # The recipe as it runs: the precision Accelerate chose when the recipe left it open.
     recipe = dataclasses.replace(recipe, mixed_precision=accelerator.mixed_precision)
     work_dir = Path(recipe.work_dir)
-    with Interrupts() as interrupts:  # from here on a stop signal is recorded, acted on after the step
+    # from here on a stop signal is recorded, acted on after the step
+    with contextlib.nullcontext(interrupts) if interrupts else Interrupts() as interrupts:
         logger, plan = open_work_dir(recipe, accelerator)
+        if accelerator.is_main_process and launcher_warning():
+            logger.warning(launcher_warning())
         seed_everything(recipe, accelerator)
         model = build_run_model(recipe, plan)
 
@@ -190,21 +196,24 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    try:
-        train(recipe)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except (NonFiniteLossError, CheckpointWriteError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except InterruptedRun as stop:
-        print(f"stopped: {stop}; resume with --resume_from=auto", file=sys.stderr)
-        raise SystemExit(stop.exit_code) from None
-    except KeyboardInterrupt as error:
-        print(f"stopped: {error or 'interrupted'} (no checkpoint of this moment); resume with --resume_from=auto "
-              "to continue from the last one", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+    with Interrupts() as interrupts:
+        try:
+            train(recipe, interrupts)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except (NonFiniteLossError, CheckpointWriteError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
+        except InterruptedRun as stop:
+            interrupts.settle()  # a second signal during the shutdown keeps this status
+            print(f"stopped: {stop}; resume with --resume_from=auto", file=sys.stderr)
+            raise SystemExit(stop.exit_code) from None
+        except KeyboardInterrupt as error:
+            interrupts.settle()
+            print(f"stopped: {error or 'interrupted'} (no checkpoint of this moment); resume with "
+                  "--resume_from=auto to continue from the last one", file=sys.stderr)
+            raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 if __name__ == "__main__":  # accelerate launch -m accel_slowfast.training

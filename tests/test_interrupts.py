@@ -4,6 +4,7 @@ SIGTERM/SIGINT finish the step, save ``iter_N`` and exit 130; SIGUSR1 does the s
 (requeue). A resumed run ends bitwise equal to an uninterrupted one.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -15,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
-from conftest import tiny_recipe
+from conftest import one_line_error, tiny_recipe
 from safetensors.torch import load_file
 
 import accel_slowfast.training as training
 from accel_slowfast.data.dataset import init_worker
-from accel_slowfast.hooks import EvalHook
+from accel_slowfast.hooks import EvalHook, InterruptHook
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, EXIT_REQUEUE, InterruptedRun, deferred
 from accel_slowfast.training import train
 
@@ -38,6 +39,10 @@ LAUNCHERS = {
     "python": [sys.executable, str(REPO / "train.py")],
     "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
                  str(REPO / "train.py")],
+    # the command README gives for several processes under a scheduler (Kubernetes, SLURM one task per node)
+    "launch": ["accel-slowfast", "launch", "--standalone", "--nproc_per_node=2", str(REPO / "train.py")],
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes=2",
+                   str(REPO / "train.py")],
 }
 
 
@@ -114,8 +119,16 @@ def _signal_at(iteration, monkeypatch, signum=signal.SIGTERM, during_eval=False)
             os.kill(os.getpid(), signum)
         return score(hook, runner)
 
+    check = InterruptHook._between_eval_batches
+
+    def count_batches(hook, runner):
+        calls["eval"] += 1
+        return check(hook, runner)
+
     monkeypatch.setattr(training, "classification_step", step_with_signal)
     monkeypatch.setattr(EvalHook, "after_train_epoch", evaluate_with_signal)
+    monkeypatch.setattr(InterruptHook, "_between_eval_batches", count_batches)
+    return calls
 
 
 def _reset_accelerate():
@@ -123,22 +136,32 @@ def _reset_accelerate():
     GradientState._reset_state()
 
 
+# The evaluation after precise BN and the EMA swap, with a loader worker: precise BN's forward
+# passes draw on the main process's generators, which the stop's checkpoint must not keep.
+EVAL_EXTRAS = dict(precise_bn_batches=2, ema=True, num_workers=1)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("iteration", "during_eval"), [(5, False), (5, True), (7, False)],
-                         ids=["last-iteration-of-an-epoch", "during-evaluation", "mid-epoch"])
+@pytest.mark.parametrize(("iteration", "during_eval", "extras"),
+                         [(5, False, {}), (5, True, {}), (5, True, EVAL_EXTRAS), (7, False, {})],
+                         ids=["last-iteration-of-an-epoch", "during-evaluation",
+                              "during-evaluation-after-precise-bn-and-ema", "mid-epoch"])
 def test_a_signal_at_any_point_of_an_epoch_resumes_exactly(tiny_root, tmp_path, monkeypatch, iteration,
-                                                            during_eval):
-    recipe = dict(num_workers=0, max_epochs=2, checkpoint_interval=2)  # 5 iterations an epoch
+                                                            during_eval, extras):
+    recipe = {"num_workers": 0, "max_epochs": 2, "checkpoint_interval": 2, **extras}  # 5 iterations an epoch
     reference = train(tiny_recipe(tiny_root, tmp_path / "straight", **recipe))
     expected = {k: v.clone() for k, v in reference.model.state_dict().items()}
     _reset_accelerate()
 
-    _signal_at(iteration, monkeypatch, during_eval=during_eval)
+    calls = _signal_at(iteration, monkeypatch, during_eval=during_eval)
     with pytest.raises(InterruptedRun) as stop:
         train(tiny_recipe(tiny_root, tmp_path / "stopped", **recipe))
     assert stop.value.exit_code == EXIT_INTERRUPTED
     saved = [p.name for p in (tmp_path / "stopped" / "checkpoints").iterdir() if not p.name.startswith("best")]
     assert saved == [f"iter_{iteration}"]
+    if during_eval:  # stopped after the evaluation's first batch, not at its end; no score was logged
+        assert calls["eval"] == 1
+        assert '"val"' not in (tmp_path / "stopped" / "metrics.jsonl").read_text()
     _reset_accelerate()
     monkeypatch.undo()
 
@@ -316,3 +339,92 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_resume_equals_a_straight_run(ti
                 for line in (work_dir / "metrics.jsonl").read_text().splitlines()]
 
     assert records(tmp_path / "stopped") == records(tmp_path / "straight")
+
+
+def _wait_for_training(process, work_dir, lines=2):
+    """Until ``lines`` train records are logged (the loader worker is then busy)."""
+    metrics, deadline = work_dir / "metrics.jsonl", time.time() + 300
+    while not (metrics.exists() and metrics.read_text().count('"train"') >= lines):
+        assert process.poll() is None and time.time() < deadline, "the run ended before the signal"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def straight_two(tiny_root, tmp_path_factory):
+    """The run of ``_args`` on two processes, uninterrupted."""
+    work_dir = tmp_path_factory.mktemp("straight_two")
+    subprocess.run([*LAUNCHERS["launch"], *_args(tiny_root, work_dir)], check=True, capture_output=True, env=ENV,
+                   timeout=600)
+    return work_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGUSR1, EXIT_REQUEUE), (signal.SIGTERM, EXIT_INTERRUPTED),
+                                              (signal.SIGINT, EXIT_INTERRUPTED)], ids=["SIGUSR1", "SIGTERM", "SIGINT"])
+def test_accel_slowfast_launch_passes_a_group_signal_to_every_rank_and_exits_with_their_status(
+        tiny_root, tmp_path, straight_two, signum, code):
+    work_dir = tmp_path / "stopped"
+    process = subprocess.Popen([*LAUNCHERS["launch"], *_args(tiny_root, work_dir)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    _wait_for_training(process, work_dir)
+    os.killpg(process.pid, signum)  # as SLURM, Kubernetes or a terminal: the ranks are in sessions of their own
+    _, stderr = process.communicate(timeout=300)
+    name = signal.Signals(signum).name
+    assert process.returncode == code, stderr[-3000:]
+    assert stderr.count(f"stopped: {name} after iteration") == 2, stderr[-3000:]  # both ranks
+    assert "Traceback" not in stderr, stderr[-3000:]
+    saved = [p.name for p in (work_dir / "checkpoints").iterdir()]
+    assert len(saved) == 1 and saved[0].startswith("iter_"), saved
+
+    resumed = subprocess.run([*LAUNCHERS["launch"], *_args(tiny_root, work_dir, "--resume_from=auto")],
+                             capture_output=True, text=True, env=ENV, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "started by torchrun" not in resumed.stderr
+    assert _records(work_dir) == _records(straight_two)
+    _assert_same_weights(_weights(work_dir), _weights(straight_two))
+
+
+@pytest.mark.slow
+def test_under_accelerate_launch_with_two_processes_a_sigterm_saves_and_the_run_warns_about_its_launcher(
+        tiny_root, tmp_path):
+    work_dir = tmp_path / "stopped"
+    process = subprocess.Popen([*LAUNCHERS["accelerate"], *_args(tiny_root, work_dir)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    _wait_for_training(process, work_dir)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert stderr.count("stopped: SIGTERM after iteration") == 2, stderr[-3000:]
+    assert "started by torchrun or `accelerate launch`" in stderr and "accel-slowfast launch" in stderr
+    # Accelerate's own status (128 + SIGTERM); SIGUSR1 kills it at once: hence the warning
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_second_signal_during_the_shutdown_keeps_the_first_ones_exit_status(tiny_root, tmp_path):
+    work_dir = tmp_path / "stopped"
+    process = subprocess.Popen([*LAUNCHERS["python"], *_args(tiny_root, work_dir)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    _wait_for_training(process, work_dir)
+    os.killpg(process.pid, signal.SIGUSR1)
+    lines = []
+    for line in process.stderr:  # the run has saved and is exiting
+        lines.append(line)
+        if line.startswith("stopped: SIGUSR1"):
+            break
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)  # a scheduler's repeat, a launcher stopping the ranks left
+    lines.append(process.communicate(timeout=120)[1])
+    assert process.returncode == EXIT_REQUEUE, "".join(lines)[-3000:]
+
+
+def test_launch_refuses_restarts_in_one_line():
+    result = subprocess.run(["accel-slowfast", "launch", "--max_restarts=1", "--nproc_per_node=2", "train.py"],
+                            capture_output=True, text=True, env=ENV, timeout=120)
+    assert one_line_error(result).startswith("error: launch: --max_restarts=1 would restart ranks")
+
+
+def test_launch_leaves_the_stop_signals_to_itself():
+    from accel_slowfast.launch import torchrun_args
+
+    assert torchrun_args(["--nproc_per_node=2", "train.py"]).signals_to_handle == "SIGHUP,SIGQUIT"
+    assert torchrun_args(["--signals_to_handle=SIGUSR1", "train.py"]).signals_to_handle == "SIGHUP"

@@ -67,6 +67,7 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
     Hooks with a ``state_dict`` (``EMAHook``) must also go to ``accelerator.register_for_checkpointing``.
     """
     writer = CheckpointWriter(progress, recipe.to_dict(), recipe.max_keep_ckpts)
+    interrupt = InterruptHook(interrupts, writer)
     hooks: list[Any] = [build_lr_hook(recipe)]
     if recipe.momentum_policy != "none":
         hooks.append(build_momentum_hook(recipe))
@@ -78,7 +79,9 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
         hooks.append(EmptyCacheHook(after_iter=recipe.empty_cache == "iter"))
     if recipe.precise_bn_batches:
         hooks.append(PreciseBNHook(train_loader, recipe.precise_bn_batches, interval=recipe.eval_interval))
-    hooks += [IterTimerHook(), EvalHook(val_loader, interval=recipe.eval_interval)]
+    # a stop signal ends an evaluation at its next batch
+    hooks += [IterTimerHook(), EvalHook(val_loader, interval=recipe.eval_interval,
+                                        between_batches=interrupt._between_eval_batches)]
     if recipe.early_stop_metric:
         hooks.append(EarlyStoppingHook(recipe.early_stop_metric, recipe.early_stop_patience, recipe.early_stop_rule))
     if recipe.mixup_alpha or recipe.cutmix_alpha or recipe.label_smoothing:
@@ -93,5 +96,5 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
         wait, warmup, active = [0, 0, *recipe.profile_iters][-3:]
         hooks.append(ProfilerHook(wait, warmup, active))
     hooks += [CheckpointHook(writer, recipe.checkpoint_interval, recipe.checkpoint_interval_iters),
-              InterruptHook(interrupts, writer)]
+              interrupt]
     return hooks

@@ -5,8 +5,8 @@ hook                 priority     does
 ==================== ============ ============================================================
 ``CheckpointHook``   LOWEST       resumable state every ``checkpoint_interval`` epochs,
                                   every ``checkpoint_interval_iters`` iterations, at the end
-``InterruptHook``    LOWEST       a stop signal (``interrupts.py``): checkpoint after the step,
-                                  then stop
+``InterruptHook``    LOWEST       a stop signal (``interrupts.py``): checkpoint after the step
+                                  or the evaluation batch, then stop
 ==================== ============ ============================================================
 
 Both run last (mmcv's CheckpointHook: NORMAL), so a checkpoint already holds its epoch's
@@ -23,7 +23,15 @@ from typing import Any
 import yaml
 
 from accel_slowfast.faults import any_process, state_bytes, write_failure
-from accel_slowfast.interrupts import InterruptedRun, Interrupts, agreed_stop, deferred, exit_code
+from accel_slowfast.interrupts import (
+    InterruptedRun,
+    Interrupts,
+    agreed_stop,
+    deferred,
+    exit_code,
+    rng_states,
+    set_rng_states,
+)
 from accel_slowfast.workdir import (
     CHECKPOINT_DIR,
     RECIPE_FILE,
@@ -131,8 +139,11 @@ class InterruptHook:
     """On a stop signal, save an iteration checkpoint after the current step, then stop.
 
     Checked after every iteration that ends an accumulation window (a checkpoint in the middle
-    of one would lose its gradients), and after each epoch's end work (evaluation, epoch
-    checkpoint), so a signal that arrives during an evaluation stops before the next epoch.
+    of one would lose its gradients), after each evaluation batch (``EvalHook`` calls
+    ``_between_eval_batches``) and after each epoch's end work (precise BN, evaluation, epoch
+    checkpoint). A stop during an evaluation abandons it and saves the run as the epoch's training
+    left it, random generators included (precise BN and the loaders draw from them), so the
+    resumed run evaluates that epoch again and goes on as if never stopped.
 
     Args:
         interrupts: the ``Interrupts`` whose handlers are active during the run.
@@ -143,8 +154,16 @@ class InterruptHook:
 
     def __init__(self, interrupts: Interrupts, writer: CheckpointWriter):
         self.interrupts, self.writer = interrupts, writer
+        self._trained_rng: dict[str, Any] | None = None  # the generators when this epoch's training ended
+
+    def before_train_epoch(self, runner) -> None:
+        # a run resumed at an epoch's end starts with that epoch's end work
+        at_end = runner.start_inner_iter == len(runner.data_loader)
+        self._trained_rng = rng_states() if at_end else None
 
     def after_train_iter(self, runner) -> None:
+        if runner.inner_iter + 1 == len(runner.data_loader):
+            self._trained_rng = rng_states()
         if not runner.accelerator.sync_gradients:
             return
         signum = agreed_stop(runner.accelerator, self.interrupts.requested)
@@ -155,6 +174,14 @@ class InterruptHook:
         signum = agreed_stop(runner.accelerator, self.interrupts.requested)
         if signum:
             self._stop(runner, signum, runner.iter, epoch=runner.epoch + 1, inner_iter=0)
+
+    def _between_eval_batches(self, runner) -> None:
+        """Every process, after each batch of the evaluation at an epoch's end: on a stop, save the
+        epoch's end (its training done, its evaluation not) and stop."""
+        signum = agreed_stop(runner.accelerator, self.interrupts.requested)
+        if signum:
+            set_rng_states(self._trained_rng)
+            self._stop(runner, signum, runner.iter, epoch=runner.epoch, inner_iter=len(runner.data_loader))
 
     def _stop(self, runner, signum: int, done: int, **position: int) -> None:
         if self.writer.last_saved is None or self.writer.last_saved[0] != done:  # no checkpoint of this moment yet

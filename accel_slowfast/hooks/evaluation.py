@@ -15,6 +15,7 @@ In ``after_train_epoch``: EMA swap-in (NORMAL) -> precise BN -> evaluation -> ea
 the loggers (VERY_LOW, which clear the metrics) -> the checkpoint (LOWEST).
 """
 
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterable
@@ -39,19 +40,24 @@ class EvalHook:
 
     Keeps the best model (by ``save_best``, higher is better) as
     ``checkpoints/best_<metric>_epoch_<N>.pth`` and its score in ``runner.meta``. Runs on every
-    process (scores are gathered); only the main process writes.
+    process (scores are gathered); only the main process writes. ``between_batches(runner)``, if
+    given, is called on every process after each batch; it may end the evaluation by raising
+    (``InterruptHook._between_eval_batches``: a stop signal).
     """
 
     priority = "LOW"
 
-    def __init__(self, data_loader, interval: int = 1, save_best: str = "top1_acc"):
+    def __init__(self, data_loader, interval: int = 1, save_best: str = "top1_acc",
+                 between_batches: Callable[[Any], None] | None = None):
         self.data_loader, self.interval, self.save_best = data_loader, interval, save_best
+        self._between_batches = between_batches
 
     def after_train_epoch(self, runner) -> None:
         if not runner.epoch_due(self.interval):
             return
         epoch = runner.epoch + 1
-        results = score_videos(runner.model, self.data_loader, runner.accelerator)
+        between = functools.partial(self._between_batches, runner) if self._between_batches else None
+        results = score_videos(runner.model, self.data_loader, runner.accelerator, between_batches=between)
         runner.eval_results = results  # per-video scores, for TrackerHook (confusion matrix, clips)
         metrics = results.metrics()
         if metrics["num_failed"]:

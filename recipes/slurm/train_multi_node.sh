@@ -14,8 +14,13 @@
 #     this script (SLURM requeues preempted jobs itself when PreemptMode=REQUEUE).
 #   - Any other failure exits with its own status and is not requeued.
 #
-# Ranks are started by srun directly (not by `accelerate launch`/torchrun), so each rank's exit
-# status reaches this script; Accelerate reads RANK, WORLD_SIZE, LOCAL_RANK and MASTER_ADDR.
+# Ranks are started by srun directly (not by `accelerate launch`/torchrun, which start ranks in
+# sessions of their own, die on SIGUSR1 and exit 1/143 after SIGTERM), so every rank gets the signal
+# and its exit status reaches this script; Accelerate reads RANK, WORLD_SIZE, LOCAL_RANK and
+# MASTER_ADDR. One task per node works too if the task is `accel-slowfast launch` (torchrun's
+# arguments, passing the signals on and exiting 130/75):
+#   srun --ntasks-per-node=1 accel-slowfast launch --nnodes=$SLURM_NNODES --nproc_per_node=8 \
+#       --rdzv_backend=c10d --rdzv_endpoint=$MASTER_ADDR:29500 train.py RECIPE.yaml --resume_from=auto
 # Mixed precision and the like come from the recipe (or ACCELERATE_MIXED_PRECISION=bf16).
 #SBATCH --job-name=slowfast
 #SBATCH --nodes=2
