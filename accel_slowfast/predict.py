@@ -47,6 +47,10 @@ def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, ba
                                    num_crops=config["num_crops"]),
         clip_sampling="uniform", num_clips=config["num_clips"], decoder=config.get("decoder", "fast"),
     )
+    try:  # decoded here once (the views below reuse it), so a file that fails is named with its own error
+        dataset._clips(0, dataset._rng(0))
+    except Exception as error:  # noqa: BLE001 - whatever the decoder raised is the reason
+        raise RuntimeError(f"cannot decode {video}: {type(error).__name__}: {error}") from None
     device = next(model.parameters()).device
     logits = []
     for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=dataset.collate):

@@ -61,3 +61,25 @@ def test_an_unknown_hub_id_offline_is_one_line(tiny_root, tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=tmp_path,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
     assert "nobody/nothing is not a local path, and the Hugging Face Hub did not give it" in one_line_error(result)
+
+
+def _first_keyframe_garbled(source, target) -> None:
+    """A copy of an AVI whose header and packet table read fine but whose first frame's data is noise:
+    the probe passes, the reference decoder then fails (the fast one conceals it)."""
+    data = bytearray(source.read_bytes())
+    chunk = data.find(b"00dc", data.find(b"movi"))
+    size = int.from_bytes(data[chunk + 4:chunk + 8], "little")
+    data[chunk + 12:chunk + 8 + size] = np.random.default_rng(1).integers(0, 255, size - 4, np.uint8).tobytes()
+    target.write_bytes(bytes(data))
+
+
+def test_predict_names_a_video_that_fails_to_decode_and_its_error(trained, tmp_path, tiny_root):
+    """It said '21 videos in a row failed to decode' about a single video."""
+    _, checkpoint = trained
+    model, config = load_model(checkpoint)
+    bad = tmp_path / "bad.avi"
+    _first_keyframe_garbled(next((tiny_root / "MoveUp").glob("*.avi")), bad)
+    with pytest.raises(RuntimeError) as raised:
+        predict(model, dict(config, decoder="pyav"), bad)
+    message = str(raised.value)
+    assert message.startswith(f"cannot decode {bad}: InvalidDataError") and "in a row" not in message

@@ -121,3 +121,19 @@ def test_class_per_folder_layout(tmp_path):
     assert [(r.path.name, r.label) for r in index.records] == [("2.avi", 0), ("1.mp4", 1)]
 
 
+
+
+def test_list_entries_outside_data_root_are_read_and_reported(tmp_path, caplog):
+    root, elsewhere = tmp_path / "videos", tmp_path / "elsewhere"
+    for folder in (root / "a", elsewhere):
+        folder.mkdir(parents=True)
+    for path in (root / "a" / "x.avi", elsewhere / "y.avi", elsewhere / "z.avi"):
+        path.write_bytes(b"v")
+    listing = tmp_path / "train.txt"
+    listing.write_text(f"a/x.avi 0\n../elsewhere/y.avi 0\n{elsewhere / 'z.avi'} 0\n")
+    with caplog.at_level(logging.WARNING):
+        index = read_list_file(listing, root)
+    assert len(index) == 3 and not index.missing
+    (warning,) = [r.getMessage() for r in caplog.records if "outside data_root" in r.getMessage()]
+    assert warning.startswith(f"2 entries of {listing} name files outside data_root {root}")
+    assert f"{listing}:2" in warning and f"{listing}:3" in warning and f"{listing}:1" not in warning

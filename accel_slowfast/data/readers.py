@@ -182,10 +182,12 @@ def locate(entries: list[Entry], data_root: Path, source: str, duplicates: str, 
     if duplicates not in DUPLICATE_VIDEOS:
         raise ValueError(f"duplicates must be one of {DUPLICATE_VIDEOS}, got {duplicates!r}")
     disk = _Disk(data_root)
-    paths, kept, missing, repeats = [], [], [], []
+    paths, kept, missing, repeats, outside = [], [], [], [], []
     first_listed: dict[tuple[str, int, int], str] = {}
     for i, entry in enumerate(entries):
         relpath = os.path.splitext(entry.path)[0] if folders else entry.path
+        if os.path.isabs(relpath) or os.path.normpath(relpath).split(os.sep)[0] == os.pardir:
+            outside.append(entry.where)
         found = disk.find(relpath)
         where = found or str(data_root / relpath)
         key = (where, entry.offset, entry.total_frames)  # with_offset lists take several clips of one folder
@@ -205,6 +207,9 @@ def locate(entries: list[Entry], data_root: Path, source: str, duplicates: str, 
                   "kept, so those videos are trained as often as listed; set duplicate_videos: drop to keep each once")
         logger.warning("%d duplicate entries in %s, the same video listed again (first: %s); %s",
                        len(repeats), source, ", ".join(repeats[:SHOWN]), action)
+    if outside:  # read as listed (a shared video store may sit beside the lists), but never without a word
+        logger.warning("%d entries of %s name files outside data_root %s, by an absolute path or '..' (first: %s); "
+                       "they are read as listed", len(outside), source, data_root, ", ".join(outside[:SHOWN]))
     if missing:
         logger.warning("%d of %d videos listed in %s are missing and left out (first: %s)",
                        len(missing), len(entries), source, ", ".join(str(p) for p in missing[:SHOWN]))
