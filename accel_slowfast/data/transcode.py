@@ -84,10 +84,10 @@ def reencode(source: str | Path, target: str | Path, *, short_side: int = 256, g
     """
     target = Path(target)
     part = _temporary(target)
-    part.parent.mkdir(parents=True, exist_ok=True)
     container, stream, frames = _frames(source)
     count = 0
     try:
+        part.parent.mkdir(parents=True, exist_ok=True)
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         width, height = output_size(stream.codec_context.width, stream.codec_context.height, short_side, even=True)
         with av.open(str(part), "w", format="mp4") as output:
@@ -125,11 +125,11 @@ def extract_frames(source: str | Path, target: str | Path, *, short_side: int = 
     """
     target = Path(target)
     part = _temporary(target)
-    shutil.rmtree(part, ignore_errors=True)  # an interrupted run's leftover
-    part.mkdir(parents=True)
     container, stream, frames = _frames(source)
     count = 0
     try:
+        shutil.rmtree(part, ignore_errors=True)  # an interrupted run's leftover
+        part.mkdir(parents=True)
         width, height = output_size(stream.codec_context.width, stream.codec_context.height, short_side, even=False)
         for count, frame in enumerate(frames, 1):
             image = frame.reformat(width=width, height=height, format="rgb24", interpolation="BICUBIC").to_image()
