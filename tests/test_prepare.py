@@ -57,6 +57,20 @@ def test_frames_of_a_class_tree_and_one_list(tiny_root, tmp_path):
     assert sorted(os.listdir(folder)) == [FRAME_NAME.format(i) for i in range(1, 21)]
 
 
+def test_hmdb51_splits_give_mmaction2s_list_names(tiny_root, tmp_path):
+    source = class_tree(tiny_root, tmp_path / "videos")
+    (tmp_path / "splits").mkdir()
+    for name in ("Move", "Zoom"):  # one video to train on, one to test
+        first, second = sorted(os.listdir(source / name))
+        (tmp_path / "splits" / f"{name}_test_split1.txt").write_text(f"{first} 1 \n{second} 2 \n")
+    prepare(source, tmp_path / "rawframes", to="frames", splits=tmp_path / "splits", short_side=16,
+            stream=io.StringIO())
+    train = (tmp_path / "hmdb51_train_split_1_rawframes.txt").read_text().splitlines()
+    val = (tmp_path / "hmdb51_val_split_1_rawframes.txt").read_text().splitlines()
+    assert [line.split()[1:] for line in train + val] == [["20", "0"], ["20", "1"]] * 2
+    assert train[1] == f"Zoom/{Path(sorted(os.listdir(source / 'Zoom'))[0]).stem} 20 1"
+
+
 def test_a_second_run_skips_finished_outputs_and_redoes_interrupted_ones(tiny_root, tmp_path):
     source, out = class_tree(tiny_root, tmp_path / "src"), tmp_path / "videos"
     first = prepare(source, out, short_side=16, stream=io.StringIO())

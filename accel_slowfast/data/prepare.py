@@ -159,7 +159,8 @@ def prepare(src: str | Path, out: str | Path, *, to: str = "videos", splits: str
         raise DataError(f"the output {out} is inside the source {src}; write it elsewhere (e.g. beside it)")
     indexes = read_source(src, Path(splits) if splits else None, to)
     outputs = plan(src, out, indexes, to)
-    encoder = encoder or available_encoders()[0]
+    if to == "videos":
+        encoder = encoder or available_encoders()[0]
     todo = [Job(path, name, to, short_side, encoder) for path, name in outputs.items() if not (out / name).exists()]
     summary = Summary(skipped=len(outputs) - len(todo))
     frames: dict[str, int] = {}
@@ -223,7 +224,11 @@ def write_failed(out: Path, failed: dict[str, str]) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     """``accel-slowfast data prepare SRC OUT [...]``; returns the exit status (1: some videos failed)."""
     encoders = available_encoders()
-    parser = argparse.ArgumentParser(prog="accel-slowfast data prepare", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="accel-slowfast data prepare", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Convert a video tree once for fast training (videos re-encoded with a keyframe at least\n"
+                    "every 16 frames, or mmaction2's frame folders) and write mmaction2's list files beside it.",
+        epilog="\n".join(line.strip() for line in __doc__.splitlines()[2:5]))
     parser.add_argument("src", help="the source tree: SRC/<Class>/<video> (UCF-101, HMDB51's videos, class folders)")
     parser.add_argument("out", help="the output tree, made if absent; the list files go beside it")
     parser.add_argument("--to", choices=sorted(LIST_KINDS), default="videos",
@@ -234,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="videos converted at once "
                         "(default: one per core)")
     parser.add_argument("--encoder", choices=encoders, default=encoders[0] if encoders else None,
-                        help=f"the video encoder of PyAV's FFmpeg: libx264 (H.264, keyframe every 16 frames) where "
-                             f"it has it, else mpeg4; here: {', '.join(encoders) or 'none'}")
+                        help="the encoder, from PyAV's own FFmpeg (a keyframe at least every 16 frames either way): "
+                             "libx264 (H.264, CRF 23, as mmaction2's resize_videos.py), else mpeg4 (MPEG-4 part 2, "
+                             f"q 3) where that FFmpeg lacks libx264; this one has: {', '.join(encoders) or 'neither'}")
     args = parser.parse_args(argv)
     if args.short_side < 0 or (args.to == "videos" and args.short_side % 2):
         parser.error(f"--short-side {args.short_side}: give 0 or a positive size (even for videos: 4:2:0 video)")
