@@ -12,7 +12,7 @@ import av
 import pytest
 
 from accel_slowfast.data.prepare import Progress, main, prepare
-from accel_slowfast.data.readers import read_ucf101_split
+from accel_slowfast.data.readers import read_list_file, read_ucf101_split
 from accel_slowfast.data.transcode import FRAME_NAME
 
 
@@ -41,6 +41,8 @@ def test_ucf101_videos_and_mmaction2_list_files(tiny_root, tmp_path):
         assert lines == expected
         assert all(re.fullmatch(r"Move\w+/v_\w+_g\d\d_c\d\d\.mp4 \d", line) or line.startswith("Zoom")
                    for line in lines)
+        listed = read_list_file(tmp_path / f"ucf101_{name}_split_1_videos.txt", data_root=tmp_path / "videos")
+        assert (len(listed), listed.missing, listed.labels.tolist()) == (len(index), [], index.labels.tolist())
     with av.open(str(tmp_path / "videos" / lines[0].split()[0])) as container:
         assert container.streams.video[0].codec_context.height == 32  # 40x32 -> short side 32 (unchanged)
 
