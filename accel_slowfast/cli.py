@@ -27,7 +27,8 @@ COMMANDS = {  # name: (module whose main(argv) runs it, what it does)
     "predict": ("accel_slowfast.predict", "the top classes of a video, from a checkpoint, an export or a Hub id"),
     "export": ("accel_slowfast.export", "a checkpoint as a Hub-ready folder with a model card; --push_to_hub"),
     "convert": ("accel_slowfast.convert", "an mmaction2 SlowFast checkpoint in this package's layout"),
-    "data": ("accel_slowfast.data.__main__", "data check RECIPE.yaml: class counts and unusable videos"),
+    "data": ("accel_slowfast.data.__main__", "data check RECIPE.yaml: class counts, unusable videos; "
+             "data prepare SRC OUT: videos for fast seeking or frames, and lists"),
     "models": ("accel_slowfast.models", "parameters, multiply-adds and FLOPs of the model presets"),
     "launch": ("accel_slowfast.launch", "torchrun passing stop signals to every rank, exit 130/75 (schedulers)"),
 }

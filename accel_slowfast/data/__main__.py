@@ -1,6 +1,7 @@
-"""Check a recipe's data before training:
+"""Check a recipe's data before training, or convert a video tree once for fast training:
 
     accel-slowfast data check RECIPE.yaml [--key=value ...] [--decode]
+    accel-slowfast data prepare SRC OUT [--to videos|frames] [--splits DIR] [--short-side 256]   # prepare.py
 
 Prints, for the training and validation sets, the class counts, and lists the videos that are
 missing, unreadable, empty or shorter than one clip (those loop). ``--decode`` also decodes the
@@ -58,8 +59,13 @@ def check_split(name: str, index: VideoIndex, span: int, decode_with: ClipDatase
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["prepare"]:
+        from accel_slowfast.data.prepare import main as prepare
+
+        raise SystemExit(prepare(argv[1:]))
     parser = argparse.ArgumentParser(prog="accel-slowfast data", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["check"])
+    parser.add_argument("command", choices=["check", "prepare"])
     parser.add_argument("--decode", action="store_true", help="also decode the centre clip of every video")
     args, recipe_args = parser.parse_known_args(argv)
     from accel_slowfast.data.builders import build_indexes, check_decoder_loads  # the same readers as training
