@@ -24,7 +24,7 @@ from accel_slowfast.config import Recipe
 from accel_slowfast.data.builders import build_datasets, build_indexes, build_loader, describe_videos
 from accel_slowfast.errors import UserError
 from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
-from accel_slowfast.hooks import build_hooks
+from accel_slowfast.hooks import build_hooks, state_objects
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts
 from accel_slowfast.models import SlowFast, apply_fast_path, build_model, convert_sync_batchnorm, model_report
 from accel_slowfast.multigrid import MultigridSchedule, enabled
@@ -143,14 +143,12 @@ def train(recipe: Recipe) -> Runner:
 
         runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
         progress = RunnerProgress()
-        accelerator.register_for_checkpointing(progress)
-        for hook in build_hooks(recipe, model=model, train_loader=bn_loader or train_loader, val_loader=val_loader,
-                                val_set=val_set, progress=progress, interrupts=interrupts):
+        hooks = build_hooks(recipe, model=model, train_loader=bn_loader or train_loader, val_loader=val_loader,
+                            val_set=val_set, progress=progress, interrupts=interrupts)
+        for hook in hooks:
             runner.register_hook(hook)
-            if hasattr(hook, "state_dict"):  # the EMA weights: saved with, and resumed from, every checkpoint
-                accelerator.register_for_checkpointing(hook)
-        if plan:
-            restore(plan, accelerator, progress, runner)
+        if plan:  # the position and the EMA weights, saved beside Accelerate's state (resume.load_checkpoint)
+            restore(plan, accelerator, state_objects(progress, hooks), runner)
             logger.info("Resumed from %s at epoch %d (iteration %d of it), global iteration %d", plan.path,
                         runner.epoch + 1, runner.start_inner_iter, runner.iter)
         init_trackers(accelerator, recipe, resumed=plan is not None)

@@ -5,7 +5,8 @@ names, manifest and discovery, and the runner's resumable position.
     metrics.jsonl (metrics_<time>.jsonl)             one record per log line (a fresh run's predecessor)
     train_<time>.log, test_<time>.log                the text logs
     bad_videos.txt                                   every unusable video, once, with its reason
-    checkpoints/epoch_<N>/, checkpoints/iter_<N>/    Accelerate's save_state + recipe.yaml + meta.json
+    checkpoints/epoch_<N>/, checkpoints/iter_<N>/    Accelerate's save_state + recipe.yaml + meta.json +
+                                                     custom_checkpoint_<i>.pkl (the runner's position, EMA)
     checkpoints/best_<metric>_epoch_<N>.pth          the best weights so far
     checkpoints/.tmp_<name>                          a save in progress (renamed when complete)
     wandb/, wandb_run_id.txt, tensorboard/           the trackers' files
@@ -43,6 +44,7 @@ EPOCH_PREFIX = "epoch_"
 ITER_PREFIX = "iter_"
 STAGING_PREFIX = ".tmp_"
 META_FILE = "meta.json"
+OBJECT_STATE = "custom_checkpoint_{}.pkl"  # Accelerate's name for a registered object's state, kept for old checkpoints
 RUN_ID_FILE = "wandb_run_id.txt"
 TENSORBOARD_DIR = "tensorboard"
 PROFILER_DIR = "profiler"

@@ -48,7 +48,7 @@ from accel_slowfast.workdir import RunnerProgress
 __all__ = ["CheckpointHook", "CheckpointWriter", "EMAHook", "EarlyStoppingHook", "EmptyCacheHook", "EvalHook",
            "InterruptHook", "IterTimerHook", "LoggerHook", "LrScheduleHook", "MomentumScheduleHook", "OptimizerHook",
            "PreciseBNHook", "ProfilerHook", "SamplerSeedHook", "TrackerHook", "build_hooks", "recompute_bn_stats",
-           "set_loader_epoch", "summary_lines"]
+           "set_loader_epoch", "state_objects", "summary_lines"]
 
 
 def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: RunnerProgress,
@@ -61,12 +61,12 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
         train_loader, val_loader: the prepared loaders (precise BN reads training batches, at the
             base shape: a multigrid run passes its base-shape loader).
         val_set: the validation ``ClipDataset`` (the trackers show its clips).
-        progress: the runner's position, registered for checkpointing.
+        progress: the runner's position, saved with every checkpoint.
         interrupts: the active ``interrupts.Interrupts``.
 
-    Hooks with a ``state_dict`` (``EMAHook``) must also go to ``accelerator.register_for_checkpointing``.
+    Hooks with a ``state_dict`` (``EMAHook``) are saved with every checkpoint after ``progress``;
+    ``state_objects`` lists them in that order, for ``resume.restore``.
     """
-    writer = CheckpointWriter(progress, recipe.to_dict(), recipe.max_keep_ckpts)
     hooks: list[Any] = [build_lr_hook(recipe)]
     if recipe.momentum_policy != "none":
         hooks.append(build_momentum_hook(recipe))
@@ -92,6 +92,14 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
     if recipe.profile_iters:
         wait, warmup, active = [0, 0, *recipe.profile_iters][-3:]
         hooks.append(ProfilerHook(wait, warmup, active))
+    writer = CheckpointWriter(progress, recipe.to_dict(), recipe.max_keep_ckpts,
+                              objects=state_objects(progress, hooks)[1:])
     hooks += [CheckpointHook(writer, recipe.checkpoint_interval, recipe.checkpoint_interval_iters),
               InterruptHook(interrupts, writer)]
     return hooks
+
+
+def state_objects(progress: RunnerProgress, hooks: list[Any]) -> list[Any]:
+    """What a checkpoint holds besides Accelerate's state, in its order: ``progress``, then each
+    hook with a ``state_dict`` (``custom_checkpoint_0.pkl``, ``_1.pkl``, ...)."""
+    return [progress, *(hook for hook in hooks if hasattr(hook, "state_dict"))]

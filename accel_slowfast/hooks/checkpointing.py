@@ -20,12 +20,14 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from accel_slowfast.faults import any_process, state_bytes, write_failure
 from accel_slowfast.interrupts import InterruptedRun, Interrupts, agreed_stop, deferred, exit_code
 from accel_slowfast.workdir import (
     CHECKPOINT_DIR,
+    OBJECT_STATE,
     RECIPE_FILE,
     STAGING_PREFIX,
     RunnerProgress,
@@ -38,21 +40,24 @@ from accel_slowfast.workdir import (
 class CheckpointWriter:
     """Writes the run's resumable state as ``checkpoints/<name>``; remembers the newest one.
 
-    ``accelerator.save_state`` writes model, optimizer, grad scaler, every process's RNG states,
-    the sampler and the objects registered with ``register_for_checkpointing`` (the runner's
-    ``progress``) into a staging folder; the main process adds the run's recipe and the manifest
+    ``accelerator.save_state`` writes model, optimizer, grad scaler, every process's RNG states
+    and the sampler into a staging folder; the main process adds the state of ``progress`` and
+    ``objects`` (``custom_checkpoint_<i>.pkl``: tensors and plain values, which a resume reads with
+    ``weights_only=True``, ``resume.load_checkpoint``), the run's recipe and the manifest
     (``workdir.write_manifest``) and renames the folder once complete, so a half-written
     checkpoint is never picked up. ``max_keep_ckpts`` newest checkpoints are kept (0 keeps all);
     the best weights are a separate file and never deleted.
 
     Args:
-        progress: the runner's position, registered for checkpointing.
+        progress: the runner's position.
         recipe: the resolved recipe, saved in every checkpoint (a resume compares it with its own).
         max_keep_ckpts: checkpoints kept, newest first; 0 keeps all.
+        objects: other objects with a ``state_dict`` to save (the ``EMAHook``), after ``progress``.
     """
 
-    def __init__(self, progress: RunnerProgress, recipe: dict[str, Any], max_keep_ckpts: int):
+    def __init__(self, progress: RunnerProgress, recipe: dict[str, Any], max_keep_ckpts: int, objects: tuple = ()):
         self.progress, self.recipe, self.max_keep_ckpts = progress, recipe, max_keep_ckpts
+        self.objects = [progress, *objects]
         self.last_saved: tuple[int, Path] | None = None  # (global iteration, folder) of the newest save
 
     def save(self, runner, name: str, **position: int) -> None:
@@ -79,6 +84,8 @@ class CheckpointWriter:
             accelerator.wait_for_everyone()  # every process's files are written (or failed)
             if accelerator.is_main_process and error is None:
                 try:
+                    for index, obj in enumerate(self.objects):
+                        torch.save(obj.state_dict(), staging / OBJECT_STATE.format(index))
                     (staging / RECIPE_FILE).write_text(yaml.safe_dump(self.recipe, sort_keys=False))
                     write_manifest(staging, {**self.progress.state_dict(),
                                              "num_processes": accelerator.num_processes})
