@@ -188,6 +188,8 @@ class Recipe(DataSource):
     max_keep_ckpts: int = _f(2, "Keep this many newest epoch checkpoints; 0 keeps all.", CHECKPOINT, min=0)
     resume_from: str = _f("", "Checkpoint folder to resume everything from, or 'auto' for the newest intact one in "
                               "work_dir (damaged ones are skipped with a warning).", CHECKPOINT)
+    overwrite: bool = _f(False, "Start afresh in a work_dir that holds another run's checkpoints, moving them aside to "
+                                "checkpoints_<time>/ (without it such a run is refused).", CHECKPOINT)
     resume_next_epoch: bool = _f(False, "When a mid-epoch checkpoint cannot continue its epoch exactly (batch_size, "
                                         "gradient_accumulation_steps, seed or the process count changed), skip the "
                                         "rest of that epoch and continue with the next one instead of "
@@ -294,6 +296,9 @@ class Recipe(DataSource):
                               "install one or set --compile=false")
         if self.resume_from and self.load_from:
             raise RecipeError("set either 'resume_from' (continue a run) or 'load_from' (start from weights), not both")
+        if self.resume_from and self.overwrite:
+            raise RecipeError("set either 'resume_from' (continue the run in work_dir) or 'overwrite' (start afresh, "
+                              "moving its checkpoints aside), not both")
         if len(self.profile_iters) not in (0, 1, 3) or self.profile_iters and (
                 min(self.profile_iters) < 0 or self.profile_iters[-1] < 1):
             raise RecipeError(f"recipe key 'profile_iters' must be [active] or [wait, warmup, active], active >= 1 "

@@ -48,7 +48,7 @@ ORDER_KEYS = ("batch_size", "gradient_accumulation_steps", "seed", "multigrid_lo
 # With the long cycle on, each epoch's shapes (batch, clip_len, crop) follow from these too (multigrid.py).
 LONG_CYCLE_ORDER_KEYS = ("max_epochs", "lr_steps")
 # Keys that say how this run starts, not what it trains.
-START_KEYS = ("resume_from", "load_from", "resume_next_epoch")
+START_KEYS = ("resume_from", "load_from", "resume_next_epoch", "overwrite")
 
 
 @dataclass
@@ -91,9 +91,10 @@ def plan_resume(path: Path, recipe: dict[str, Any], num_processes: int, logger: 
     meta = read_meta(path)
     saved_file = path / RECIPE_FILE
     if not saved_file.is_file():
-        logger.warning("resume_from: %s holds no %s (written by an older version); the recipe is not compared",
-                       path, RECIPE_FILE)
-        return ResumePlan(path, meta)
+        logger.warning("resume_from: %s holds no %s (written by an older version); the recipe is not compared "
+                       "beyond its optimizer", path, RECIPE_FILE)
+        _check_optimizer(path, recipe["optimizer"])
+        return _with_epochs_left(ResumePlan(path, meta), recipe["max_epochs"])
     saved = yaml.safe_load(saved_file.read_text())
     changed = [key for key in recipe if key not in START_KEYS and key in saved and saved[key] != recipe[key]]
     state = [key for key in STATE_KEYS if key in changed]
@@ -123,7 +124,35 @@ def plan_resume(path: Path, recipe: dict[str, Any], num_processes: int, logger: 
     if changed:
         logger.info("resume_from: recipe changed since %s: %s", path,
                     ", ".join(f"{key} {saved[key]!r} -> {recipe[key]!r}" for key in changed))
+    return _with_epochs_left(plan, recipe["max_epochs"])
+
+
+def _with_epochs_left(plan: ResumePlan, max_epochs: int) -> ResumePlan:
+    """``plan``, if it leaves an epoch to train before ``max_epochs``; else ``CheckpointError``."""
+    done = plan.meta["epoch"] + plan.next_epoch  # epochs finished (next_epoch gives up the rest of one)
+    if done >= max_epochs:
+        raise CheckpointError(
+            f"resume_from: {plan.path} has trained {done} epochs and max_epochs is {max_epochs}: nothing is left to "
+            f"train; raise --max_epochs to train on, or test it with accel-slowfast test --checkpoint={plan.path}")
     return plan
+
+
+def _check_optimizer(path: Path, optimizer: str) -> None:
+    """For a checkpoint without its recipe: the optimizer that wrote its ``optimizer.bin`` (AdamW's
+    param groups have ``betas``, SGD's ``momentum``) must be this recipe's, or its state would not fit."""
+    file = path / "optimizer.bin"
+    if not file.is_file():
+        return
+    try:
+        with torch.serialization.safe_globals(safe_globals()):
+            groups = torch.load(file, map_location="cpu", weights_only=True, mmap=True)["param_groups"]
+        saved = "adamw" if "betas" in groups[0] else "sgd" if "momentum" in groups[0] else None
+    except Exception as error:  # noqa: BLE001 - a damaged or foreign file: one line
+        raise CheckpointError(f"resume_from: {file} does not read ({type(error).__name__})") from None
+    if saved and saved != optimizer:
+        raise CheckpointError(f"resume_from: {path} was trained with optimizer={saved!r} (its {file.name} holds "
+                              f"{saved}'s state) but this recipe has optimizer={optimizer!r}; resume with "
+                              f"--optimizer={saved}")
 
 
 def check_model_fits(path: Path, model: nn.Module) -> None:

@@ -34,6 +34,7 @@ from accel_slowfast.runner import Runner
 from accel_slowfast.runtime import build_accelerator, describe, seed_everything, setup_text_logger
 from accel_slowfast.trackers import init_trackers
 from accel_slowfast.workdir import CLASSES_FILE, RECIPE_FILE, RunnerProgress, remove_staging
+from accel_slowfast.workdir_lock import hold_work_dir
 
 
 def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mode: bool) -> dict[str, Any]:
@@ -57,12 +58,12 @@ def build_optimizer(model: SlowFast, recipe: Recipe, accelerator: Accelerator) -
 
 
 def open_work_dir(recipe: Recipe, accelerator: Accelerator) -> tuple[logging.Logger, ResumePlan | None]:
-    """The work_dir made ready before any data work: writable, without stale partial checkpoints,
-    its text log open, the resume planned (verified and compared), ``recipe.yaml`` written."""
+    """The work_dir (held: ``workdir_lock.hold_work_dir``) made ready before any data work: without
+    stale partial checkpoints, its text log open, the resume planned (verified and compared),
+    ``recipe.yaml`` written."""
     work_dir = Path(recipe.work_dir)
     stale = []
-    if accelerator.is_main_process:
-        check_work_dir(work_dir, checkpoint_bytes=0)
+    if accelerator.is_main_process:  # (under the lock, every partial save is an interrupted one)
         stale = remove_staging(work_dir)
     accelerator.wait_for_everyone()
     logger = setup_text_logger(work_dir, accelerator.is_main_process)
@@ -101,8 +102,10 @@ def train(recipe: Recipe) -> Runner:
     # The recipe as it runs: the precision Accelerate chose when the recipe left it open.
     recipe = dataclasses.replace(recipe, mixed_precision=accelerator.mixed_precision)
     work_dir = Path(recipe.work_dir)
-    with Interrupts() as interrupts:  # from here on a stop signal is recorded, acted on after the step
+    # From here on a stop signal is recorded, acted on after the step; the work_dir is this run's.
+    with Interrupts() as interrupts, hold_work_dir(recipe, accelerator) as run_id:
         logger, plan = open_work_dir(recipe, accelerator)
+        run_id = plan and plan.meta.get("run_id") or run_id  # a resumed run keeps its id (and its checkpoints)
         seed_everything(recipe, accelerator)
         model = build_run_model(recipe, plan)
 
@@ -144,7 +147,7 @@ def train(recipe: Recipe) -> Runner:
         runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
         progress = RunnerProgress()
         hooks = build_hooks(recipe, model=model, train_loader=bn_loader or train_loader, val_loader=val_loader,
-                            val_set=val_set, progress=progress, interrupts=interrupts)
+                            val_set=val_set, progress=progress, interrupts=interrupts, run_id=run_id)
         for hook in hooks:
             runner.register_hook(hook)
         if plan:  # the position and the EMA weights, saved beside Accelerate's state (resume.load_checkpoint)

@@ -8,7 +8,9 @@ names, manifest and discovery, and the runner's resumable position.
     checkpoints/epoch_<N>/, checkpoints/iter_<N>/    Accelerate's save_state + recipe.yaml + meta.json +
                                                      custom_checkpoint_<i>.pkl (the runner's position, EMA)
     checkpoints/best_<metric>_epoch_<N>.pth          the best weights so far
-    checkpoints/.tmp_<name>                          a save in progress (renamed when complete)
+    checkpoints/.tmp_<run id>_<name>                 a save in progress (renamed when complete)
+    checkpoints_<time>/                              an earlier run's checkpoints, moved aside (--overwrite)
+    run.lock                                         held by the running run: its pid and host (workdir_lock.py)
     wandb/, wandb_run_id.txt, tensorboard/           the trackers' files
     profiler/, val_confusion.png                     profiler traces, the latest evaluation's confusion
     test_metrics.json, test_predictions.csv,         what the multi-view test of a checkpoint writes
@@ -71,14 +73,20 @@ def log_file_name(command: str) -> str:
     return f"{command}_{time.strftime('%Y%m%d_%H%M%S')}.log"
 
 
-def set_aside(metrics: Path) -> Path:
-    """Rename a previous run's ``metrics.jsonl`` to ``metrics_<its time>[_n].jsonl``; return the new path."""
-    stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(metrics.stat().st_mtime))
-    backup, n = metrics.with_name(f"{metrics.stem}_{stamp}.jsonl"), 1
-    while backup.exists():
-        backup, n = metrics.with_name(f"{metrics.stem}_{stamp}_{n}.jsonl"), n + 1
-    metrics.rename(backup)
-    return backup
+def staging_path(final: Path, run_id: str) -> Path:
+    """Where ``final`` is written before it is renamed into place: ``.tmp_<run id>_<name>`` beside it."""
+    return final.with_name(f"{STAGING_PREFIX}{run_id}_{final.name}")
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a previous run's ``metrics.jsonl`` (or ``checkpoints`` folder) to ``metrics_<its time>[_n].jsonl``
+    (``checkpoints_<its time>[_n]``); return the new path."""
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(path.stat().st_mtime))
+    aside, n = path.with_name(f"{path.stem}_{stamp}{path.suffix}"), 1
+    while aside.exists():
+        aside, n = path.with_name(f"{path.stem}_{stamp}_{n}{path.suffix}"), n + 1
+    path.rename(aside)
+    return aside
 
 
 class RunnerProgress:
@@ -166,20 +174,23 @@ def verify_checkpoint(folder: str | Path) -> dict[str, Any]:
     return meta
 
 
-def sorted_checkpoints(root: Path) -> list[Path]:
-    """Epoch and iteration checkpoint folders under ``root`` with a ``meta.json``, oldest (fewest
-    iterations) first; at equal iterations an epoch checkpoint counts as newer. Folders whose
-    ``meta.json`` does not read sort first (they are the least trustworthy)."""
+def sorted_checkpoints(root: Path, run_id: str | None = None) -> list[Path]:
+    """Epoch and iteration checkpoint folders under ``root`` with a ``meta.json`` (with ``run_id``:
+    only those that run wrote), oldest (fewest iterations) first; at equal iterations an epoch
+    checkpoint counts as newer. Folders whose ``meta.json`` does not read sort first (they are the
+    least trustworthy) and belong to no run."""
     if not root.is_dir():
         return []
     found = []
     for path in root.iterdir():
         if path.is_dir() and path.name.startswith((EPOCH_PREFIX, ITER_PREFIX)) and (path / META_FILE).exists():
             try:
-                position = int(json.loads((path / META_FILE).read_text())["iter"])
-            except (OSError, ValueError, KeyError, TypeError):
-                position = -1
-            found.append((position, path.name.startswith(EPOCH_PREFIX), path.name, path))
+                meta = json.loads((path / META_FILE).read_text())
+                position, owner = int(meta["iter"]), meta.get("run_id")
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                position, owner = -1, None
+            if run_id is None or owner == run_id:
+                found.append((position, path.name.startswith(EPOCH_PREFIX), path.name, path))
     return [path for *_, path in sorted(found)]
 
 

@@ -52,7 +52,7 @@ __all__ = ["CheckpointHook", "CheckpointWriter", "EMAHook", "EarlyStoppingHook",
 
 
 def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: RunnerProgress,
-                interrupts) -> list[Any]:
+                interrupts, run_id: str = "") -> list[Any]:
     """The hooks ``recipe`` asks for, in registration order (the table above).
 
     Args:
@@ -63,6 +63,7 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
         val_set: the validation ``ClipDataset`` (the trackers show its clips).
         progress: the runner's position, saved with every checkpoint.
         interrupts: the active ``interrupts.Interrupts``.
+        run_id: the run's id (``workdir_lock``): in its checkpoints' ``meta.json`` and staging names.
 
     Hooks with a ``state_dict`` (``EMAHook``) are saved with every checkpoint after ``progress``;
     ``state_objects`` lists them in that order, for ``resume.restore``.
@@ -78,7 +79,7 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
         hooks.append(EmptyCacheHook(after_iter=recipe.empty_cache == "iter"))
     if recipe.precise_bn_batches:
         hooks.append(PreciseBNHook(train_loader, recipe.precise_bn_batches, interval=recipe.eval_interval))
-    hooks += [IterTimerHook(), EvalHook(val_loader, interval=recipe.eval_interval)]
+    hooks += [IterTimerHook(), EvalHook(val_loader, interval=recipe.eval_interval, run_id=run_id)]
     if recipe.early_stop_metric:
         hooks.append(EarlyStoppingHook(recipe.early_stop_metric, recipe.early_stop_patience, recipe.early_stop_rule))
     if recipe.mixup_alpha or recipe.cutmix_alpha or recipe.label_smoothing:
@@ -93,7 +94,7 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
         wait, warmup, active = [0, 0, *recipe.profile_iters][-3:]
         hooks.append(ProfilerHook(wait, warmup, active))
     writer = CheckpointWriter(progress, recipe.to_dict(), recipe.max_keep_ckpts,
-                              objects=state_objects(progress, hooks)[1:])
+                              objects=state_objects(progress, hooks)[1:], run_id=run_id)
     hooks += [CheckpointHook(writer, recipe.checkpoint_interval, recipe.checkpoint_interval_iters),
               InterruptHook(interrupts, writer)]
     return hooks

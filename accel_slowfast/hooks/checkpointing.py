@@ -29,10 +29,10 @@ from accel_slowfast.workdir import (
     CHECKPOINT_DIR,
     OBJECT_STATE,
     RECIPE_FILE,
-    STAGING_PREFIX,
     RunnerProgress,
     checkpoint_name,
     sorted_checkpoints,
+    staging_path,
     write_manifest,
 )
 
@@ -45,18 +45,20 @@ class CheckpointWriter:
     ``objects`` (``custom_checkpoint_<i>.pkl``: tensors and plain values, which a resume reads with
     ``weights_only=True``, ``resume.load_checkpoint``), the run's recipe and the manifest
     (``workdir.write_manifest``) and renames the folder once complete, so a half-written
-    checkpoint is never picked up. ``max_keep_ckpts`` newest checkpoints are kept (0 keeps all);
-    the best weights are a separate file and never deleted.
+    checkpoint is never picked up. ``max_keep_ckpts`` newest checkpoints of this run are kept (0
+    keeps all; another run's are never deleted); the best weights are a separate file.
 
     Args:
         progress: the runner's position.
         recipe: the resolved recipe, saved in every checkpoint (a resume compares it with its own).
         max_keep_ckpts: checkpoints kept, newest first; 0 keeps all.
         objects: other objects with a ``state_dict`` to save (the ``EMAHook``), after ``progress``.
+        run_id: the run's id (``workdir_lock``), in every ``meta.json`` and staging name.
     """
 
-    def __init__(self, progress: RunnerProgress, recipe: dict[str, Any], max_keep_ckpts: int, objects: tuple = ()):
-        self.progress, self.recipe, self.max_keep_ckpts = progress, recipe, max_keep_ckpts
+    def __init__(self, progress: RunnerProgress, recipe: dict[str, Any], max_keep_ckpts: int, objects: tuple = (),
+                 run_id: str = ""):
+        self.progress, self.recipe, self.max_keep_ckpts, self.run_id = progress, recipe, max_keep_ckpts, run_id
         self.objects = [progress, *objects]
         self.last_saved: tuple[int, Path] | None = None  # (global iteration, folder) of the newest save
 
@@ -70,7 +72,8 @@ class CheckpointWriter:
         """
         accelerator = runner.accelerator
         root = runner.work_dir / CHECKPOINT_DIR
-        final, staging = root / name, root / f"{STAGING_PREFIX}{name}"
+        final = root / name
+        staging = staging_path(final, self.run_id)
         if accelerator.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
         accelerator.wait_for_everyone()
@@ -87,7 +90,7 @@ class CheckpointWriter:
                     for index, obj in enumerate(self.objects):
                         torch.save(obj.state_dict(), staging / OBJECT_STATE.format(index))
                     (staging / RECIPE_FILE).write_text(yaml.safe_dump(self.recipe, sort_keys=False))
-                    write_manifest(staging, {**self.progress.state_dict(),
+                    write_manifest(staging, {**self.progress.state_dict(), "run_id": self.run_id,
                                              "num_processes": accelerator.num_processes})
                     shutil.rmtree(final, ignore_errors=True)
                     os.replace(staging, final)
@@ -101,7 +104,7 @@ class CheckpointWriter:
         if accelerator.is_main_process:
             runner.logger.info("Saved checkpoint %s", final)
             if self.max_keep_ckpts > 0:
-                for old in sorted_checkpoints(root)[: -self.max_keep_ckpts]:
+                for old in sorted_checkpoints(root, self.run_id)[: -self.max_keep_ckpts]:
                     shutil.rmtree(old, ignore_errors=True)
         accelerator.wait_for_everyone()
 
