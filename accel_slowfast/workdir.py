@@ -227,6 +227,14 @@ def remove_staging(work_dir: str | Path) -> list[Path]:
     return stale
 
 
+def reports_dir(checkpoint: str | Path) -> Path:
+    """Where the test of ``checkpoint`` writes: beside it, and for a run's ``checkpoints/<name>`` the
+    run's work_dir (the folder holding ``checkpoints/``), never the work_dir its recipe names (a
+    copied checkpoint's recipe names the run it was copied from)."""
+    folder = Path(checkpoint).absolute().parent
+    return folder.parent if folder.name == CHECKPOINT_DIR else folder
+
+
 def find_run_file(checkpoint: str | Path, name: str) -> Path:
     """The nearest ``name`` (``recipe.yaml``, ``classes.json``) at or above a checkpoint: the
     checkpoint folder's own copy first (it holds the recipe it was trained with), then the run's."""
