@@ -13,7 +13,7 @@ whole dataset:
    that epoch. Every other change is logged.
 3. ``restore``: ``load_checkpoint`` and the runner's position.
 
-Nothing in a checkpoint can run code: before loading, every pickled file (``.pkl``, ``.bin``) is
+Nothing in a checkpoint can run code: before loading, every pickled file (``PICKLE_SUFFIXES``) is
 read without running it and refused if it names any class or function beyond tensors and plain
 values (``checkpoint.unsafe_globals``); then everything is loaded with ``weights_only=True``.
 Accelerate's ``load_state`` loads the model, optimizer, scaler and random states that way, but
@@ -47,6 +47,8 @@ STATE_KEYS = ("model", "num_classes", "optimizer", "ema")
 ORDER_KEYS = ("batch_size", "gradient_accumulation_steps", "seed", "multigrid_long_cycle", "multigrid_short_cycle")
 # With the long cycle on, each epoch's shapes (batch, clip_len, crop) follow from these too (multigrid.py).
 LONG_CYCLE_ORDER_KEYS = ("max_epochs", "lr_steps")
+# What Accelerate and torch.save name their pickles: optimizer.bin, random_states_0.pkl, scaler.pt, ...
+PICKLE_SUFFIXES = (".pkl", ".bin", ".pt", ".pth")
 # Keys that say how this run starts, not what it trains.
 START_KEYS = ("resume_from", "load_from", "resume_next_epoch", "overwrite")
 
@@ -173,7 +175,7 @@ def check_model_fits(path: Path, model: nn.Module) -> None:
 def check_pickles(folder: Path) -> None:
     """Refuse ``folder`` if a pickled file in it names a class or function beyond tensors and plain values."""
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix in (".pkl", ".bin"):
+        if path.is_file() and path.suffix in PICKLE_SUFFIXES:
             unsafe = unsafe_globals(path)
             if unsafe:
                 raise CheckpointError(
