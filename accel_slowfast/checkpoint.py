@@ -38,6 +38,25 @@ def _extra_safe_globals() -> list[Any]:
                       (scalar, "numpy._core.multiarray.scalar")]
 
 
+def safe_globals() -> list[Any]:
+    """Every type a ``weights_only`` load of ours accepts: ``_extra_safe_globals`` and Accelerate's
+    (numpy arrays and ``codecs.encode``, which its random-state files pickle)."""
+    from accelerate.utils.other import TORCH_SAFE_GLOBALS
+
+    return _extra_safe_globals() + list(TORCH_SAFE_GLOBALS)
+
+
+def unsafe_globals(path: Path) -> list[str]:
+    """The classes and functions a ``torch.save`` file names beyond ``safe_globals()``, read from its
+    pickle without running it; ``CheckpointError`` when it is not a ``torch.save`` file at all."""
+    with torch.serialization.safe_globals(safe_globals()):
+        try:
+            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except Exception as error:  # noqa: BLE001 - not a zip, no data.pkl, a broken pickle: one line
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise CheckpointError(f"{path} is not a torch.save file ({first})") from None
+
+
 def load_file(path: str | Path) -> Any:
     """``torch.load(path, weights_only=True)`` on CPU, with a few plain value types allowed.
 

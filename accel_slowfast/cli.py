@@ -2,7 +2,7 @@
 
     accel-slowfast --help                                          # the subcommands
     accel-slowfast train [RECIPE.yaml] [--key=value ...]           # no recipe: the synthetic default
-    accel-slowfast test [RECIPE.yaml] --checkpoint=PATH [--key=value ...]
+    accel-slowfast test [RECIPE.yaml] --checkpoint=PATH [--out_dir=DIR] [--key=value ...]
     accelerate launch -m accel_slowfast.training RECIPE.yaml       # several processes, GPUs or nodes
     accel-slowfast launch --nproc_per_node=8 train.py RECIPE.yaml  # the same under a scheduler (signals)
 
@@ -14,11 +14,12 @@ runs. ``train`` and ``test`` read their recipe arguments here before that module
 import difflib
 import importlib
 import sys
+from pathlib import Path
 
 from accel_slowfast.config import Recipe, RecipeError
 from accel_slowfast.errors import UserError
 from accel_slowfast.recipe_io import OneLineParser, load_recipe
-from accel_slowfast.workdir import RECIPE_FILE, find_run_file
+from accel_slowfast.workdir import RECIPE_FILE, find_run_file, reports_dir
 
 COMMANDS = {  # name: (module whose main(argv) runs it, what it does)
     "train": ("accel_slowfast.training", "train a recipe (without one: the built-in synthetic default)"),
@@ -46,17 +47,20 @@ def usage() -> str:
     ])
 
 
-def test_arguments(argv: list[str], prog: str = "accel-slowfast test") -> tuple[str, Recipe]:
-    """``test``'s checkpoint and recipe, from ``[RECIPE.yaml] --checkpoint=PATH [--key=value ...]``.
+def test_arguments(argv: list[str], prog: str = "accel-slowfast test") -> tuple[str, Path, Recipe]:
+    """``test``'s checkpoint, output folder and recipe, from ``[RECIPE.yaml] --checkpoint=PATH
+    [--out_dir=DIR] [--key=value ...]``.
 
     Without a recipe file the recipe is the checkpoint's run's (``workdir.find_run_file``), or the
-    defaults for a checkpoint that no run of ours made.
+    defaults for a checkpoint that no run of ours made. Without ``--out_dir`` the files go beside
+    the checkpoint (``workdir.reports_dir``).
     """
     parser = OneLineParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--checkpoint", default="")
+    parser.add_argument("--out_dir", default="")
     args, rest = parser.parse_known_args(argv)
     if "-h" in rest or "--help" in rest:
-        load_recipe(rest, prog=f"{prog} --checkpoint=PATH")  # prints the help: it needs no checkpoint
+        load_recipe(rest, prog=f"{prog} --checkpoint=PATH [--out_dir=DIR]")  # prints the help: needs no checkpoint
     if not args.checkpoint:
         raise RecipeError("test needs --checkpoint=PATH (an epoch folder, a best_*.pth or any load_from file)")
     if not (rest and not rest[0].startswith("-")):  # no recipe file: the run's own, if it has one
@@ -64,7 +68,8 @@ def test_arguments(argv: list[str], prog: str = "accel-slowfast test") -> tuple[
             rest = [str(find_run_file(args.checkpoint, RECIPE_FILE)), *rest]
         except FileNotFoundError:
             pass  # a file from elsewhere (a zoo .pyth, an mmaction2 .pth): the defaults and the command line
-    return args.checkpoint, load_recipe(rest, prog=f"{prog} --checkpoint=PATH")
+    out_dir = Path(args.out_dir) if args.out_dir else reports_dir(args.checkpoint)
+    return args.checkpoint, out_dir, load_recipe(rest, prog=f"{prog} --checkpoint=PATH [--out_dir=DIR]")
 
 
 def run(command: str, argv: list[str], prog: str) -> None:

@@ -46,20 +46,25 @@ from accel_slowfast.schedules import ANNEAL_STRATEGIES, LR_POLICIES, MOMENTUM_PO
 # Choices that other modules check too (the Literal of a tuple is the Literal of its items).
 AVERAGE_CLIPS = ("prob", "score")  # data/views.py: mean of the views' softmax, or of their logits
 MODELS = tuple(sorted(PRESETS))
+SEED_MAX = 2**32 - 1  # np.random.seed (which accelerate's set_seed calls) takes 32 bits
+# The optimizer steps float32 weights under every mixed_precision (autocast keeps them float32), so a
+# learning rate must be a float32 number: 1e300 would overflow at the first step.
+FLOAT32_MAX = 3.4028234663852886e38
 __all__ = ["AVERAGE_CLIPS", "GROUPS", "MODELS", "Recipe", "RecipeError"]  # GROUPS: --help's sections, in order
 
 
 @dataclass
 class Recipe(DataSource):
     work_dir: str = _f("work_dirs/synthetic_slowfast_tiny", "Folder for logs, metrics.jsonl, checkpoints/.", RUN)
-    seed: int = _f(0, "Seed for weights, shuffling and augmentation.", RUN)
+    seed: int = _f(0, "Seed for weights, shuffling and augmentation.", RUN, min=0, max=SEED_MAX,
+                   hint="numpy takes seeds of 32 bits")
     deterministic: bool = _f(False, "Use deterministic algorithms (bitwise repeatable on CPU; warn-only on CUDA).", RUN)
     model: Literal[MODELS] = _f("slowfast_tiny", "Model preset (`accel-slowfast models` prints their sizes).", MODEL)
     num_classes: int = _f(5, "Number of classes of the classification head.", MODEL, min=1)
     frozen_stages: int = _f(-1, "Freeze the stems and res stages 1..k of both pathways (BN in eval mode); "
                                 "-1 freezes nothing, 4 trains the classifier only (linear probing).", MODEL,
                             min=-1, max=NUM_STAGES, hint=f"-1 trains everything, {NUM_STAGES} is linear probing")
-    dropout: float = _f(0.5, "Dropout before the final linear layer.", MODEL)
+    dropout: float = _f(0.5, "Dropout before the final linear layer.", MODEL, min=0, below=1)
     clip_len: int = _f(16, "Frames per clip (the fast pathway's length); a multiple of the model's alpha.", DATA, min=1)
     frame_interval: int = _f(2, "Source frames between two sampled frames.", DATA, min=1)
     short_side: int = _f(56, "Validation/test frames are resized to this short side (training crops are "
@@ -108,10 +113,10 @@ class Recipe(DataSource):
     max_epochs: int = _f(10, "Training epochs.", OPTIM, min=1)
     optimizer: Literal["sgd", "adamw"] = _f("adamw", "Optimizer (the seed uses sgd).", OPTIM)
     lr: float = _f(4.0e-3, "Learning rate (for base_batch_size clips per step when that is set); one-cycle: its "
-                           "peak.", OPTIM, min=0)
+                           "peak.", OPTIM, min=0, max=FLOAT32_MAX)
     base_batch_size: int = _f(0, "If > 0, scale lr by (processes x batch_size x accumulation) / "
                                  "base_batch_size.", OPTIM, min=0)
-    momentum: float = _f(0.9, "sgd: momentum (the start of momentum_policy).", OPTIM)
+    momentum: float = _f(0.9, "sgd: momentum (the start of momentum_policy).", OPTIM, min=0, max=1)
     weight_decay: float = _f(1.0e-4, "Weight decay (applied to every parameter, as the seed does).", OPTIM, min=0)
     grad_clip: float = _f(40.0, "Max L2 norm of the gradients; 0 disables clipping.", OPTIM, min=0)
     lr_policy: Literal[LR_POLICIES] = _f("cosine", "LR policy (mmcv's, see accel_slowfast/schedules.py).", OPTIM)
@@ -123,7 +128,8 @@ class Recipe(DataSource):
     lr_gamma: float = _f(0.1, "step: LR factor per decay; exp: LR factor per epoch/iteration; inv: its gamma.", OPTIM,
                          above=0)
     lr_power: float = _f(1.0, "poly, inv: the exponent.", OPTIM, above=0)
-    min_lr: float = _f(0.0, "cosine, flat-cosine, cosine-restart, poly: final LR; step: LR floor.", OPTIM, min=0)
+    min_lr: float = _f(0.0, "cosine, flat-cosine, cosine-restart, poly: final LR; step: LR floor.", OPTIM, min=0,
+                       max=FLOAT32_MAX)
     min_lr_ratio: float = _f(0.0, "cosine, flat-cosine, cosine-restart: if > 0, final LR = lr x min_lr_ratio "
                                   "(instead of min_lr).", OPTIM, min=0)
     flat_cosine_start: float = _f(0.75, "flat-cosine: fraction of training at constant lr before the cosine "
@@ -187,6 +193,8 @@ class Recipe(DataSource):
     max_keep_ckpts: int = _f(2, "Keep this many newest epoch checkpoints; 0 keeps all.", CHECKPOINT, min=0)
     resume_from: str = _f("", "Checkpoint folder to resume everything from, or 'auto' for the newest intact one in "
                               "work_dir (damaged ones are skipped with a warning).", CHECKPOINT)
+    overwrite: bool = _f(False, "Start afresh in a work_dir that holds another run's checkpoints, moving them aside to "
+                                "checkpoints_<time>/ (without it such a run is refused).", CHECKPOINT)
     resume_next_epoch: bool = _f(False, "When a mid-epoch checkpoint cannot continue its epoch exactly (batch_size, "
                                         "gradient_accumulation_steps, seed or the process count changed), skip the "
                                         "rest of that epoch and continue with the next one instead of "
@@ -293,6 +301,8 @@ class Recipe(DataSource):
                                   "e.g. --workflow train:2 val:1")
         if not any(phase.startswith("train:") for phase in self.workflow):
             raise RecipeError("recipe key 'workflow' needs a train phase, e.g. --workflow train:1")
+        if not self.work_dir.strip():
+            raise RecipeError("recipe key 'work_dir' is empty; name the run's folder, e.g. --work_dir=work_dirs/my_run")
         if self.report_to != "none" and not self.wandb_project:
             raise RecipeError("recipe key 'wandb_project' is empty; name a project (e.g. --wandb_project=slowfast)")
         for tracker in ("wandb", "tensorboard"):
@@ -304,6 +314,9 @@ class Recipe(DataSource):
                               "install one or set --compile=false")
         if self.resume_from and self.load_from:
             raise RecipeError("set either 'resume_from' (continue a run) or 'load_from' (start from weights), not both")
+        if self.resume_from and self.overwrite:
+            raise RecipeError("set either 'resume_from' (continue the run in work_dir) or 'overwrite' (start afresh, "
+                              "moving its checkpoints aside), not both")
         if len(self.profile_iters) not in (0, 1, 3) or self.profile_iters and (
                 min(self.profile_iters) < 0 or self.profile_iters[-1] < 1):
             raise RecipeError(f"recipe key 'profile_iters' must be [active] or [wait, warmup, active], active >= 1 "

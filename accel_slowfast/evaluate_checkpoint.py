@@ -2,11 +2,15 @@
 
     accelerate launch test.py --checkpoint=work_dirs/x/checkpoints/best_top1_acc_epoch_10.pth   # the run's recipe
     accelerate launch test.py RECIPE.yaml --checkpoint=PATH --num_clips=2                      # another recipe
+    accelerate launch test.py --checkpoint=PATH --out_dir=results/x                           # the reports there
     accelerate launch -m accel_slowfast.evaluate_checkpoint RECIPE.yaml --checkpoint=PATH      # = accel-slowfast test
 
-Writes into ``work_dir``: ``test_metrics.json`` (``top1_acc``, ``top5_acc``,
+Writes beside the checkpoint (into the run's work_dir for ``work_dir/checkpoints/<name>``), or into
+``--out_dir``: ``test_metrics.json`` (``top1_acc``, ``top5_acc``,
 ``mean_class_accuracy``, ``num_videos`` scored, ``num_failed``, ``num_views``),
-``test_predictions.csv`` (one row per video), ``test_per_class.csv`` and ``test_confusion.png``.
+``test_predictions.csv`` (one row per video), ``test_per_class.csv``, ``test_confusion.png``, the
+text log ``test_<time>.log`` and ``bad_videos.txt``. The recipe's own ``work_dir`` is not used: a
+copied checkpoint's recipe names the run it came from.
 Every process runs the views it is given; results are gathered once per view, so any number
 of processes gives the same metrics. The scoring and the reports are ``evaluation.py``'s.
 """
@@ -24,13 +28,15 @@ from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.evaluation import score_videos, write_reports
 from accel_slowfast.models import build_model
 from accel_slowfast.runtime import build_accelerator, describe, setup_text_logger
-from accel_slowfast.workdir import BAD_VIDEOS_FILE, TEST_METRICS_FILE
+from accel_slowfast.workdir import BAD_VIDEOS_FILE, TEST_METRICS_FILE, reports_dir
 
 
-def run_test(recipe: Recipe, checkpoint: str | Path) -> dict:
-    """Evaluate ``checkpoint`` on the recipe's validation split with the multi-view protocol."""
-    accelerator = build_accelerator(dataclasses.replace(recipe, report_to="none"))
-    work_dir = Path(recipe.work_dir)
+def run_test(recipe: Recipe, checkpoint: str | Path, out_dir: str | Path | None = None) -> dict:
+    """Evaluate ``checkpoint`` on the recipe's validation split with the multi-view protocol; write
+    the reports into ``out_dir`` (default: beside the checkpoint, ``workdir.reports_dir``)."""
+    work_dir = Path(out_dir) if out_dir is not None else reports_dir(checkpoint)
+    recipe = dataclasses.replace(recipe, work_dir=str(work_dir), report_to="none")  # (bad_videos.txt goes there)
+    accelerator = build_accelerator(recipe)
     if accelerator.is_main_process:
         work_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
@@ -71,8 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     a checkpoint folder, else the run's work_dir) is the base, and command-line keys still win.
     """
     try:
-        checkpoint, recipe = test_arguments(sys.argv[1:] if argv is None else argv)
-        run_test(recipe, checkpoint)
+        checkpoint, out_dir, recipe = test_arguments(sys.argv[1:] if argv is None else argv)
+        run_test(recipe, checkpoint, out_dir)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -7,8 +7,10 @@
 
 The folder holds ``model.safetensors``, ``config.json`` (preset, classes, and the clip / resize /
 normalization settings ``predict`` needs) and ``README.md``, a Hugging Face model card
-(``model_card.py``). ``push_to_hub`` uploads it; ``load_model`` downloads a Hub id once into the
-Hugging Face cache and reads it from there afterwards (``HF_HUB_OFFLINE=1``: the cache only).
+(``model_card.py``). A folder that already holds files is written into only with ``--overwrite``
+(which replaces those three files and leaves the others). ``push_to_hub`` uploads it;
+``load_model`` downloads a Hub id once into the Hugging Face cache and reads it from there
+afterwards (``HF_HUB_OFFLINE=1``: the cache only).
 """
 
 import argparse
@@ -46,7 +48,7 @@ def run_config(checkpoint: str | Path) -> dict:
 
 
 def export_model(checkpoint: str | Path, out_dir: str | Path, *, repo_id: str | None = None,
-                 license: str = "apache-2.0") -> Path:
+                 license: str = "apache-2.0", overwrite: bool = False) -> Path:
     """Write ``checkpoint`` (any file ``load_from`` reads, inside a work_dir) as an export folder.
 
     Args:
@@ -54,10 +56,12 @@ def export_model(checkpoint: str | Path, out_dir: str | Path, *, repo_id: str | 
         out_dir: the folder to write (created if needed).
         repo_id: the Hub id the card's usage example loads; None: ``out_dir``.
         license: the weights' license in the card (a Hub identifier); check the dataset's terms.
+        overwrite: write into ``out_dir`` even if it holds files (else ``UserError``).
     """
+    out = Path(out_dir)
+    _check_out_dir(out, overwrite)
     config = run_config(checkpoint)
     model = _model_from_checkpoint(config, checkpoint)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # Bytes written as a plain file: safetensors' save_file creates it with mode 0600, whatever the umask.
     (out / WEIGHTS_FILE).write_bytes(save({k: v.contiguous() for k, v in model.state_dict().items()}))
@@ -67,6 +71,17 @@ def export_model(checkpoint: str | Path, out_dir: str | Path, *, repo_id: str | 
     (out / CARD_FILE).write_text(model_card(config, recipe, results, source=Path(checkpoint).name,
                                             load_with=repo_id or str(out_dir), license=license))
     return out
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a file, or a folder holding files (unless ``overwrite``), as the export folder."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"export: {out} is a file; give the folder to write the export into")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not overwrite:
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise UserError(f"export: {out} is not empty ({shown}); choose a new or empty folder, or pass --overwrite to "
+                        f"replace its {CONFIG_FILE}, {WEIGHTS_FILE} and {CARD_FILE}")
 
 
 def push_to_hub(folder: str | Path, repo_id: str, *, private: bool = False) -> str:
@@ -136,9 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--push_to_hub", metavar="REPO_ID", default="", help="then upload it to this Hub model repo")
     parser.add_argument("--private", action="store_true", help="with --push_to_hub: create the repo private")
     parser.add_argument("--license", default="apache-2.0", help="the model card's license (default: apache-2.0)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"write into out_dir even if it holds files (replacing its {CONFIG_FILE}, {WEIGHTS_FILE} "
+                             f"and {CARD_FILE})")
     args = parser.parse_args(argv)
     try:
-        out = export_model(args.checkpoint, args.out_dir, repo_id=args.push_to_hub or None, license=args.license)
+        out = export_model(args.checkpoint, args.out_dir, repo_id=args.push_to_hub or None, license=args.license,
+                           overwrite=args.overwrite)
     except (UserError, FileNotFoundError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

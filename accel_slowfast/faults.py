@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from accel_slowfast.errors import RecipeError
-from accel_slowfast.workdir import find_resume_checkpoint
+from accel_slowfast.workdir import CHECKPOINT_DIR, find_resume_checkpoint
 
 
 class NonFiniteLossError(RuntimeError):
@@ -69,6 +69,10 @@ def check_work_dir(work_dir: Path, checkpoint_bytes: int) -> None:
         probe.unlink()
     except OSError as error:
         raise RecipeError(f"work_dir {work_dir} is not writable ({error}); choose another --work_dir") from None
+    checkpoints = work_dir / CHECKPOINT_DIR
+    if checkpoints.exists() and not checkpoints.is_dir():
+        raise RecipeError(f"{checkpoints} is a file, but checkpoints are saved in a folder of that name; move the "
+                          "file away or choose another --work_dir")
     free = shutil.disk_usage(work_dir).free
     if free < 2 * checkpoint_bytes:
         raise RecipeError(f"work_dir {work_dir} has {free / 2**20:.0f} MiB free but a checkpoint needs about "

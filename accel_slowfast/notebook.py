@@ -28,8 +28,11 @@ def work_dirs() -> Path:
 
 
 def make_recipe(name: str, **overrides) -> Recipe:
-    """The default recipe with the work_dir ``work_dirs() / name``, or the tiny one; ``overrides`` win."""
-    values = dict(work_dir=str(work_dirs() / name))
+    """The default recipe with the work_dir ``work_dirs() / name``, or the tiny one; ``overrides`` win.
+
+    A notebook run again starts afresh (``overwrite``): the earlier run's checkpoints are moved aside.
+    """
+    values = dict(work_dir=str(work_dirs() / name), overwrite=True)
     if os.environ.get("ACCEL_SLOWFAST_NB_TINY", "0") == "1":
         values.update(data_root=str(ensure_synthetic(TINY_SPEC)), num_clips=2, **TINY)
     return Recipe(**{**values, **overrides})

@@ -111,9 +111,46 @@ def find_recipe(name: str) -> Path:
                       f"({', '.join(packaged_recipes())})")
 
 
+class _RecipeLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader (plain values only: a ``!!python/...`` tag is an error, never a
+    call) that refuses a key given twice, which YAML would let the last one win silently."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice (lines {seen[key]} and {key_node.start_mark.line + 1}); "
+                    "keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(path: Path) -> Any:
+    """The YAML document of ``path`` as plain values; one ``RecipeError`` line for a file that is not
+    text, not YAML, uses a tag, or gives a key twice (never a traceback, never the file's content)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"{path}: not a text file (byte {error.start} is not UTF-8); a recipe is a YAML text "
+                          "file of 'key: value' lines") from None
+    except OSError as error:
+        raise RecipeError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        if isinstance(error, yaml.constructor.ConstructorError) and "tag" in problem:
+            problem += " (a recipe holds plain values only: numbers, strings, bools, lists)"
+        raise RecipeError(f"{path}: not a valid recipe ({where}{problem})") from None
+
+
 def read_recipe_file(path: Path) -> dict[str, Any]:
     """The ``key: value`` mapping of a YAML recipe, each key known and each value within its key's rule."""
-    values = yaml.safe_load(path.read_text()) or {}
+    values = parse_yaml(path) or {}
     if not isinstance(values, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of 'key: value' lines")
     for key, value in values.items():

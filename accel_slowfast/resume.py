@@ -11,21 +11,35 @@ whole dataset:
    order of an epoch's batches (``ORDER_KEYS`` and the number of processes) cannot differ when
    the checkpoint stopped mid-epoch, unless ``resume_next_epoch`` lets the run skip the rest of
    that epoch. Every other change is logged.
-3. ``restore``: ``accelerator.load_state`` and the runner's position.
+3. ``restore``: ``load_checkpoint`` and the runner's position.
+
+Nothing in a checkpoint can run code: before loading, every pickled file (``PICKLE_SUFFIXES``) is
+read without running it and refused if it names any class or function beyond tensors and plain
+values (``checkpoint.unsafe_globals``); then everything is loaded with ``weights_only=True``.
+Accelerate's ``load_state`` loads the model, optimizer, scaler and random states that way, but
+unpickles registered objects with ``weights_only=False``, so the run's own objects (its position,
+the EMA weights) are not registered with it: ``CheckpointWriter`` saves them as
+``custom_checkpoint_<i>.pkl`` (Accelerate's names: old checkpoints resume unchanged) and
+``load_checkpoint`` reads them itself.
 """
 
 import logging
+import os
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from accelerate.utils import broadcast_object_list
 from safetensors import safe_open
 from torch import nn
 
+from accel_slowfast.checkpoint import safe_globals, unsafe_globals
 from accel_slowfast.errors import CheckpointError
-from accel_slowfast.workdir import RECIPE_FILE, find_resume_checkpoint, read_meta, verify_checkpoint
+from accel_slowfast.workdir import OBJECT_STATE, RECIPE_FILE, find_resume_checkpoint, read_meta, verify_checkpoint
 
 # The checkpoint's state has another shape or content when these change: it cannot load.
 STATE_KEYS = ("model", "num_classes", "optimizer", "ema")
@@ -34,8 +48,10 @@ ORDER_KEYS = ("batch_size", "num_repeats", "gradient_accumulation_steps", "seed"
               "multigrid_short_cycle")
 # With the long cycle on, each epoch's shapes (batch, clip_len, crop) follow from these too (multigrid.py).
 LONG_CYCLE_ORDER_KEYS = ("max_epochs", "lr_steps")
+# What Accelerate and torch.save name their pickles: optimizer.bin, random_states_0.pkl, scaler.pt, ...
+PICKLE_SUFFIXES = (".pkl", ".bin", ".pt", ".pth")
 # Keys that say how this run starts, not what it trains.
-START_KEYS = ("resume_from", "load_from", "resume_next_epoch")
+START_KEYS = ("resume_from", "load_from", "resume_next_epoch", "overwrite")
 
 
 @dataclass
@@ -58,6 +74,8 @@ def find_checkpoint(resume_from: str, work_dir: Path, accelerator, logger: loggi
             else:
                 verify_checkpoint(resume_from)
                 found[0] = Path(resume_from)
+            if found[0]:
+                check_pickles(found[0])
         except CheckpointError as error:
             found[1] = f"resume_from: {error}"
     if accelerator.num_processes > 1:
@@ -76,9 +94,10 @@ def plan_resume(path: Path, recipe: dict[str, Any], num_processes: int, logger: 
     meta = read_meta(path)
     saved_file = path / RECIPE_FILE
     if not saved_file.is_file():
-        logger.warning("resume_from: %s holds no %s (written by an older version); the recipe is not compared",
-                       path, RECIPE_FILE)
-        return ResumePlan(path, meta)
+        logger.warning("resume_from: %s holds no %s (written by an older version); the recipe is not compared "
+                       "beyond its optimizer", path, RECIPE_FILE)
+        _check_optimizer(path, recipe["optimizer"])
+        return _with_epochs_left(ResumePlan(path, meta), recipe["max_epochs"])
     saved = yaml.safe_load(saved_file.read_text())
     changed = [key for key in recipe if key not in START_KEYS and key in saved and saved[key] != recipe[key]]
     state = [key for key in STATE_KEYS if key in changed]
@@ -108,7 +127,35 @@ def plan_resume(path: Path, recipe: dict[str, Any], num_processes: int, logger: 
     if changed:
         logger.info("resume_from: recipe changed since %s: %s", path,
                     ", ".join(f"{key} {saved[key]!r} -> {recipe[key]!r}" for key in changed))
+    return _with_epochs_left(plan, recipe["max_epochs"])
+
+
+def _with_epochs_left(plan: ResumePlan, max_epochs: int) -> ResumePlan:
+    """``plan``, if it leaves an epoch to train before ``max_epochs``; else ``CheckpointError``."""
+    done = plan.meta["epoch"] + plan.next_epoch  # epochs finished (next_epoch gives up the rest of one)
+    if done >= max_epochs:
+        raise CheckpointError(
+            f"resume_from: {plan.path} has trained {done} epochs and max_epochs is {max_epochs}: nothing is left to "
+            f"train; raise --max_epochs to train on, or test it with accel-slowfast test --checkpoint={plan.path}")
     return plan
+
+
+def _check_optimizer(path: Path, optimizer: str) -> None:
+    """For a checkpoint without its recipe: the optimizer that wrote its ``optimizer.bin`` (AdamW's
+    param groups have ``betas``, SGD's ``momentum``) must be this recipe's, or its state would not fit."""
+    file = path / "optimizer.bin"
+    if not file.is_file():
+        return
+    try:
+        with torch.serialization.safe_globals(safe_globals()):
+            groups = torch.load(file, map_location="cpu", weights_only=True, mmap=True)["param_groups"]
+        saved = "adamw" if "betas" in groups[0] else "sgd" if "momentum" in groups[0] else None
+    except Exception as error:  # noqa: BLE001 - a damaged or foreign file: one line
+        raise CheckpointError(f"resume_from: {file} does not read ({type(error).__name__})") from None
+    if saved and saved != optimizer:
+        raise CheckpointError(f"resume_from: {path} was trained with optimizer={saved!r} (its {file.name} holds "
+                              f"{saved}'s state) but this recipe has optimizer={optimizer!r}; resume with "
+                              f"--optimizer={saved}")
 
 
 def check_model_fits(path: Path, model: nn.Module) -> None:
@@ -126,10 +173,43 @@ def check_model_fits(path: Path, model: nn.Module) -> None:
                               f"differ, e.g. {shown}); resume with the recipe the checkpoint was trained with")
 
 
-def restore(plan: ResumePlan, accelerator, progress, runner) -> None:
-    """Load the checkpoint into the prepared objects and put the runner at its position."""
+def check_pickles(folder: Path) -> None:
+    """Refuse ``folder`` if a pickled file in it names a class or function beyond tensors and plain values."""
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix in PICKLE_SUFFIXES:
+            unsafe = unsafe_globals(path)
+            if unsafe:
+                raise CheckpointError(
+                    f"{path} pickles {', '.join(unsafe[:3])}, which could run code when loaded; a checkpoint holds "
+                    "only tensors and plain values, so this file was not written by a training run (or was altered "
+                    "after); it is not loaded")
+
+
+def load_checkpoint(folder: Path, accelerator, objects: list) -> None:
+    """Load ``folder`` into the prepared model, optimizer, scaler and random states (Accelerate's
+    ``load_state``, ``weights_only=True``) and into ``objects`` (each from its ``custom_checkpoint_<i>.pkl``).
+
+    Accelerate would unpickle those files with ``weights_only=False``, so its ``load_state`` reads
+    a view of the folder without them, and they are read here with ``weights_only=True``.
+    """
+    object_file = re.compile(OBJECT_STATE.replace(".", r"\.").format(r"\d+"))
+    with tempfile.TemporaryDirectory(prefix="accel_slowfast_resume_") as view:
+        for path in Path(folder).iterdir():
+            if not object_file.fullmatch(path.name):
+                os.symlink(path.resolve(), Path(view) / path.name)
+        accelerator.load_state(view)
+    with torch.serialization.safe_globals(safe_globals()):
+        for index, obj in enumerate(objects):
+            path = Path(folder) / OBJECT_STATE.format(index)
+            obj.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def restore(plan: ResumePlan, accelerator, objects: list, runner) -> None:
+    """Load the checkpoint into the prepared objects (``objects[0]``: the runner's ``RunnerProgress``)
+    and put the runner at its position."""
+    progress = objects[0]
     try:
-        accelerator.load_state(str(plan.path))
+        load_checkpoint(plan.path, accelerator, objects)
     except Exception as error:  # noqa: BLE001 - whatever Accelerate or torch raise: one line
         lines = str(error).strip().splitlines()
         raise CheckpointError(f"resume_from: {plan.path} does not load into this run ({type(error).__name__}: "

@@ -25,7 +25,7 @@ from accel_slowfast.config import Recipe
 from accel_slowfast.data.builders import build_datasets, build_indexes, build_loader, describe_videos
 from accel_slowfast.errors import UserError
 from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
-from accel_slowfast.hooks import build_hooks
+from accel_slowfast.hooks import build_hooks, state_objects
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts, launcher_warning
 from accel_slowfast.models import SlowFast, apply_fast_path, build_model, convert_sync_batchnorm, model_report
 from accel_slowfast.multigrid import MultigridSchedule, enabled
@@ -35,6 +35,7 @@ from accel_slowfast.runner import Runner
 from accel_slowfast.runtime import build_accelerator, describe, seed_everything, setup_text_logger
 from accel_slowfast.trackers import init_trackers
 from accel_slowfast.workdir import CLASSES_FILE, RECIPE_FILE, RunnerProgress, remove_staging
+from accel_slowfast.workdir_lock import hold_work_dir
 
 
 def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mode: bool) -> dict[str, Any]:
@@ -77,12 +78,12 @@ def build_optimizer(model: SlowFast, recipe: Recipe, accelerator: Accelerator) -
 
 
 def open_work_dir(recipe: Recipe, accelerator: Accelerator) -> tuple[logging.Logger, ResumePlan | None]:
-    """The work_dir made ready before any data work: writable, without stale partial checkpoints,
-    its text log open, the resume planned (verified and compared), ``recipe.yaml`` written."""
+    """The work_dir (held: ``workdir_lock.hold_work_dir``) made ready before any data work: without
+    stale partial checkpoints, its text log open, the resume planned (verified and compared),
+    ``recipe.yaml`` written."""
     work_dir = Path(recipe.work_dir)
     stale = []
-    if accelerator.is_main_process:
-        check_work_dir(work_dir, checkpoint_bytes=0)
+    if accelerator.is_main_process:  # (under the lock, every partial save is an interrupted one)
         stale = remove_staging(work_dir)
     accelerator.wait_for_everyone()
     logger = setup_text_logger(work_dir, accelerator.is_main_process)
@@ -123,9 +124,11 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
     # The recipe as it runs: the precision Accelerate chose when the recipe left it open.
     recipe = dataclasses.replace(recipe, mixed_precision=accelerator.mixed_precision)
     work_dir = Path(recipe.work_dir)
-    # from here on a stop signal is recorded, acted on after the step
-    with contextlib.nullcontext(interrupts) if interrupts else Interrupts() as interrupts:
+    # From here on a stop signal is recorded, acted on after the step; the work_dir is this run's.
+    with (contextlib.nullcontext(interrupts) if interrupts else Interrupts() as interrupts,
+          hold_work_dir(recipe, accelerator) as run_id):
         logger, plan = open_work_dir(recipe, accelerator)
+        run_id = plan and plan.meta.get("run_id") or run_id  # a resumed run keeps its id (and its checkpoints)
         if accelerator.is_main_process and launcher_warning():
             logger.warning(launcher_warning())
         seed_everything(recipe, accelerator)
@@ -170,14 +173,12 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
 
         runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
         progress = RunnerProgress()
-        accelerator.register_for_checkpointing(progress)
-        for hook in build_hooks(recipe, model=model, train_loader=bn_loader or train_loader, val_loader=val_loader,
-                                val_set=val_set, progress=progress, interrupts=interrupts):
+        hooks = build_hooks(recipe, model=model, train_loader=bn_loader or train_loader, val_loader=val_loader,
+                            val_set=val_set, progress=progress, interrupts=interrupts, run_id=run_id)
+        for hook in hooks:
             runner.register_hook(hook)
-            if hasattr(hook, "state_dict"):  # the EMA weights: saved with, and resumed from, every checkpoint
-                accelerator.register_for_checkpointing(hook)
-        if plan:
-            restore(plan, accelerator, progress, runner)
+        if plan:  # the position and the EMA weights, saved beside Accelerate's state (resume.load_checkpoint)
+            restore(plan, accelerator, state_objects(progress, hooks), runner)
             logger.info("Resumed from %s at epoch %d (iteration %d of it), global iteration %d", plan.path,
                         runner.epoch + 1, runner.start_inner_iter, runner.iter)
         init_trackers(accelerator, recipe, resumed=plan is not None)

@@ -5,9 +5,12 @@ names, manifest and discovery, and the runner's resumable position.
     metrics.jsonl (metrics_<time>.jsonl)             one record per log line (a fresh run's predecessor)
     train_<time>.log, test_<time>.log                the text logs
     bad_videos.txt                                   every unusable video, once, with its reason
-    checkpoints/epoch_<N>/, checkpoints/iter_<N>/    Accelerate's save_state + recipe.yaml + meta.json
+    checkpoints/epoch_<N>/, checkpoints/iter_<N>/    Accelerate's save_state + recipe.yaml + meta.json +
+                                                     custom_checkpoint_<i>.pkl (the runner's position, EMA)
     checkpoints/best_<metric>_epoch_<N>.pth          the best weights so far
-    checkpoints/.tmp_<name>                          a save in progress (renamed when complete)
+    checkpoints/.tmp_<run id>_<name>                 a save in progress (renamed when complete)
+    checkpoints_<time>/                              an earlier run's checkpoints, moved aside (--overwrite)
+    run.lock                                         held by the running run: its pid and host (workdir_lock.py)
     wandb/, wandb_run_id.txt, tensorboard/           the trackers' files
     profiler/, val_confusion.png                     profiler traces, the latest evaluation's confusion
     test_metrics.json, test_predictions.csv,         what the multi-view test of a checkpoint writes
@@ -43,6 +46,7 @@ EPOCH_PREFIX = "epoch_"
 ITER_PREFIX = "iter_"
 STAGING_PREFIX = ".tmp_"
 META_FILE = "meta.json"
+OBJECT_STATE = "custom_checkpoint_{}.pkl"  # Accelerate's name for a registered object's state, kept for old checkpoints
 RUN_ID_FILE = "wandb_run_id.txt"
 TENSORBOARD_DIR = "tensorboard"
 PROFILER_DIR = "profiler"
@@ -69,14 +73,20 @@ def log_file_name(command: str) -> str:
     return f"{command}_{time.strftime('%Y%m%d_%H%M%S')}.log"
 
 
-def set_aside(metrics: Path) -> Path:
-    """Rename a previous run's ``metrics.jsonl`` to ``metrics_<its time>[_n].jsonl``; return the new path."""
-    stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(metrics.stat().st_mtime))
-    backup, n = metrics.with_name(f"{metrics.stem}_{stamp}.jsonl"), 1
-    while backup.exists():
-        backup, n = metrics.with_name(f"{metrics.stem}_{stamp}_{n}.jsonl"), n + 1
-    metrics.rename(backup)
-    return backup
+def staging_path(final: Path, run_id: str) -> Path:
+    """Where ``final`` is written before it is renamed into place: ``.tmp_<run id>_<name>`` beside it."""
+    return final.with_name(f"{STAGING_PREFIX}{run_id}_{final.name}")
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a previous run's ``metrics.jsonl`` (or ``checkpoints`` folder) to ``metrics_<its time>[_n].jsonl``
+    (``checkpoints_<its time>[_n]``); return the new path."""
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(path.stat().st_mtime))
+    aside, n = path.with_name(f"{path.stem}_{stamp}{path.suffix}"), 1
+    while aside.exists():
+        aside, n = path.with_name(f"{path.stem}_{stamp}_{n}{path.suffix}"), n + 1
+    path.rename(aside)
+    return aside
 
 
 class RunnerProgress:
@@ -164,20 +174,23 @@ def verify_checkpoint(folder: str | Path) -> dict[str, Any]:
     return meta
 
 
-def sorted_checkpoints(root: Path) -> list[Path]:
-    """Epoch and iteration checkpoint folders under ``root`` with a ``meta.json``, oldest (fewest
-    iterations) first; at equal iterations an epoch checkpoint counts as newer. Folders whose
-    ``meta.json`` does not read sort first (they are the least trustworthy)."""
+def sorted_checkpoints(root: Path, run_id: str | None = None) -> list[Path]:
+    """Epoch and iteration checkpoint folders under ``root`` with a ``meta.json`` (with ``run_id``:
+    only those that run wrote), oldest (fewest iterations) first; at equal iterations an epoch
+    checkpoint counts as newer. Folders whose ``meta.json`` does not read sort first (they are the
+    least trustworthy) and belong to no run."""
     if not root.is_dir():
         return []
     found = []
     for path in root.iterdir():
         if path.is_dir() and path.name.startswith((EPOCH_PREFIX, ITER_PREFIX)) and (path / META_FILE).exists():
             try:
-                position = int(json.loads((path / META_FILE).read_text())["iter"])
-            except (OSError, ValueError, KeyError, TypeError):
-                position = -1
-            found.append((position, path.name.startswith(EPOCH_PREFIX), path.name, path))
+                meta = json.loads((path / META_FILE).read_text())
+                position, owner = int(meta["iter"]), meta.get("run_id")
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                position, owner = -1, None
+            if run_id is None or owner == run_id:
+                found.append((position, path.name.startswith(EPOCH_PREFIX), path.name, path))
     return [path for *_, path in sorted(found)]
 
 
@@ -212,6 +225,14 @@ def remove_staging(work_dir: str | Path) -> list[Path]:
         else:
             path.unlink(missing_ok=True)
     return stale
+
+
+def reports_dir(checkpoint: str | Path) -> Path:
+    """Where the test of ``checkpoint`` writes: beside it, and for a run's ``checkpoints/<name>`` the
+    run's work_dir (the folder holding ``checkpoints/``), never the work_dir its recipe names (a
+    copied checkpoint's recipe names the run it was copied from)."""
+    folder = Path(checkpoint).absolute().parent
+    return folder.parent if folder.name == CHECKPOINT_DIR else folder
 
 
 def find_run_file(checkpoint: str | Path, name: str) -> Path:

@@ -77,7 +77,7 @@ def test_bad_command_line_is_one_line_before_any_import_of_torch(args, message):
 def test_test_command_needs_a_checkpoint():
     result = _python("test.py", "--num_clips=2")
     assert "needs --checkpoint=PATH" in one_line_error(result)
-    assert "usage: test.py --checkpoint=PATH [RECIPE.yaml]" in _python("test.py", "--help").stdout
+    assert "usage: test.py --checkpoint=PATH [--out_dir=DIR] [RECIPE.yaml]" in _python("test.py", "--help").stdout
 
 
 @pytest.mark.parametrize("module, args, usage", [

@@ -44,12 +44,43 @@ def test_cli_overrides_win_over_yaml(tmp_path):
     ("deterministic: 1\n", "'deterministic' must be bool"),
     ("mean: 0.5\n", "'mean' must be a list"),
     ("- a\n", "mapping"),
+    ("lr: !!python/object/apply:os.system [\"touch {marker}\"]\n", "line 1.*tag.*plain values only"),
+    ("lr: [0.1\nbatch_size: 2\n", r"not a valid recipe \(line 2"),
+    ("lr: 0.1\nbatch_size: 2\nlr: 0.2\n", r"key 'lr' is given twice \(lines 1 and 3\)"),
 ])
 def test_bad_yaml_names_the_file_and_key(tmp_path, text, message):
-    path = tmp_path / "bad.yaml"
-    path.write_text(text)
-    with pytest.raises(RecipeError, match=message):
+    path, marker = tmp_path / "bad.yaml", tmp_path / "ran"
+    path.write_text(text.replace("{marker}", str(marker)))
+    with pytest.raises(RecipeError, match=f"^{path}: .*{message}"):
         load_recipe([str(path)])
+    assert not marker.exists()
+
+
+def test_a_binary_recipe_file_is_one_line(tmp_path):
+    path = tmp_path / "model.pth"
+    path.write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00\xff\xfe" * 10)
+    with pytest.raises(RecipeError, match=f"^{path}: not a text file"):
+        load_recipe([str(path)])
+
+
+@pytest.mark.parametrize("argument, message", [
+    ("--seed=-1", r"'seed' must be in \[0, 4294967295\], got -1"),
+    ("--seed=99999999999", r"'seed' must be in \[0, 4294967295\], got 99999999999"),
+    ("--dropout=2", r"'dropout' must be in \[0, 1\), got 2.0"),
+    ("--dropout=-0.5", r"'dropout' must be in \[0, 1\), got -0.5"),
+    ("--momentum=5", r"'momentum' must be in \[0, 1\], got 5.0"),
+    ("--lr=1e300", r"'lr' must be in \[0, 3.40\d*e\+38\], got 1e\+300"),
+    ("--min_lr=1e39", r"'min_lr' must be in \[0, 3.40\d*e\+38\]"),
+    ("--work_dir=", "'work_dir' is empty"),
+])
+def test_out_of_range_numbers_and_an_empty_work_dir_fail_at_load(argument, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe([argument])
+
+
+def test_the_largest_seed_and_learning_rate_still_load():
+    recipe = load_recipe(["--seed=4294967295", "--lr=1e38", "--dropout=0", "--momentum=1"])
+    assert recipe.seed == 2**32 - 1 and recipe.lr == 1e38
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -4,6 +4,7 @@ checkpoint and the files it writes; any number of processes gives the same metri
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,7 @@ REPO = Path(__file__).parents[1]
 
 def test_multi_view_test_writes_metrics_and_reports(trained, tmp_path):
     recipe, checkpoint = trained
-    recipe = type(recipe)(**{**recipe.to_dict(), "work_dir": str(tmp_path)})
-    metrics = run_test(recipe, checkpoint)
+    metrics = run_test(recipe, checkpoint, tmp_path)
     assert metrics["num_videos"] == 10 and metrics["num_failed"] == 0 and metrics["num_views"] == 60
     assert json.loads((tmp_path / "test_metrics.json").read_text()) == metrics
     with open(tmp_path / "test_predictions.csv") as file:
@@ -40,7 +40,22 @@ def test_test_refuses_a_checkpoint_of_another_model(trained, tmp_path):
     recipe, _ = trained
     torch.save(build_model("slowfast_tiny", num_classes=7).state_dict(), tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="does not fit"):
-        run_test(type(recipe)(**{**recipe.to_dict(), "work_dir": str(tmp_path)}), tmp_path / "other.pth")
+        run_test(recipe, tmp_path / "other.pth")
+
+
+def test_test_of_a_copied_checkpoint_writes_beside_the_copy_or_into_out_dir(trained, tmp_path):
+    from accel_slowfast.evaluate_checkpoint import main
+
+    recipe, checkpoint = trained
+    copy = tmp_path / "elsewhere" / "epoch_1"
+    shutil.copytree(checkpoint, copy)  # its recipe.yaml names the run it came from as work_dir
+    before = sorted(Path(recipe.work_dir).iterdir())
+    main([f"--checkpoint={copy}", "--num_clips=1", "--num_crops=1"])
+    assert json.loads((copy.parent / "test_metrics.json").read_text())["checkpoint"] == str(copy)
+    assert (copy.parent / "test_predictions.csv").is_file() and next(copy.parent.glob("test_*.log"))
+    main([f"--checkpoint={copy}", f"--out_dir={tmp_path / 'results'}", "--num_clips=1", "--num_crops=1"])
+    assert (tmp_path / "results" / "test_metrics.json").is_file()
+    assert sorted(Path(recipe.work_dir).iterdir()) == before  # the original run's work_dir is untouched
 
 
 @pytest.mark.slow
@@ -55,7 +70,7 @@ def test_test_py_with_two_processes_equals_one(tiny_root, tmp_path):
         work_dir = tmp_path / f"p{processes}"
         launcher = [sys.executable] if processes == 1 else [
             sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-        run = subprocess.run([*launcher, str(REPO / "test.py"), *args, f"--work_dir={work_dir}"], env=env,
+        run = subprocess.run([*launcher, str(REPO / "test.py"), *args, f"--out_dir={work_dir}"], env=env,
                              capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stderr[-3000:]
         results.append(json.loads((work_dir / "test_metrics.json").read_text()))

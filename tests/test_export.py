@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import yaml
 
 from accel_slowfast import export
@@ -71,3 +72,33 @@ def test_load_model_takes_a_hub_id(trained, tmp_path, monkeypatch):
     model, config = load_model("you/slowfast-tiny")
     assert asked == ["you/slowfast-tiny"] and config == json.loads((out / "config.json").read_text())
     assert not model.training
+
+
+def test_export_into_a_folder_holding_files_is_refused_unless_overwrite(trained, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "README.md").write_text("my notes")
+    (out / "config.json").write_text("{}")
+    with pytest.raises(SystemExit) as stop:
+        export.main([str(trained[1]), str(out)])
+    assert stop.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line == (f"error: export: {out} is not empty (README.md, config.json); choose a new or empty folder, or "
+                    "pass --overwrite to replace its config.json, model.safetensors and README.md")
+    assert (out / "README.md").read_text() == "my notes" and sorted(p.name for p in out.iterdir()) == [
+        "README.md", "config.json"]
+
+    (out / "keep.txt").write_text("kept")
+    export.main([str(trained[1]), str(out), "--overwrite"])
+    assert (out / "README.md").read_text() != "my notes" and (out / "keep.txt").read_text() == "kept"
+    assert load_model(out)[1]["model"] == "slowfast_tiny"
+
+
+def test_export_to_a_file_is_one_line(trained, tmp_path, capsys):
+    target = tmp_path / "model.bin"
+    target.write_bytes(b"x")
+    with pytest.raises(SystemExit) as stop:
+        export.main([str(trained[1]), str(target)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: export: {target} is a file; give the folder to write the export into\n"
+    assert target.read_bytes() == b"x"

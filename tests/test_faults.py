@@ -52,6 +52,10 @@ def test_unwritable_or_full_work_dir_fails_before_training(tiny_root, tmp_path, 
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(RecipeError, match="is not writable"):
         train(tiny_recipe(tiny_root, tmp_path / "a_file" / "run"))
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "checkpoints").write_text("not a folder")
+    with pytest.raises(RecipeError, match="taken/checkpoints is a file, but checkpoints are saved in a folder"):
+        train(tiny_recipe(tiny_root, tmp_path / "taken", data_root="/nonexistent"))  # before any data work
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(RecipeError, match="MiB free but a checkpoint needs"):
         train(tiny_recipe(tiny_root, tmp_path / "full"))

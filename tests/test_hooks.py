@@ -29,6 +29,7 @@ from accel_slowfast.hooks import (
     recompute_bn_stats,
 )
 from accel_slowfast.models import build_model, convert_sync_batchnorm
+from accel_slowfast.resume import load_checkpoint
 from accel_slowfast.runner import EVENTS, Runner
 from accel_slowfast.training import train
 from accel_slowfast.workdir import RunnerProgress
@@ -111,10 +112,9 @@ def _resumable(work_dir, batches, crash_after=None):
     accelerator = Accelerator(cpu=True)
     runner = _runner(work_dir, _bn_model, accelerator)
     progress, ema = RunnerProgress(), EMAHook(runner.model, momentum=0.3, warm_up=2)
-    accelerator.register_for_checkpointing(progress)
-    accelerator.register_for_checkpointing(ema)
+    writer = CheckpointWriter(progress, recipe={}, max_keep_ckpts=0, objects=[ema])
     for hook in (OptimizerHook(), ema, PreciseBNHook(batches, num_batches=2, forward=_forward),
-                 CheckpointHook(CheckpointWriter(progress, recipe={}, max_keep_ckpts=0), interval=1, interval_iters=0)):
+                 CheckpointHook(writer, interval=1, interval_iters=0)):
         runner.register_hook(hook)
     if crash_after:
         def crash(r):
@@ -137,7 +137,7 @@ def test_ema_and_precise_bn_resume_equal_an_uninterrupted_run(tmp_path):
     assert saved["swapped"] and saved["shadow"].keys() == dict(_bn_model().named_parameters()).keys()
 
     runner, accelerator, progress, ema = _resumable(tmp_path / "resumed", batches)
-    accelerator.load_state(str(checkpoint))
+    load_checkpoint(checkpoint, accelerator, [progress, ema])
     progress.restore(runner)
     assert runner.epoch == 2
     runner.run({"train": batches}, [("train", 1)], max_epochs=3)

@@ -245,3 +245,64 @@ def test_an_unusable_resume_from_is_one_line_before_any_data_work(tiny_root, tmp
     line = one_line_error(run_command("train.py", tiny_root, tmp_path / "run", data_root="/nonexistent",
                                       resume_from=make(tmp_path)))
     assert line.startswith("error: resume_from: ") and expected in line, line
+
+
+class _Payload:
+    """Pickles as a call of ``os.system``: what a crafted checkpoint file would hold."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["custom_checkpoint_0.pkl", "random_states_0.pkl", "optimizer.bin"])
+def test_a_checkpoint_file_that_would_run_code_is_refused_in_one_line_and_nothing_runs(tiny_root, run_copy, tmp_path,
+                                                                                       name):
+    crafted, marker = run_copy / "checkpoints" / "epoch_2", tmp_path / "ran"
+    torch.save({"state": _Payload(marker)}, crafted / name)
+    meta = json.loads((crafted / "meta.json").read_text())
+    write_manifest(crafted, {key: value for key, value in meta.items() if key != "files"})  # anyone can
+    for resume_from in (crafted, "auto"):
+        line = one_line_error(run_command("train.py", tiny_root, run_copy, resume_from=resume_from, max_epochs=3))
+        assert f"{crafted / name} pickles posix.system, which could run code" in line, line
+        assert not marker.exists()
+
+
+def _tiny_state(seed):
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    return model, optimizer
+
+
+def test_a_checkpoint_saved_through_accelerates_registered_objects_still_resumes(tmp_path):
+    """Before the run's objects were saved by CheckpointWriter, Accelerate's save_state wrote them
+    (register_for_checkpointing): the same files, which load_checkpoint reads with weights_only=True."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from accel_slowfast.resume import load_checkpoint
+    from accel_slowfast.workdir import RunnerProgress
+
+    accelerator = Accelerator(cpu=True)
+    model, optimizer = accelerator.prepare(*_tiny_state(0))
+    old = RunnerProgress()
+    old.state = {"epoch": 2, "inner_iter": 1, "iter": 7, "meta": {"best_score": 0.5},
+                 "log_history": {"loss": [(1.5, 4)]}}
+    accelerator.register_for_checkpointing(old)
+    accelerator.save_state(str(tmp_path / "old"))
+    assert (tmp_path / "old" / "custom_checkpoint_0.pkl").is_file()
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+    accelerator = Accelerator(cpu=True)
+    model2, optimizer2 = accelerator.prepare(*_tiny_state(1))
+    new = RunnerProgress()
+    load_checkpoint(tmp_path / "old", accelerator, [new])
+    assert new.state == old.state
+    assert torch.equal(model2.weight, model.weight)
+    assert optimizer2.state_dict()["state"][0]["exp_avg"].equal(optimizer.state_dict()["state"][0]["exp_avg"])

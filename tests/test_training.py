@@ -14,7 +14,7 @@ import yaml
 from conftest import tiny_recipe
 from safetensors.torch import load_file
 
-from accel_slowfast.config import Recipe
+from accel_slowfast.config import Recipe, RecipeError
 from accel_slowfast.schedules import recipe_args, regular_lr, warmup_factor
 from accel_slowfast.training import build_optimizer, describe_repeats, train
 
@@ -73,9 +73,12 @@ def test_bf16_mixed_precision_and_a_rerun_in_the_same_work_dir(tiny_root, tmp_pa
     train(recipe)
     first = _records(recipe.work_dir)
     assert all(r["loss"] == r["loss"] for r in first if r["mode"] == "train")  # finite, not NaN
-    train(recipe)  # a fresh run into the same work_dir sets the old records aside
+    with pytest.raises(RecipeError, match="holds the checkpoints of an earlier run"):
+        train(recipe)
+    train(dataclasses.replace(recipe, overwrite=True))  # a fresh run sets the old records and checkpoints aside
     assert _records(recipe.work_dir) == first
     assert len(list((tmp_path / "run").glob("metrics_*.jsonl"))) == 1
+    assert len(list((tmp_path / "run").glob("checkpoints_*/epoch_1"))) == 1
 
 
 def test_max_keep_ckpts_keeps_the_newest(tiny_root, tmp_path):

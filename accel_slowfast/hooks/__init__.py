@@ -48,11 +48,11 @@ from accel_slowfast.workdir import RunnerProgress
 __all__ = ["CheckpointHook", "CheckpointWriter", "EMAHook", "EarlyStoppingHook", "EmptyCacheHook", "EvalHook",
            "InterruptHook", "IterTimerHook", "LoggerHook", "LrScheduleHook", "MomentumScheduleHook", "OptimizerHook",
            "PreciseBNHook", "ProfilerHook", "SamplerSeedHook", "TrackerHook", "build_hooks", "recompute_bn_stats",
-           "set_loader_epoch", "summary_lines"]
+           "set_loader_epoch", "state_objects", "summary_lines"]
 
 
 def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: RunnerProgress,
-                interrupts) -> list[Any]:
+                interrupts, run_id: str = "") -> list[Any]:
     """The hooks ``recipe`` asks for, in registration order (the table above).
 
     Args:
@@ -61,13 +61,13 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
         train_loader, val_loader: the prepared loaders (precise BN reads training batches, at the
             base shape: a multigrid run passes its base-shape loader).
         val_set: the validation ``ClipDataset`` (the trackers show its clips).
-        progress: the runner's position, registered for checkpointing.
+        progress: the runner's position, saved with every checkpoint.
         interrupts: the active ``interrupts.Interrupts``.
+        run_id: the run's id (``workdir_lock``): in its checkpoints' ``meta.json`` and staging names.
 
-    Hooks with a ``state_dict`` (``EMAHook``) must also go to ``accelerator.register_for_checkpointing``.
+    Hooks with a ``state_dict`` (``EMAHook``) are saved with every checkpoint after ``progress``;
+    ``state_objects`` lists them in that order, for ``resume.restore``.
     """
-    writer = CheckpointWriter(progress, recipe.to_dict(), recipe.max_keep_ckpts)
-    interrupt = InterruptHook(interrupts, writer)
     hooks: list[Any] = [build_lr_hook(recipe)]
     if recipe.momentum_policy != "none":
         hooks.append(build_momentum_hook(recipe))
@@ -79,9 +79,10 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
         hooks.append(EmptyCacheHook(after_iter=recipe.empty_cache == "iter"))
     if recipe.precise_bn_batches:
         hooks.append(PreciseBNHook(train_loader, recipe.precise_bn_batches, interval=recipe.eval_interval))
-    # a stop signal ends an evaluation at its next batch
-    hooks += [IterTimerHook(), EvalHook(val_loader, interval=recipe.eval_interval,
-                                        between_batches=interrupt._between_eval_batches)]
+    # A stop signal ends an evaluation at its next batch; the InterruptHook that acts on it is built
+    # last (its writer saves every hook's state), so the evaluation looks it up when it runs.
+    hooks += [IterTimerHook(), EvalHook(val_loader, interval=recipe.eval_interval, run_id=run_id,
+                                        between_batches=lambda runner: interrupt._between_eval_batches(runner))]
     if recipe.early_stop_metric:
         hooks.append(EarlyStoppingHook(recipe.early_stop_metric, recipe.early_stop_patience, recipe.early_stop_rule))
     if recipe.mixup_alpha or recipe.cutmix_alpha or recipe.label_smoothing:
@@ -95,6 +96,14 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
     if recipe.profile_iters:
         wait, warmup, active = [0, 0, *recipe.profile_iters][-3:]
         hooks.append(ProfilerHook(wait, warmup, active))
-    hooks += [CheckpointHook(writer, recipe.checkpoint_interval, recipe.checkpoint_interval_iters),
-              interrupt]
+    writer = CheckpointWriter(progress, recipe.to_dict(), recipe.max_keep_ckpts,
+                              objects=state_objects(progress, hooks)[1:], run_id=run_id)
+    interrupt = InterruptHook(interrupts, writer)
+    hooks += [CheckpointHook(writer, recipe.checkpoint_interval, recipe.checkpoint_interval_iters), interrupt]
     return hooks
+
+
+def state_objects(progress: RunnerProgress, hooks: list[Any]) -> list[Any]:
+    """What a checkpoint holds besides Accelerate's state, in its order: ``progress``, then each
+    hook with a ``state_dict`` (``custom_checkpoint_0.pkl``, ``_1.pkl``, ...)."""
+    return [progress, *(hook for hook in hooks if hasattr(hook, "state_dict"))]

@@ -29,7 +29,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from accel_slowfast.evaluation import score_videos
 from accel_slowfast.faults import any_process, state_bytes, write_failure
-from accel_slowfast.workdir import BAD_VIDEOS_FILE, CHECKPOINT_DIR, STAGING_PREFIX, best_checkpoint_name
+from accel_slowfast.workdir import BAD_VIDEOS_FILE, CHECKPOINT_DIR, best_checkpoint_name, staging_path
 
 EARLY_STOP_STATE = "early_stop"  # key in runner.meta (saved with every checkpoint)
 
@@ -40,16 +40,17 @@ class EvalHook:
 
     Keeps the best model (by ``save_best``, higher is better) as
     ``checkpoints/best_<metric>_epoch_<N>.pth`` and its score in ``runner.meta``. Runs on every
-    process (scores are gathered); only the main process writes. ``between_batches(runner)``, if
-    given, is called on every process after each batch; it may end the evaluation by raising
+    process (scores are gathered); only the main process writes, under a staging name carrying
+    ``run_id`` (``workdir.staging_path``). ``between_batches(runner)``, if given, is called on every
+    process after each batch; it may end the evaluation by raising
     (``InterruptHook._between_eval_batches``: a stop signal).
     """
 
     priority = "LOW"
 
-    def __init__(self, data_loader, interval: int = 1, save_best: str = "top1_acc",
+    def __init__(self, data_loader, interval: int = 1, save_best: str = "top1_acc", run_id: str = "",
                  between_batches: Callable[[Any], None] | None = None):
-        self.data_loader, self.interval, self.save_best = data_loader, interval, save_best
+        self.data_loader, self.interval, self.save_best, self.run_id = data_loader, interval, save_best, run_id
         self._between_batches = between_batches
 
     def after_train_epoch(self, runner) -> None:
@@ -77,7 +78,7 @@ class EvalHook:
         state = accelerator.get_state_dict(runner.model)
         error = None
         if accelerator.is_main_process:
-            staging = path.with_name(STAGING_PREFIX + path.name)
+            staging = staging_path(path, self.run_id)
             try:  # written under a temporary name and renamed: never a half-written best file
                 path.parent.mkdir(parents=True, exist_ok=True)
                 torch.save({"state_dict": state, "meta": {"epoch": epoch, self.save_best: score}}, staging)

@@ -242,9 +242,9 @@ class EMAHook:
     As in mmcv, ``after_train_epoch`` swaps the averaged weights into the model, so evaluation, the
     best checkpoint and the epoch checkpoint see them, and ``before_train_epoch`` swaps the trained
     weights back. After the run the model holds the averaged weights. The hook is checkpointable
-    (``state_dict``/``load_state_dict``): register it with ``accelerator.register_for_checkpointing``
-    before ``load_state``; ``swapped`` records which copy the model holds, so a resumed run continues
-    exactly. Only parameters are averaged (BatchNorm statistics are the model's), as in mmcv.
+    (``state_dict``/``load_state_dict``): ``CheckpointWriter`` saves it with every checkpoint and
+    ``resume.load_checkpoint`` restores it; ``swapped`` records which copy the model holds, so a
+    resumed run continues exactly. Only parameters are averaged (BatchNorm statistics are the model's), as in mmcv.
     """
 
     priority = "NORMAL"  # after OptimizerHook (ABOVE_NORMAL) stepped, before EvalHook (LOW)
