@@ -16,8 +16,8 @@ and timm's): each clip is mixed with the clip at the mirrored position of the ba
 (``flip(0)``), and the smoothing ``e`` gives the other classes ``e / num_classes`` each. A batch
 is mixed with probability ``mix_prob``; with both alphas set, by CutMix with probability
 ``switch_prob``, else MixUp (PySlowFast's ``MIXUP.PROB`` and ``SWITCH_PROB``). A batch of one clip
-(a last, short batch) is not mixed. The fast clip is mixed and the slow one taken from it again
-(``pack_pathway``: every alpha-th frame), so both pathways get the same lambda and the same box.
+(a last, short batch) is not mixed. The batch holds one clip per video, so whatever the model
+takes from it (SlowFast: both pathways) gets the same lambda and the same box.
 
 Each batch's draws come from torch's CPU generator seeded by (recipe seed, process index, global
 iteration) inside ``fork_rng``: the same mix on a resumed run, a different one on every process
@@ -36,8 +36,6 @@ from accel_slowfast import compat  # noqa: F401  (before pytorchvideo.transforms
 # isort: split
 from pytorchvideo.transforms import CutMix, MixUp
 from pytorchvideo.transforms.functional import convert_to_one_hot
-
-from accel_slowfast.data.transforms import pack_pathway
 
 BLENDING_STREAM = 0x626C656E  # "blen": keeps these seeds apart from the dataset's (seed, epoch, index) ones
 
@@ -61,19 +59,19 @@ class Blending:
         self.mixers = [mix(alpha=alpha, **common) for mix, alpha in ((MixUp, mixup_alpha), (CutMix, cutmix_alpha))
                        if alpha > 0]
 
-    def __call__(self, fast: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``fast`` (B, C, T, H, W) float, mixed in place, and its targets (B, num_classes) float32.
+    def __call__(self, clips: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``clips`` (B, C, T, H, W) float, mixed in place, and their targets (B, num_classes) float32.
 
         The draws (whether to mix, which mixer, lambda, the box) depend on ``seed`` alone.
         """
         with torch.random.fork_rng(devices=[]):  # pytorchvideo's mixers draw from the CPU generator only
             torch.default_generator.manual_seed(seed)
-            if self.mixers and fast.shape[0] > 1 and torch.rand(1).item() < self.mix_prob:
+            if self.mixers and clips.shape[0] > 1 and torch.rand(1).item() < self.mix_prob:
                 # CutMix (the last) when it is the only one, or with probability switch_prob
                 mixer = self.mixers[-1 if len(self.mixers) == 1 or torch.rand(1).item() < self.switch_prob else 0]
-                fast, targets = mixer(fast, labels)
-                return fast, targets.float()
-        return fast, convert_to_one_hot(labels, self.num_classes, self.label_smoothing).float()
+                clips, targets = mixer(clips, labels)
+                return clips, targets.float()
+        return clips, convert_to_one_hot(labels, self.num_classes, self.label_smoothing).float()
 
 
 class BlendingHook:
@@ -91,11 +89,11 @@ class BlendingHook:
 
     def before_run(self, runner) -> None:
         model = runner.accelerator.unwrap_model(runner.model)
-        self._normalize, self._alpha = model.normalize, model.alpha
+        self._normalize = model.normalize
 
     def before_train_iter(self, runner) -> None:
         batch = runner.data_batch
-        fast = self._normalize(batch["video"][1])  # (B, C, T, H, W) float32, a new tensor: mixed in place
+        clips = self._normalize(batch["video"])  # (B, C, T, H, W) float32, a new tensor: mixed in place
         words = [BLENDING_STREAM, self.seed, runner.accelerator.process_index, runner.iter]
-        fast, target = self.blending(fast, batch["label"], int(np.random.default_rng(words).integers(2**63)))
-        runner.data_batch = {**batch, "video": pack_pathway(fast, self._alpha), "target": target}
+        clips, target = self.blending(clips, batch["label"], int(np.random.default_rng(words).integers(2**63)))
+        runner.data_batch = {**batch, "video": clips, "target": target}

@@ -247,7 +247,7 @@ class Recipe(DataSource):
         self._validate_regularisation()
         check_schedule_keys(self)
         self._validate_run()
-        check_multigrid(self, PRESETS[self.model].alpha)
+        check_multigrid(self)
 
     def _validate_data(self) -> None:
         alpha = PRESETS[self.model].alpha

@@ -15,7 +15,6 @@ from typing import Any
 
 import yaml
 
-from accel_slowfast.presets import PRESETS
 from accel_slowfast.workdir import METRICS_FILE, TEST_METRICS_FILE
 
 TRAINING_KEYS = ("dataset", "max_epochs", "batch_size", "gradient_accumulation_steps", "optimizer", "lr",
@@ -84,11 +83,11 @@ def model_card(config: dict[str, Any], recipe: dict[str, Any], results: list[tup
         settings["load_from"] = Path(recipe["load_from"]).name  # the file, not the trainer's folders
     lines += [
         "", "## Input", "",
-        f"{config['clip_len']} RGB frames taken every {config['frame_interval']} frames (the fast pathway; the slow "
-        f"one keeps every {PRESETS[config['model']].alpha}-th), short side resized to {config['short_side']} px; "
-        f"predictions average {config['num_clips']} clips x {config['num_crops']} crops of {config['test_crop_size']} "
-        f"px ({config['average_clips']} averaging). The model takes uint8 frames and normalizes them with mean "
-        f"{config['mean']} and std {config['std']} (0-255 scale).", "",
+        f"One clip of {config['clip_len']} RGB frames taken every {config['frame_interval']} frames, short side "
+        f"resized to {config['short_side']} px; predictions average {config['num_clips']} clips x "
+        f"{config['num_crops']} crops of {config['test_crop_size']} px ({config['average_clips']} averaging). The "
+        f"model takes the clip as uint8 `(B, 3, T, H, W)` and normalizes it with mean {config['mean']} and std "
+        f"{config['std']} (0-255 scale); it takes its two pathways from that clip itself.", "",
         "## Training", "",
         "| key | value |", "|---|---|", *(f"| {key} | {value} |" for key, value in settings.items()), "",
         f"## Classes ({len(classes)}, in label order)", "",

@@ -2,10 +2,14 @@
 
 Data flow (``alpha`` = slow/fast frame-rate ratio, ``beta_inv`` = fast channel reduction)::
 
-    frames (B, 3, T, H, W) --pack_pathway--+--> slow (B, 3, T/alpha, H, W) -> stem -> res2..res5 -> pool -+
-                                           +--> fast (B, 3, T, H, W)       -> stem -> res2..res5 -> pool -+
-                                                (fast -> slow lateral fusion after the stem and res2..res4)  |
-                                                                     concat [slow, fast] -> dropout -> fc <--+
+    clip (B, 3, T, H, W) -normalize-+--> slow x[:, :, ::alpha] -> stem -> res2..res5 -> pool -+
+                                    +--> fast x                -> stem -> res2..res5 -> pool -+
+                                   (fast -> slow lateral fusion after the stem and res2..res4) |
+                                                       concat [slow, fast] -> dropout -> fc <--+
+
+The model takes one clip and packs its pathways itself, so the data, blending, predict and export
+code deal in one clip whatever the backbone. The slow pathway is every ``alpha``-th frame from the
+first (mmaction2's choice: frames 0, 8, 16, 24 of 32 at alpha 8).
 
 The head pools adaptively, so any crop size and clip length work (pytorchvideo's default
 ``AvgPool3d`` head only fits 224 px and its training clip length). Parameter names equal
@@ -36,15 +40,15 @@ from accel_slowfast.presets import IMAGENET_MEAN, IMAGENET_STD, NUM_STAGES, PRES
 
 
 class SlowFast(nn.Module):
-    """A SlowFast classifier taking ``[slow, fast]`` and returning logits ``(B, num_classes)``.
+    """A SlowFast classifier taking one clip ``(B, C, T, H, W)`` and returning logits ``(B, num_classes)``.
 
     Input clips are uint8 RGB (0-255), as ``ClipDataset`` yields them: the model normalizes them
     with ``mean`` and ``std`` (0-255 scale) on its own device, like mmaction2 1.x's data
     preprocessor. Float clips are taken as normalized already (``blending.BlendingHook`` mixes
-    normalized clips).
+    normalized clips). ``T`` must be a multiple of ``alpha``.
 
     pytorchvideo's multipathway blocks overwrite their input list in place, so ``forward``
-    copies the list first: calling the model twice on the same batch gives the same result.
+    builds a fresh ``[slow, fast]`` list each call.
 
     ``frozen_stages`` (-1 .. 4): blocks 0..frozen_stages get ``requires_grad=False`` and stay in
     eval mode (BatchNorm keeps its running statistics) even after ``model.train()``, as
@@ -78,8 +82,11 @@ class SlowFast(nn.Module):
         """uint8 ``(B, C, T, H, W)`` clips as the network takes them (a new float32 tensor); float ones as they are."""
         return (clips - self.mean) / self.std if clips.dtype == torch.uint8 else clips
 
-    def forward(self, video: Sequence[torch.Tensor]) -> torch.Tensor:
-        x = [self.normalize(v) for v in video]  # [slow (B, C, T/alpha, H, W), fast (B, C, T, H, W)], a fresh list
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        if clip.shape[2] % self.alpha:
+            raise ValueError(f"clip_len ({clip.shape[2]}) must be a multiple of the model's alpha ({self.alpha})")
+        fast = self.normalize(clip)  # (B, C, T, H, W) float32
+        x = [fast[:, :, :: self.alpha], fast]  # [slow (B, C, T/alpha, H, W), fast]: views, in a fresh list
         for block in self.blocks:
             x = block(x)
         return x  # (B, num_classes)
@@ -138,9 +145,9 @@ def _use_python_ints(net: nn.Module) -> None:
 
 
 def _to_channels_last(module: torch.nn.Module, args: tuple) -> tuple:
-    """Forward pre-hook: the ``[slow, fast]`` input in ``channels_last_3d`` like the weights."""
-    (video,) = args
-    return ([x.contiguous(memory_format=torch.channels_last_3d) for x in video],)  # each (B, C, T, H, W)
+    """Forward pre-hook: the input clip ``(B, C, T, H, W)`` in ``channels_last_3d`` like the weights."""
+    (clip,) = args
+    return (clip.contiguous(memory_format=torch.channels_last_3d),)  # the slow pathway's view keeps that layout
 
 
 def apply_fast_path(model: SlowFast, *, channels_last: bool, compile: bool) -> SlowFast:
@@ -192,11 +199,11 @@ def model_report(model: SlowFast, clip_len: int, crop_size: int) -> dict[str, fl
     """
     from fvcore.nn import FlopCountAnalysis
 
-    fast = torch.zeros(1, 3, clip_len, crop_size, crop_size, device=next(model.parameters()).device)
+    clip = torch.zeros(1, 3, clip_len, crop_size, crop_size, device=next(model.parameters()).device)
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        count = FlopCountAnalysis(model, ([fast[:, :, :: model.alpha], fast],))
+        count = FlopCountAnalysis(model, (clip,))
         count.unsupported_ops_warnings(False)
         count.uncalled_modules_warnings(False)
         macs = count.total()

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from accel_slowfast.errors import RecipeError
+from accel_slowfast.presets import PRESETS
 
 LONG_CYCLE_FACTORS = ((0.25, 0.5**0.5), (0.5, 0.5**0.5), (0.5, 1.0), (1.0, 1.0))  # (frames, side) of the base
 SHORT_CYCLE_FACTORS = (0.5, 0.5**0.5)  # side of the base crop; the third iteration takes the long cycle's
@@ -143,8 +144,9 @@ class MultigridSchedule:
         return "\n".join(lines)
 
 
-def check_recipe(recipe: Any, alpha: int) -> None:
-    """The multigrid keys against the rest of the recipe; ``RecipeError`` naming the key and the fix."""
+def check_recipe(recipe: Any) -> None:
+    """The multigrid keys against the rest of the recipe and its model preset; ``RecipeError`` naming the key
+    and the fix."""
     if not enabled(recipe):
         return
     key = "multigrid_long_cycle" if recipe.multigrid_long_cycle else "multigrid_short_cycle"
@@ -162,6 +164,7 @@ def check_recipe(recipe: Any, alpha: int) -> None:
     if recipe.lr_steps[-1] >= recipe.max_epochs:
         raise RecipeError(f"multigrid_long_cycle fine-tunes after the last of 'lr_steps' ({recipe.lr_steps[-1]}), "
                           f"which must be below max_epochs ({recipe.max_epochs})")
+    alpha = PRESETS[recipe.model].alpha  # each shape's clip feeds both pathways: slow = every alpha-th frame
     for t_factor, _ in LONG_CYCLE_FACTORS:
         frames = int(round(recipe.clip_len * t_factor))
         if frames % alpha or recipe.clip_len % frames:

@@ -42,7 +42,7 @@ def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, ba
         raise RuntimeError(f"cannot read {video}: {error}")
     dataset = ClipDataset(
         index,
-        clip_len=config["clip_len"], frame_interval=config["frame_interval"], alpha=model.alpha,
+        clip_len=config["clip_len"], frame_interval=config["frame_interval"],
         transforms=view_transforms(short_side=config["short_side"], crop_size=config["test_crop_size"],
                                    num_crops=config["num_crops"]),
         clip_sampling="uniform", num_clips=config["num_clips"], decoder=config.get("decoder", "fast"),
@@ -54,7 +54,7 @@ def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, ba
     device = next(model.parameters()).device
     logits = []
     for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=dataset.collate):
-        logits.append(model([x.to(device) for x in batch["video"]]).float().cpu())
+        logits.append(model(batch["video"].to(device)).float().cpu())
     average_clips = config.get("average_clips", "prob")
     scores = average_views(torch.cat(logits).numpy(), average_clips)  # (num_classes,), as the test command's
     probs = scores if average_clips == "prob" else softmax(scores)  # "score" averages logits: shown as probabilities

@@ -200,7 +200,7 @@ class TrackerHook:
         for row in rows.tolist():
             video = int(results.videos[row])
             sample = self.val_dataset[video * self.val_dataset.views_per_video]
-            frames = sample["video"][1].permute(1, 2, 3, 0).numpy()  # fast pathway, uint8 (T, H, W, C)
+            frames = sample["video"].permute(1, 2, 3, 0).numpy()  # uint8 (T, H, W, C)
             name = Path(self.val_dataset.index.records[video].path).name
             caption = (f"{name} | true: {names[results.labels[row]]} | predicted: {names[predictions[row]]} "
                        f"({results.scores[row, predictions[row]]:.2f})")

@@ -148,7 +148,7 @@ def pytorchvideo_loader(paths: list[Path], out_dir: Path, num_workers: int):
 def clip_dataset(paths: list[Path], decoder: str) -> ClipDataset:
     transform = train_transform(crop_size=CROP, crop_area=AREA, flip_ratio=FLIP)
     index = VideoIndex([VideoRecord(path, i % 4) for i, path in enumerate(paths)], ["a", "b", "c", "d"])
-    return ClipDataset(index, clip_len=CLIP_LEN, frame_interval=INTERVAL, transforms=[transform], alpha=8,
+    return ClipDataset(index, clip_len=CLIP_LEN, frame_interval=INTERVAL, transforms=[transform],
                        clip_sampling="random", decoder=decoder)
 
 

@@ -61,7 +61,7 @@ def clip_dataset(paths: list[Path], device: torch.device) -> ClipDataset:
     transform = data_throughput.train_transform(crop_size=data_throughput.CROP, crop_area=data_throughput.AREA,
                                                 flip_ratio=data_throughput.FLIP)
     return ClipDataset(index, clip_len=data_throughput.CLIP_LEN, frame_interval=data_throughput.INTERVAL,
-                       transforms=[transform], alpha=8, decoder="torchcodec", device=device)
+                       transforms=[transform], decoder="torchcodec", device=device)
 
 
 def cpu_seconds() -> float:

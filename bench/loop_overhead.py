@@ -38,12 +38,12 @@ from accel_slowfast.runtime import setup_text_logger
 from accel_slowfast.training import classification_step
 
 
-def make_batches(count: int, batch_size: int, clip_len: int, size: int, alpha: int, num_classes: int) -> list[dict]:
+def make_batches(count: int, batch_size: int, clip_len: int, size: int, num_classes: int) -> list[dict]:
     generator = torch.Generator().manual_seed(0)
     batches = []
     for _ in range(count):
-        fast = torch.randn(batch_size, 3, clip_len, size, size, generator=generator)  # (B, C, T, H, W)
-        batches.append({"video": [fast[:, :, ::alpha].contiguous(), fast],
+        clips = torch.randn(batch_size, 3, clip_len, size, size, generator=generator)  # (B, C, T, H, W)
+        batches.append({"video": clips,
                         "label": torch.randint(num_classes, (batch_size,), generator=generator),
                         "replaced": torch.zeros(batch_size, dtype=torch.bool)})
     return batches
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     optimizers = [torch.optim.SGD(m.parameters(), lr=recipe.lr, momentum=0.9, weight_decay=1e-4)
                   for m in (model_a, model_b)]
     model_a, opt_a, model_b, opt_b = accelerator.prepare(model_a, optimizers[0], model_b, optimizers[1])
-    batches = make_batches(args.iters, args.batch_size, clip_len, args.size, PRESETS[args.model].alpha, 101)
+    batches = make_batches(args.iters, args.batch_size, clip_len, args.size, 101)
     batches = [send_to_device(batch, accelerator.device) for batch in batches]
 
     with tempfile.TemporaryDirectory() as work_dir:

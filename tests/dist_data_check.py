@@ -23,7 +23,7 @@ def main(root: str, out: str) -> None:
     accelerator = Accelerator(cpu=True, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True,
                                                                                   data_seed=0))
     lists = f"{root}/ucfTrainTestlist"
-    clip = dict(clip_len=8, frame_interval=2, alpha=4, seed=0, bad_video_log=f"{out}.bad.txt")
+    clip = dict(clip_len=8, frame_interval=2, seed=0, bad_video_log=f"{out}.bad.txt")
     train_set = ClipDataset(read_ucf101_split(root, lists, 1, "train"), clip_sampling="random", **clip,
                             transforms=[train_transform(crop_size=32, crop_area=(0.5, 1.0),
                                                         flip_ratio=0.5)])
@@ -38,7 +38,7 @@ def main(root: str, out: str) -> None:
     epochs = []
     for epoch in range(2):
         set_loader_epoch(train_loader, epoch)  # what SamplerSeedHook does
-        seen = [(int(i), float(b["video"][1][k].sum())) for b in train_loader
+        seen = [(int(i), float(b["video"][k].sum())) for b in train_loader
                 for k, i in enumerate(b["video_index"])]
         epochs.append(gather_object([seen]))  # one list per process
     metrics = evaluate(model, val_loader, accelerator)

@@ -63,7 +63,7 @@ BAD = ("corrupt", "empty", "deleted")
 
 def _dataset(paths, log, **kwargs):
     index = VideoIndex([VideoRecord(p, i % 2) for i, p in enumerate(paths.values())], ["a", "b"])
-    return ClipDataset(index, clip_len=8, frame_interval=2, alpha=4, clip_sampling="centre", bad_video_log=log,
+    return ClipDataset(index, clip_len=8, frame_interval=2, clip_sampling="centre", bad_video_log=log,
                        transforms=[val_transform(short_side=32, crop_size=32)], **kwargs)
 
 
@@ -77,7 +77,7 @@ def test_every_kind_of_video_yields_a_clip_and_bad_ones_are_listed_once(mixed_vi
         batches = list(loader)
         replaced = torch.cat([b["replaced"] for b in batches]).tolist()
         assert replaced == [name in BAD for name in names]
-        assert all(b["video"][1].shape[1:] == (3, 8, 32, 32) for b in batches)
+        assert all(b["video"].shape[1:] == (3, 8, 32, 32) for b in batches)
     lines = log.read_text().splitlines()
     assert sorted(Path(line.split("\t")[0]).stem for line in lines) == sorted(BAD)
     assert all(line.split("\t")[1] for line in lines)  # every entry says why
@@ -89,7 +89,7 @@ def test_replacement_is_deterministic_and_the_same_in_every_worker(mixed_videos,
     first = dataset[corrupt]
     again = _dataset(mixed_videos, tmp_path / "bad2.txt", seed=3)[corrupt]
     assert first["replaced"] and first["video_index"] == corrupt
-    assert first["label"] == again["label"] and torch.equal(first["video"][1], again["video"][1])
+    assert first["label"] == again["label"] and torch.equal(first["video"], again["video"])
 
 
 def test_known_bad_videos_are_not_decoded(mixed_videos, tmp_path):

@@ -1,5 +1,5 @@
 """Batch-level regularisation (blending.py): soft targets of mass 1, the same mix for the same seed,
-both pathways mixed alike, and a resumed run with every regularisation key on equal to an
+one clip mixed (the model takes its pathways from it), and a resumed run with every regularisation key on equal to an
 uninterrupted one."""
 
 from types import SimpleNamespace
@@ -11,7 +11,6 @@ from conftest import tiny_recipe
 from test_interrupts import _assert_same_weights, _records, _reset_accelerate, _signal_at
 
 from accel_slowfast.blending import Blending, BlendingHook
-from accel_slowfast.data.transforms import pack_pathway
 from accel_slowfast.interrupts import InterruptedRun
 from accel_slowfast.models import build_model
 from accel_slowfast.training import train
@@ -80,9 +79,9 @@ def test_a_batch_of_one_clip_is_not_mixed():
 def _hook_runner(iteration, process=0):
     model = build_model("slowfast_tiny", NUM_CLASSES)
     g = torch.Generator().manual_seed(0)
-    fast = torch.randint(0, 256, (len(LABELS), 3, 8, 16, 16), dtype=torch.uint8, generator=g)
+    clips = torch.randint(0, 256, (len(LABELS), 3, 8, 16, 16), dtype=torch.uint8, generator=g)
     accelerator = SimpleNamespace(process_index=process, unwrap_model=lambda m: m)
-    batch = {"video": pack_pathway(fast, model.alpha), "label": LABELS, "replaced": torch.zeros(len(LABELS))}
+    batch = {"video": clips, "label": LABELS, "replaced": torch.zeros(len(LABELS))}
     return SimpleNamespace(model=model, accelerator=accelerator, iter=iteration, data_batch=batch)
 
 
@@ -90,30 +89,28 @@ def _blended(iteration, process=0, **settings):
     runner = _hook_runner(iteration, process)
     hook = BlendingHook(Blending(num_classes=NUM_CLASSES, **settings), seed=0)
     hook.before_run(runner)
-    uint8 = runner.data_batch["video"][1]
+    uint8 = runner.data_batch["video"]
     hook.before_train_iter(runner)
     return runner.data_batch, runner.model.normalize(uint8)
 
 
-def test_the_hook_mixes_both_pathways_alike_and_keeps_the_hard_labels():
+def test_the_hook_mixes_one_normalized_clip_and_keeps_the_hard_labels():
     batch, normalized = _blended(3, **KINDS["both"])
-    slow, fast = batch["video"]
-    alpha = build_model("slowfast_tiny", NUM_CLASSES).alpha
-    assert fast.dtype == torch.float32 and not torch.equal(fast, normalized)
-    assert torch.equal(slow, fast[:, :, ::alpha])  # the slow frames are the mixed fast ones: same lambda, same box
+    clips = batch["video"]  # both pathways come from it in the model: the same lambda, the same box
+    assert clips.dtype == torch.float32 and clips.shape == normalized.shape and not torch.equal(clips, normalized)
     assert torch.equal(batch["label"], LABELS) and "replaced" in batch
     assert torch.allclose(batch["target"].sum(1), torch.ones(len(LABELS)))
 
 
 def test_the_hook_s_mix_follows_the_iteration_and_the_process():
-    mixes = {key: _blended(*key, **KINDS["both"])[0]["video"][1] for key in ((3, 0), (3, 0), (4, 0), (3, 1))}
-    assert torch.equal(mixes[3, 0], _blended(3, 0, **KINDS["both"])[0]["video"][1])
+    mixes = {key: _blended(*key, **KINDS["both"])[0]["video"] for key in ((3, 0), (3, 0), (4, 0), (3, 1))}
+    assert torch.equal(mixes[3, 0], _blended(3, 0, **KINDS["both"])[0]["video"])
     assert not torch.equal(mixes[3, 0], mixes[4, 0]) and not torch.equal(mixes[3, 0], mixes[3, 1])
 
 
 def test_smoothing_alone_passes_the_clips_normalized():
     batch, normalized = _blended(0, label_smoothing=0.1)
-    assert torch.equal(batch["video"][1], normalized)
+    assert torch.equal(batch["video"], normalized)
     assert torch.allclose(batch["target"][0, 0], torch.tensor(0.9 + 0.1 / NUM_CLASSES))
 
 

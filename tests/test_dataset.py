@@ -12,14 +12,14 @@ from accel_slowfast.data.dataset import share_by_filename
 from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.index import VideoIndex, VideoRecord
 from accel_slowfast.data.synthetic import write_video
-from accel_slowfast.data.transforms import UniformCrop, pack_pathway, train_transform, val_transform
+from accel_slowfast.data.transforms import UniformCrop, train_transform, val_transform
 from accel_slowfast.models import PRESETS
 
 
-def _dataset(index, train=True, clip_len=8, interval=2, alpha=4, seed=0, size=32, **kwargs):
+def _dataset(index, train=True, clip_len=8, interval=2, seed=0, size=32, **kwargs):
     transform = (train_transform(crop_size=size, crop_area=(0.08, 1.0), flip_ratio=0.5)
                  if train else val_transform(short_side=size, crop_size=size))
-    return ClipDataset(index, clip_len=clip_len, frame_interval=interval, transforms=[transform], alpha=alpha,
+    return ClipDataset(index, clip_len=clip_len, frame_interval=interval, transforms=[transform],
                        clip_sampling="random" if train else "centre", seed=seed, **kwargs)
 
 
@@ -31,16 +31,14 @@ def train_index(tiny_root):
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_sample_dict_shapes_for_every_preset(train_index, name):
     preset = PRESETS[name]
-    dataset = _dataset(train_index, clip_len=preset.clip_len, interval=1, alpha=preset.alpha)
+    dataset = _dataset(train_index, clip_len=preset.clip_len, interval=1)
     sample = dataset[3]
-    slow, fast = sample["video"]
-    assert fast.shape == (3, preset.clip_len, 32, 32) and fast.dtype == torch.uint8
-    assert slow.shape == (3, preset.clip_len // preset.alpha, 32, 32)
+    assert sample["video"].shape == (3, preset.clip_len, 32, 32) and sample["video"].dtype == torch.uint8
     assert sample["label"] == train_index.records[3].label
     assert sample["video_index"] == 3 and sample["clip_index"] == 0 and sample["view_index"] == 0
     assert sample["replaced"] is False
     batch = dataset.collate([dataset[0], dataset[1]])
-    assert batch["video"][1].shape == (2, 3, preset.clip_len, 32, 32) and batch["label"].shape == (2,)
+    assert batch["video"].shape == (2, 3, preset.clip_len, 32, 32) and batch["label"].shape == (2,)
 
 
 def test_collate_gives_default_collates_batch_in_two_storages(train_index):
@@ -50,11 +48,10 @@ def test_collate_gives_default_collates_batch_in_two_storages(train_index):
     batch, expected = dataset.collate(samples), torch.utils.data.default_collate(samples)
     assert batch.keys() == expected.keys()
     for key in batch:
-        for got, want in zip(*((b[key] if key == "video" else [b[key]]) for b in (batch, expected)), strict=True):
-            assert got.dtype == want.dtype and torch.equal(got, want), key
+        assert batch[key].dtype == expected[key].dtype and torch.equal(batch[key], expected[key]), key
+    assert batch["video"].shape == (3, 3, 8, 32, 32)  # one uint8 clip per sample, (B, C, T, H, W)
     assert batch["replaced"].tolist() == [False, True, False]
-    tensors = [*batch.pop("video"), *batch.values()]
-    assert len({t.untyped_storage().data_ptr() for t in tensors}) == 2
+    assert len({t.untyped_storage().data_ptr() for t in batch.values()}) == 2
 
 
 def test_persistent_workers_see_each_new_epoch(train_index):
@@ -64,27 +61,27 @@ def test_persistent_workers_see_each_new_epoch(train_index):
     epochs = []
     for epoch in range(3):
         dataset.set_epoch(epoch)
-        epochs.append(torch.cat([batch["video"][1] for batch in loader]))
-        expected = dataset.collate([dataset[i] for i in range(len(dataset))])["video"][1]  # in this process
+        epochs.append(torch.cat([batch["video"] for batch in loader]))
+        expected = dataset.collate([dataset[i] for i in range(len(dataset))])["video"]  # in this process
         assert torch.equal(epochs[-1], expected), f"epoch {epoch}"
     assert not torch.equal(epochs[0], epochs[1]) and not torch.equal(epochs[1], epochs[2])
 
 
 def test_samples_repeat_for_the_same_epoch_and_change_with_the_epoch(train_index):
     dataset = _dataset(train_index)
-    first = dataset[5]["video"][1]
+    first = dataset[5]["video"]
     torch.manual_seed(123)  # global RNG state must not matter
-    torch.testing.assert_close(dataset[5]["video"][1], first)
+    torch.testing.assert_close(dataset[5]["video"], first)
     dataset.set_epoch(1)
-    assert not torch.equal(dataset[5]["video"][1], first)
+    assert not torch.equal(dataset[5]["video"], first)
 
 
 def _descriptors_held_by_batches(dataset, worker_init_fn) -> int:
     loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=1, collate_fn=dataset.collate,
                                          worker_init_fn=worker_init_fn)
     batches = list(loader)
-    expected = dataset.collate([dataset[i] for i in range(len(dataset))])["video"][1]
-    assert torch.equal(torch.cat([b["video"][1] for b in batches]), expected)
+    expected = dataset.collate([dataset[i] for i in range(len(dataset))])["video"]
+    assert torch.equal(torch.cat([b["video"] for b in batches]), expected)
     gc.collect()  # descriptors of earlier tests' garbage must not count as the batches'
     held = len(os.listdir("/proc/self/fd"))
     del batches
@@ -127,22 +124,14 @@ def test_frame_indices_random_centre_and_looping():
     assert dataset.frame_indices(20, rng)[:, 0].tolist() == [2, 6, 10]
 
 
-def test_pack_pathway_takes_every_alpha_th_frame_from_the_first():
-    frames = torch.arange(32.0).view(1, 32, 1, 1)
-    slow, fast = pack_pathway(frames, 8)
-    assert slow.flatten().tolist() == [0, 8, 16, 24] and fast is frames
-    with pytest.raises(ValueError, match="multiple"):
-        pack_pathway(torch.zeros(1, 6, 1, 1), 4)
-
-
 def test_val_clip_is_the_centre_crop_of_the_decoded_frames(train_index):
     dataset = _dataset(train_index, train=False)
-    fast = dataset[0]["video"][1]
-    assert fast.shape == (3, 8, 32, 32) and fast.dtype == torch.uint8
+    clip = dataset[0]["video"]
+    assert clip.shape == (3, 8, 32, 32) and clip.dtype == torch.uint8
     with open_video(train_index.records[0].path) as video:
         indices = dataset.frame_indices(video.num_frames, dataset._rng(0))[0]
         frames = video.get_frames(indices)  # (T, H, W, C), short side already 32
-    assert torch.equal(fast, UniformCrop(32)(frames).permute(3, 0, 1, 2))
+    assert torch.equal(clip, UniformCrop(32)(frames).permute(3, 0, 1, 2))
 
 
 def test_a_multigrid_key_gives_that_sample_at_its_shape_from_the_same_frames(train_index):
@@ -151,8 +140,7 @@ def test_a_multigrid_key_gives_that_sample_at_its_shape_from_the_same_frames(tra
 
     dataset = _dataset(train_index, clip_len=8, interval=2, transform_for_crop=crop_to)
     base, small = dataset[3], dataset[(3, 4, 4, 16)]
-    slow, fast = small["video"]
-    assert fast.shape == (3, 4, 16, 16) and slow.shape == (3, 1, 16, 16)
+    assert small["video"].shape == (3, 4, 16, 16)
     assert small["label"] == base["label"] and small["video_index"] == 3
     # half the frames, twice as far apart: the same span of the video, from the same random offset
     assert np.array_equal(dataset.frame_indices(40, np.random.default_rng(0), 4, 4),
@@ -175,7 +163,7 @@ class _Recording:
 @pytest.mark.parametrize("sample_once", [False, True], ids=["a-position-each", "sample-once"])
 def test_the_repeats_of_an_item_come_from_one_decode_with_an_augmentation_each(train_index, monkeypatch, sample_once):
     recording = _Recording()
-    dataset = ClipDataset(train_index, clip_len=4, frame_interval=1, transforms=[recording], alpha=4,
+    dataset = ClipDataset(train_index, clip_len=4, frame_interval=1, transforms=[recording],
                           clip_sampling="random", num_repeats=3, sample_once=sample_once)
     with open_video(train_index.records[2].path) as video:
         rows = dataset.frame_indices(video.num_frames, dataset._rng(2))  # the positions item 2 draws
@@ -210,13 +198,13 @@ def test_the_first_repeat_is_the_clip_of_one_repeat_also_for_a_bad_videos_stand_
     repeated = _dataset(train_index, known_bad=bad, num_repeats=2, sample_once=sample_once)
     for i in range(3):
         first, second = repeated[i]
-        assert torch.equal(first["video"][1], single[i]["video"][1])
-        assert not torch.equal(first["video"][1], second["video"][1])
+        assert torch.equal(first["video"], single[i]["video"])
+        assert not torch.equal(first["video"], second["video"])
         assert first["label"] == second["label"] == single[i]["label"]
     stand_in = repeated[1]
     assert all(s["replaced"] and s["video_index"] == 1 for s in stand_in)  # one stand-in serves both
     again = repeated[1]  # and the same one every time
-    assert all(torch.equal(a["video"][1], b["video"][1]) for a, b in zip(stand_in, again, strict=True))
+    assert all(torch.equal(a["video"], b["video"]) for a, b in zip(stand_in, again, strict=True))
 
 
 def test_a_loader_batch_of_repeated_items_holds_each_videos_clips_side_by_side(train_index):
@@ -225,8 +213,8 @@ def test_a_loader_batch_of_repeated_items_holds_each_videos_clips_side_by_side(t
     loader = torch.utils.data.DataLoader(dataset, batch_size=3, collate_fn=dataset.collate)
     assert len(loader) == -(-len(train_index) // 3)
     batch = next(iter(loader))
-    slow, fast = batch["video"]
-    assert fast.shape == (6, 3, 8, 32, 32) and slow.shape == (6, 3, 2, 32, 32)
+    clips = batch["video"]
+    assert clips.shape == (6, 3, 8, 32, 32)
     assert batch["video_index"].tolist() == [0, 0, 1, 1, 2, 2]
     assert batch["label"].tolist() == [train_index.labels[i] for i in (0, 0, 1, 1, 2, 2)]
-    assert torch.equal(fast[2:4], torch.stack([s["video"][1] for s in dataset[1]]))
+    assert torch.equal(clips[2:4], torch.stack([s["video"] for s in dataset[1]]))

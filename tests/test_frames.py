@@ -112,7 +112,7 @@ def test_a_frame_folder_gives_the_clips_of_the_video_it_came_from(tiny_root, tmp
     num_clips = 3 if sampling == "uniform" else 1
     clips = []
     for index in indexes:
-        dataset = ClipDataset(index, clip_len=8, frame_interval=3, transforms=[lambda x: x], alpha=4,
+        dataset = ClipDataset(index, clip_len=8, frame_interval=3, transforms=[lambda x: x],
                               clip_sampling=sampling, num_clips=num_clips, seed=5)
         clips.append(dataset._clips(0, dataset._rng(0)).flatten(0, 1))  # (num_clips * T, H, W, C)
     assert torch.equal(clips[0], clips[1])
@@ -163,7 +163,7 @@ def test_bad_frame_folders_are_listed_with_their_reason_and_replaced(rawframes, 
     log = tmp_path / "bad_videos.txt"
     known_bad = find_bad_videos(index, Accelerator(cpu=True), log, shared_cache=False)
     assert sorted(Path(index.paths[i]).name for i in known_bad) == sorted(Path(f).name for f in list(reasons)[1:3])
-    dataset = ClipDataset(index, clip_len=8, frame_interval=2, transforms=[lambda x: x.permute(3, 0, 1, 2)], alpha=4,
+    dataset = ClipDataset(index, clip_len=8, frame_interval=2, transforms=[lambda x: x.permute(3, 0, 1, 2)],
                           clip_sampling="centre", known_bad=known_bad, bad_video_log=log)
     samples = [dataset[i] for i in range(len(dataset))]
     replaced = {Path(index.paths[s["video_index"]]).name for s in samples if s["replaced"]}

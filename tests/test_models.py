@@ -4,7 +4,7 @@ from pytorchvideo.models.hub.slowfast import slowfast_16x8_r101_50_50, slowfast_
 from pytorchvideo.models.slowfast import create_slowfast
 
 from accel_slowfast.config import Recipe, RecipeError
-from accel_slowfast.models import PRESETS, build_model, count_parameters
+from accel_slowfast.models import PRESETS, SlowFast, apply_fast_path, build_model, count_parameters
 
 SLOW_PRESETS = {"slowfast_r101_8x8", "slowfast_16x8_r101_50_50"}  # R101 forwards take 4-17 s on 2 CPU cores
 
@@ -14,30 +14,70 @@ SLOW_PRESETS = {"slowfast_r101_8x8", "slowfast_16x8_r101_50_50"}  # R101 forward
 def test_every_preset_classifies_any_crop_and_clip_length(name):
     torch.manual_seed(0)
     model = build_model(name, num_classes=7).eval()
-    alpha = PRESETS[name].alpha
-    for frames, size in ((PRESETS[name].clip_len, 64), (2 * alpha, 48)):
-        fast = torch.randn(1, 3, frames, size, size)  # (B, C, T, H, W)
-        video = [fast[:, :, ::alpha], fast]
+    for frames, size in ((PRESETS[name].clip_len, 64), (2 * PRESETS[name].alpha, 48)):
+        clip = torch.randint(0, 256, (1, 3, frames, size, size), dtype=torch.uint8)  # (B, C, T, H, W)
         with torch.no_grad():
-            assert model(video).shape == (1, 7)
+            assert model(clip).shape == (1, 7)
 
 
-def test_forward_does_not_overwrite_the_input_list():
-    model = build_model("slowfast_tiny", num_classes=3).eval()
-    fast = torch.randn(2, 3, 8, 32, 32)
-    video = [fast[:, :, ::4], fast]
+def _pathways_outside(model: SlowFast, clip: torch.Tensor) -> torch.Tensor:
+    """The logits of the pathways packed outside the model, as the data pipeline did before the model took
+    one clip: slow = every alpha-th uint8 frame from the first, each pathway normalized on its own, then
+    pytorchvideo's multipathway blocks on ``[slow, fast]`` (``Net`` would re-initialise the weights)."""
+    x = [model.normalize(clip[:, :, :: model.alpha]), model.normalize(clip)]
+    for block in model.blocks:
+        x = block(x)
+    return x
+
+
+@pytest.mark.parametrize("name", ["slowfast_tiny", "slowfast_r50_4x16_mmaction2"])
+def test_one_clip_in_gives_the_logits_of_the_pathways_packed_outside_bitwise(name):
+    torch.manual_seed(0)
+    overrides = dict(model_depth=18, stem_dim_outs=(8, 1)) if name != "slowfast_tiny" else {}
+    model = build_model(name, num_classes=5, **overrides).eval()
+    clip = torch.randint(0, 256, (2, 3, 2 * model.alpha, 32, 32), dtype=torch.uint8)
     with torch.no_grad():
-        first, second = model(video), model(video)
-    assert video[1] is fast and video[0].shape[2] == 2
-    torch.testing.assert_close(first, second)
+        ours = model(clip)
+        assert torch.equal(ours, _pathways_outside(model, clip))
+        assert torch.equal(model(model.normalize(clip)), ours)  # a float clip is taken as normalized already
+
+
+def test_the_slow_pathway_is_every_alpha_th_frame_from_the_first():
+    model = build_model("slowfast_r50_4x16", num_classes=3)  # alpha 8
+    clip = torch.arange(32, dtype=torch.float32).view(1, 1, 32, 1, 1).expand(1, 3, 32, 8, 8)  # frame t holds t
+    seen = []
+    handle = model.blocks[0].register_forward_pre_hook(lambda module, args: seen.append(args[0][0][0, 0, :, 0, 0]))
+    with torch.no_grad():
+        model.eval()(clip)
+    handle.remove()
+    assert seen[0].tolist() == [0, 8, 16, 24]  # mmaction2's and the data pipeline's choice
+
+
+def test_forward_builds_a_fresh_pathway_list_and_refuses_a_clip_alpha_does_not_divide():
+    model = build_model("slowfast_tiny", num_classes=3).eval()
+    clip = torch.randint(0, 256, (2, 3, 8, 32, 32), dtype=torch.uint8)
+    before = clip.clone()
+    with torch.no_grad():
+        first, second = model(clip), model(clip)  # pytorchvideo's blocks overwrite the list they are given
+    assert torch.equal(first, second) and torch.equal(clip, before)
+    with pytest.raises(ValueError, match=r"clip_len \(10\) must be a multiple of the model's alpha \(4\)"):
+        model(torch.zeros(1, 3, 10, 32, 32, dtype=torch.uint8))
+
+
+def test_channels_last_gives_the_same_logits():
+    torch.manual_seed(0)
+    model = build_model("slowfast_tiny", num_classes=3).eval()
+    clip = torch.randint(0, 256, (2, 3, 8, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        plain = model(clip)
+        torch.testing.assert_close(apply_fast_path(model, channels_last=True, compile=False)(clip), plain)
 
 
 def test_compile_sees_python_int_strides_not_tensors():
     # pytorchvideo computes strides as numpy ints, which Dynamo lifts into graph inputs (tensors);
     # Inductor then failed on those convolutions on CUDA and ran the model eagerly in pieces.
     model = build_model("slowfast_tiny", 5)
-    fast = torch.randn(1, 3, 8, 32, 32)
-    explained = torch._dynamo.explain(model)([fast[:, :, ::4], fast])
+    explained = torch._dynamo.explain(model)(torch.randn(1, 3, 8, 32, 32))
     assert explained.graph_break_count == 0
     inputs = [node.name for node in explained.graphs[0].graph.nodes if node.op == "placeholder"]
     assert not [name for name in inputs if name.endswith(("stride_0_", "padding_0_", "kernel_size_0_"))], inputs
@@ -92,8 +132,7 @@ def test_frozen_stages_train_only_the_rest_and_keep_frozen_batchnorm_statistics(
     assert all(m.training for stage in (3, 4, 6) for m in model.blocks[stage].modules())
     before = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-4)
-    fast = torch.randn(2, 3, 8, 32, 32)
-    model([fast[:, :, ::4], fast]).sum().backward()
+    model(torch.randint(0, 256, (2, 3, 8, 32, 32), dtype=torch.uint8)).sum().backward()
     optimizer.step()
     after = model.state_dict()
     frozen = [key for key in before if int(key.split(".")[1]) < 3]

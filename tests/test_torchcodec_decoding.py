@@ -146,7 +146,7 @@ def test_the_dataset_moves_fallen_back_clips_to_its_device_and_logs_each_video_o
     monkeypatch.setattr(index_module, "open_video", nvdec_refuses)
     index = VideoIndex([VideoRecord(path, i) for i, path in enumerate(paths)], ["a", "b"])
     transform = train_transform(crop_size=32, crop_area=(0.5, 1.0), flip_ratio=0.5)  # crops and resizes on "meta"
-    dataset = ClipDataset(index, clip_len=8, frame_interval=2, transforms=[transform], alpha=4, decoder="torchcodec",
+    dataset = ClipDataset(index, clip_len=8, frame_interval=2, transforms=[transform], decoder="torchcodec",
                           device="meta")
     with caplog.at_level(logging.WARNING, logger="accel_slowfast"):
         samples = [dataset[i] for i in (0, 1, 0, 1, 0)]
@@ -155,6 +155,6 @@ def test_the_dataset_moves_fallen_back_clips_to_its_device_and_logs_each_video_o
     warnings = [record.getMessage() for record in caplog.records if "NVDEC" in record.getMessage()]
     assert len(warnings) == 2 and all("decoding it on the CPU" in warning for warning in warnings)
     for sample in samples:
-        slow, fast = sample["video"]
-        assert fast.device.type == "meta" and fast.dtype == torch.uint8 and fast.shape == (3, 8, 32, 32)
-        assert slow.shape == (3, 2, 32, 32) and sample["replaced"] is False
+        clip = sample["video"]
+        assert clip.device.type == "meta" and clip.dtype == torch.uint8 and clip.shape == (3, 8, 32, 32)
+        assert sample["replaced"] is False

@@ -1,5 +1,5 @@
 """The clip transforms: layouts, where the crops land, agreement with pytorchvideo's float
-transforms, RNG use, packing; and the model's normalization of uint8 clips."""
+transforms, RNG use; and the model's normalization of uint8 clips."""
 
 import pytest
 import torch
@@ -9,7 +9,6 @@ from accel_slowfast.data.transforms import (
     RandomResizedCrop,
     ToChannelsFirst,
     UniformCrop,
-    pack_pathway,
     train_transform,
     val_transform,
 )
@@ -147,19 +146,11 @@ def test_to_channels_first_is_a_view():
     assert out.shape == (3, 4, 48, 64) and out.data_ptr() == frames.data_ptr()
 
 
-def test_pack_pathway_keeps_every_alpha_th_frame_for_the_slow_pathway():
-    frames = torch.arange(16.0).view(1, 16, 1, 1).expand(3, 16, 2, 2)
-    slow, fast = pack_pathway(frames, alpha=4)
-    assert fast is frames and slow[0, :, 0, 0].tolist() == [0.0, 4.0, 8.0, 12.0]
-    with pytest.raises(ValueError, match="multiple"):
-        pack_pathway(frames[:, :10], alpha=4)
-
-
 def test_model_normalizes_uint8_clips_with_its_mean_and_std():
     mean, std = (100.0, 110.0, 120.0), (50.0, 60.0, 70.0)
     model = build_model("slowfast_tiny", 5, mean=mean, std=std).eval()
-    fast = torch.randint(0, 256, (2, 3, 8, 32, 32), dtype=torch.uint8)
-    normalized = (fast.float() - torch.tensor(mean).view(1, 3, 1, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1, 1)
+    clip = torch.randint(0, 256, (2, 3, 8, 32, 32), dtype=torch.uint8)
+    normalized = (clip.float() - torch.tensor(mean).view(1, 3, 1, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1, 1)
     with torch.no_grad():
-        torch.testing.assert_close(model([fast[:, :, ::4], fast]), model([normalized[:, :, ::4], normalized]))
+        torch.testing.assert_close(model(clip), model(normalized))
     assert "mean" not in model.state_dict() and "std" not in model.state_dict()  # checkpoints keep their keys

@@ -25,16 +25,16 @@ def test_three_crops_cover_the_long_side():
 
 def test_multi_view_dataset_yields_every_view_of_every_video(tiny_root):
     index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")
-    dataset = ClipDataset(index, clip_len=4, frame_interval=2, alpha=2, clip_sampling="uniform", num_clips=2,
+    dataset = ClipDataset(index, clip_len=4, frame_interval=2, clip_sampling="uniform", num_clips=2,
                           transforms=view_transforms(short_side=32, crop_size=32, num_crops=3))
     assert len(dataset) == len(index) * 6
     samples = [dataset[i] for i in range(12)]
     assert [(s["video_index"], s["clip_index"], s["view_index"]) for s in samples[:6]] == [
         (0, 0, 0), (0, 0, 1), (0, 0, 2), (0, 1, 3), (0, 1, 4), (0, 1, 5)]
-    assert all(s["video"][1].shape == (3, 4, 32, 32) for s in samples)
+    assert all(s["video"].shape == (3, 4, 32, 32) for s in samples)
     # the three crops of one clip differ (40x32 frames: left/centre/right)
-    assert not torch.equal(samples[0]["video"][1], samples[2]["video"][1])
-    assert not torch.equal(samples[0]["video"][1], samples[3]["video"][1])  # another clip
+    assert not torch.equal(samples[0]["video"], samples[2]["video"])
+    assert not torch.equal(samples[0]["video"], samples[3]["video"])  # another clip
 
 
 def test_recipe_builds_the_thirty_view_test_set(tiny_root, tmp_path):
@@ -50,4 +50,4 @@ def test_recipe_builds_the_thirty_view_test_set(tiny_root, tmp_path):
     dataset = build_test_dataset(recipe, index, Accelerator(cpu=True))
     assert len(dataset) == 30 * len(index)
     sample = dataset[29]
-    assert (sample["clip_index"], sample["view_index"]) == (9, 29) and sample["video"][1].shape == (3, 8, 32, 32)
+    assert (sample["clip_index"], sample["view_index"]) == (9, 29) and sample["video"].shape == (3, 8, 32, 32)

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         decoder = None
         if args.decode:
             decoder = ClipDataset(index, clip_len=recipe.clip_len, frame_interval=recipe.frame_interval,
-                                  transforms=[lambda x: x], alpha=1, clip_sampling="centre", decoder=recipe.decoder)
+                                  transforms=[lambda x: x], clip_sampling="centre", decoder=recipe.decoder)
         bad += check_split(name, index, span, decoder)
     raise SystemExit(1 if bad else 0)
 

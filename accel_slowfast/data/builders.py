@@ -29,7 +29,6 @@ from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import DataError, RecipeError
 from accel_slowfast.multigrid import MultigridSchedule, Shape, enabled
-from accel_slowfast.presets import PRESETS
 from accel_slowfast.workdir import BAD_VIDEOS_FILE
 
 
@@ -152,9 +151,8 @@ def build_datasets(
             raise RecipeError(f"the {name} set has {len(index.classes)} classes but 'num_classes' is "
                               f"{recipe.num_classes}; set --num_classes={len(index.classes)}")
     bad_video_log = Path(recipe.work_dir) / BAD_VIDEOS_FILE
-    clip = dict(clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
-                seed=recipe.seed, decoder=recipe.decoder, device=decode_device(recipe, accelerator),
-                bad_video_log=bad_video_log)
+    clip = dict(clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, seed=recipe.seed,
+                decoder=recipe.decoder, device=decode_device(recipe, accelerator), bad_video_log=bad_video_log)
     train_set = ClipDataset(
         train_index,
         transforms=[recipe_train_transform(recipe, recipe.crop_size)],
@@ -190,7 +188,7 @@ def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerat
     bad_video_log = Path(recipe.work_dir) / BAD_VIDEOS_FILE
     return ClipDataset(
         index,
-        clip_len=recipe.clip_len, frame_interval=recipe.frame_interval, alpha=PRESETS[recipe.model].alpha,
+        clip_len=recipe.clip_len, frame_interval=recipe.frame_interval,
         transforms=view_transforms(short_side=recipe.short_side, crop_size=recipe.test_crop_size,
                                    num_crops=recipe.num_crops),
         clip_sampling="uniform", num_clips=recipe.num_clips, seed=recipe.seed, decoder=recipe.decoder,

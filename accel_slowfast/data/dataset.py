@@ -1,39 +1,17 @@
 """Map-style clip dataset: one view (clip x spatial crop) per ``__getitem__``.
 
-A sample is a dict (the one contract the rest of the package relies on):
+A sample is the dict the data package's docstring describes (``accel_slowfast/data/__init__.py``:
+``video`` is one uint8 ``(C, T, H, W)`` clip, with its label and indices); a repeated item
+(``num_repeats`` N > 1, training only) is a list of N of them from one opening and one decode of
+the video, each with its own augmentation, and its own random position unless ``sample_once``
+(then every repeat transforms the same frames).
 
-=============== ========================= ==================================================
-key             type                      meaning
-=============== ========================= ==================================================
-``video``       ``[slow, fast]``          ``(C, T/alpha, H, W)`` and ``(C, T, H, W)`` uint8
-                                          RGB tensors (the model normalizes them on its
-                                          device); a fresh list per sample; on the CPU, or
-                                          on the run's GPU with ``decoder_device: cuda``
-``label``       ``int``                   0-based class id of the clip returned
-``video_index`` ``int``                   position in the index of the video asked for
-``clip_index``  ``int``                   which temporal clip of that video (0..num_clips-1)
-``view_index``  ``int``                   clip_index * num_crops + crop index
-``replaced``    ``bool``                  the video failed to decode and another video's clip
-                                          stands in (train: trained on; eval: not scored)
-=============== ========================= ==================================================
-
-Repeated augmentation (``num_repeats`` N > 1, training only): an item is a list of N such dicts
-from one opening and one decode of the video, with the same ``label``, ``video_index`` and
-``replaced`` (a bad video's stand-in serves all N); each repeat has its own augmentation, and its
-own random position unless ``sample_once`` (then every repeat transforms the same frames).
-
-Batches come from ``ClipDataset.collate`` (the loaders' ``collate_fn``): the same entries as
-``default_collate`` gives, with a leading batch dimension (``video`` stays a two-item list of
-uint8 ``(B, C, T, H, W)``; the index entries are int64, ``replaced`` bool), held in two storages
-instead of seven: ``slow`` is a view of the stacked fast clips and the five ``(B,)`` entries are
-views of one int64 tensor. A repeated dataset's items are flattened, a video's N clips side by
-side: a loader batch of ``b`` items holds ``b x N`` clips. A data-loader worker hands each storage
-to the main process separately (``share_by_filename``; docs/PERFORMANCE.md has the costs), so
-fewer is cheaper; there the clips are stacked into shared memory directly (moving a stacked
-batch there was a second copy of every clip: ~3 of the ~23 CPU ms a 32x224² clip cost one worker).
-In training with mixing or label smoothing, ``blending.BlendingHook`` then turns a batch on the
-device into normalized float32 ``video`` clips (mixed) and adds ``target``: ``(B, num_classes)``
-float32 soft targets; ``label`` stays the hard labels.
+``ClipDataset.collate`` (the loaders' ``collate_fn``) holds a batch in two storages instead of
+six: the stacked clips and one int64 tensor whose rows the five ``(B,)`` entries view. A
+data-loader worker hands each storage to the main process separately (``share_by_filename``;
+docs/PERFORMANCE.md has the costs), so fewer is cheaper; there the clips are stacked into shared
+memory directly (moving a stacked batch there was a second copy of every clip: ~3 of the ~23 CPU
+ms a 32x224² clip cost one worker).
 
 A multigrid run's training loader (``data/multigrid_sampler.py``) asks for
 ``dataset[(index, clip_len, frame_interval, crop_size)]``: sample ``index`` at that shape, its
@@ -65,7 +43,6 @@ import torch
 from filelock import FileLock
 
 from accel_slowfast.data.index import VideoIndex
-from accel_slowfast.data.transforms import pack_pathway
 from accel_slowfast.data.views import uniform_clip_offsets
 from accel_slowfast.interrupts import shield_worker
 
@@ -81,11 +58,10 @@ class ClipDataset(torch.utils.data.Dataset):
 
     Args:
         index: the videos and labels.
-        clip_len: frames per clip (the fast pathway's length).
+        clip_len: frames per clip.
         frame_interval: source frames between two sampled frames.
         transforms: one transform per spatial crop, from a decoder's uint8 ``(T, H, W, C)``
             frames to a uint8 ``(C, T, H, W)`` clip (training and validation: one).
-        alpha: the model's slow/fast frame-rate ratio.
         clip_sampling: ``random``, ``centre`` or ``uniform``.
         num_clips: temporal clips per video (``uniform`` only).
         seed: base of the per-sample random generator.
@@ -110,7 +86,6 @@ class ClipDataset(torch.utils.data.Dataset):
         clip_len: int,
         frame_interval: int,
         transforms: Sequence[Callable[[torch.Tensor], torch.Tensor]],
-        alpha: int,
         clip_sampling: str = "random",
         num_clips: int = 1,
         seed: int = 0,
@@ -129,7 +104,7 @@ class ClipDataset(torch.utils.data.Dataset):
         if num_repeats > 1 and clip_sampling != "random":
             raise ValueError("num_repeats > 1 needs clip_sampling='random' (repeats are for training)")
         self.index = index
-        self.clip_len, self.frame_interval, self.alpha = clip_len, frame_interval, alpha
+        self.clip_len, self.frame_interval = clip_len, frame_interval
         self.transforms = list(transforms)
         self.clip_sampling, self.num_clips = clip_sampling, num_clips
         self.seed, self.decoder, self.device = seed, decoder, torch.device(device)
@@ -189,7 +164,7 @@ class ClipDataset(torch.utils.data.Dataset):
                 torch.default_generator.manual_seed(int(seed))
                 frames = (transform or self.transforms[crop_index])(clips[position])
             samples.append({
-                "video": pack_pathway(frames, self.alpha),
+                "video": frames,  # (C, T, H, W) uint8
                 "label": int(self.index.labels[source]),
                 "video_index": video_index,
                 "clip_index": clip_index,
@@ -203,14 +178,14 @@ class ClipDataset(torch.utils.data.Dataset):
         a repeated dataset's items are flattened first, each video's clips side by side."""
         if self.num_repeats > 1:
             samples = [sample for repeats in samples for sample in repeats]
-        clips = [sample["video"][1] for sample in samples]
-        fast = None
+        clips = [sample["video"] for sample in samples]
+        video = None
         if torch.utils.data.get_worker_info() is not None:  # a loader worker: the batch goes to shared memory
             storage = torch.UntypedStorage._new_shared(len(clips) * clips[0].nbytes)
-            fast = torch.empty(0, dtype=torch.uint8).set_(storage).view(len(clips), *clips[0].shape)
-        fast = torch.stack(clips, out=fast)  # (B, C, T, H, W) uint8
+            video = torch.empty(0, dtype=torch.uint8).set_(storage).view(len(clips), *clips[0].shape)
+        video = torch.stack(clips, out=video)  # (B, C, T, H, W) uint8
         index = torch.tensor([[sample[key] for sample in samples] for key in INDEX_KEYS])  # (5, B) int64
-        batch = {"video": pack_pathway(fast, self.alpha)}  # slow: a view of the stacked fast clips
+        batch = {"video": video}
         batch.update(zip(INDEX_KEYS, index, strict=True))
         # a bool view of the 0/1 values: the low-order byte of each int64
         low = 0 if sys.byteorder == "little" else index.element_size() - 1

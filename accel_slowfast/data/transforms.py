@@ -1,4 +1,4 @@
-"""Clip transforms: decoded uint8 frames in, a uint8 ``(C, T, H, W)`` clip out; pathway packing.
+"""Clip transforms: decoded uint8 frames in, a uint8 ``(C, T, H, W)`` clip out.
 
 Decoders return a clip as uint8 ``(T, H, W, C)`` RGB, the layout FFmpeg converts to. Every
 transform crops (a view) and resizes in uint8, through torch's vectorised bilinear kernel for
@@ -169,13 +169,3 @@ def val_transform(*, short_side: int, crop_size: int) -> Compose:
     """The seed's validation transform: short-side resize, then a centre crop."""
     return Compose([ShortSideScale(short_side), UniformCrop(crop_size), ToChannelsFirst()])
 
-
-def pack_pathway(frames: torch.Tensor, alpha: int) -> list[torch.Tensor]:
-    """Split a ``(C, T, H, W)`` clip, or a ``(B, C, T, H, W)`` batch of them, into ``[slow, fast]``.
-
-    The fast pathway keeps all ``T`` frames; the slow one is a view of every ``alpha``-th frame
-    from the first (mmaction2's choice: frames 0, 8, 16, 24 of 32 at alpha 8).
-    """
-    if frames.shape[-3] % alpha:
-        raise ValueError(f"clip_len ({frames.shape[-3]}) must be a multiple of the model's alpha ({alpha})")
-    return [frames[..., ::alpha, :, :], frames]
