@@ -20,7 +20,9 @@ own frames at full size whatever we convert them to. Measured on an 8000x8000 20
 training a bad video's place costs nothing, as its clip comes from another video. Memory then
 stays bounded: a decode holds at most ``max_decode_pixels x 3`` bytes a clip (the multi-view test
 and ``predict`` hold ``num_clips`` clips of a video at once) plus the decoder's few frames of a
-size the budget also bounds.
+size the budget also bounds. The probe itself decodes no frame (``streams.probe_video``), so with
+the 8000x8000 file among a tiny training set's videos the run peaked where it did without it
+(1.01 GB both), and ``predict`` refused it at 0.95 GB (before the budget: 3.7 and 19.7 GB).
 
 A cache that cannot be read is moved aside with a warning and the index probed again (``_load``).
 A cache is written into a temporary sibling folder and renamed into place when complete, so a
