@@ -2,11 +2,14 @@
 
     accel-slowfast predict VIDEO --checkpoint=PATH [--top_k=5]
     accel-slowfast predict rawframes/Class/v_x --checkpoint=PATH   # a frame folder (img_00001.jpg ...)
+    accel-slowfast predict big.mp4 --checkpoint=PATH --max_decode_pixels=300000000   # a 32-frame 4K clip
 
 ``PATH`` is an export folder (``accel_slowfast.export``), its Hugging Face Hub id (``owner/name``)
 or a training checkpoint inside its work_dir. A folder is read as frames (``data/frames.py``),
 named by the run's ``filename_tmpl`` and ``start_index`` (mmaction2's defaults for a run that
-trained on videos) unless ``--filename_tmpl`` / ``--start_index`` say otherwise. In a notebook::
+trained on videos) unless ``--filename_tmpl`` / ``--start_index`` say otherwise. A video whose clip is
+over the decode budget (``max_decode_pixels``: the run's, else the default; ``data/probe.py``) is
+refused from its header, in one line, before any frame is decoded. In a notebook::
 
     model, config = load_model("exported/x")
     predict(model, config, "v_ApplyEyeMakeup_g01_c01.avi")   # [("ApplyEyeMakeup", 0.93), ...]
@@ -21,23 +24,31 @@ import torch
 
 from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
 from accel_slowfast.data.frames import FILENAME_TMPL, START_INDEX, FrameFolderIndex
+from accel_slowfast.data.probe import decode_budget_error
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import UserError
 from accel_slowfast.evaluation import average_views, softmax
 from accel_slowfast.export import load_model
 from accel_slowfast.models import SlowFast
+from accel_slowfast.recipe_data import DataSource
 from accel_slowfast.runtime import build_accelerator
 
 
 @torch.no_grad()
 def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, batch_size: int = 8
             ) -> list[tuple[str, float]]:
-    """``[(class name, probability), ...]`` of the ``top_k`` classes for ``video`` (a file or a frame folder)."""
+    """``[(class name, probability), ...]`` of the ``top_k`` classes for ``video`` (a file or a frame folder).
+
+    Raises:
+        RuntimeError: the video cannot be read, or its clips are over ``config``'s ``max_decode_pixels``.
+    """
     index = VideoIndex([VideoRecord(Path(video), 0)], config["classes"])
     if Path(video).is_dir():
         index = FrameFolderIndex.of(index, filename_tmpl=config.get("filename_tmpl", FILENAME_TMPL),
                                     start_index=config.get("start_index", START_INDEX))
-    error = index.probe(0)["error"]
+    row = index.probe(0)
+    max_decode_pixels = config.get("max_decode_pixels", DataSource.max_decode_pixels)
+    error = row["error"] or decode_budget_error(config["clip_len"], row["height"], row["width"], max_decode_pixels)
     if error:
         raise RuntimeError(f"cannot read {video}: {error}")
     dataset = ClipDataset(
@@ -72,10 +83,12 @@ def main(argv: list[str] | None = None) -> None:
                         f"{FILENAME_TMPL})")
     parser.add_argument("--start_index", type=int, help=f"a frame folder's first number (default: the run's, else "
                         f"{START_INDEX})")
+    parser.add_argument("--max_decode_pixels", type=int, help="the decode budget of a clip, frames x height x "
+                        f"width (default: the run's, else {DataSource.max_decode_pixels:,})")
     args = parser.parse_args(argv)
     try:
         model, config = load_model(args.checkpoint)
-        config.update({key: getattr(args, key) for key in ("filename_tmpl", "start_index")
+        config.update({key: getattr(args, key) for key in ("filename_tmpl", "start_index", "max_decode_pixels")
                        if getattr(args, key) is not None})
         # the device and precision every command gets (accelerate launch --mixed_precision bf16 ...)
         model = build_accelerator().prepare_model(model, evaluation_mode=True)

@@ -48,6 +48,10 @@ class DataSource:
     duplicate_videos: Literal[DUPLICATE_VIDEOS] = _f("keep", "A video listed twice in one list (reported either way): "
                                                              "keep (trained as often as listed, as mmaction2 does) or "
                                                              "drop (each video once).", DATA)
+    max_decode_pixels: int = _f(150_000_000, "Decode budget: frames x height x width of one clip (clip_len frames "
+                                             "at the video's header size). A video over it is bad, never decoded: "
+                                             "listed in bad_videos.txt (data/probe.py). The default holds 64 frames "
+                                             "of 1080p.", DATA, min=1)
     decoder: Literal[DECODERS] = _f("fast", "Video decoder (torchcodec: an extra; see data/decoding.py).", PERF)
     decoder_device: Literal["cpu", "cuda"] = _f("cpu", "cuda: NVDEC (decoder torchcodec, num_workers 0) onto the run's "
                                                       "GPU; a video NVDEC cannot take is decoded on the CPU.", PERF)

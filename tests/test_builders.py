@@ -169,7 +169,8 @@ def test_one_process_per_node_probes_or_the_main_process_alone_with_a_shared_cac
 
     accelerator = MagicMock(is_main_process=True)
     index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")
-    assert find_bad_videos(index, accelerator, tmp_path / "bad.txt", shared_cache=shared) == {}
+    assert find_bad_videos(index, accelerator, tmp_path / "bad.txt", shared_cache=shared, clip_len=8,
+                           max_decode_pixels=10**8) == {}
     node_first, main_first = accelerator.local_main_process_first, accelerator.main_process_first
     (main_first if shared else node_first).assert_called_once()
     (node_first if shared else main_first).assert_not_called()

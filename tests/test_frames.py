@@ -161,7 +161,8 @@ def test_bad_frame_folders_are_listed_with_their_reason_and_replaced(rawframes, 
     index = read_rawframe_list(tmp_path / "train.txt", root)
     assert len(index) == 19 and len(index.missing) == 1
     log = tmp_path / "bad_videos.txt"
-    known_bad = find_bad_videos(index, Accelerator(cpu=True), log, shared_cache=False)
+    known_bad = find_bad_videos(index, Accelerator(cpu=True), log, shared_cache=False, clip_len=8,
+                                max_decode_pixels=10**8)
     assert sorted(Path(index.paths[i]).name for i in known_bad) == sorted(Path(f).name for f in list(reasons)[1:3])
     dataset = ClipDataset(index, clip_len=8, frame_interval=2, transforms=[lambda x: x.permute(3, 0, 1, 2)],
                           clip_sampling="centre", known_bad=known_bad, bad_video_log=log)

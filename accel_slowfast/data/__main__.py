@@ -4,7 +4,8 @@
     accel-slowfast data prepare SRC OUT [--to videos|frames] [--splits DIR] [--short-side 256]   # prepare.py
 
 Prints, for the training and validation sets, the class counts, and lists the videos that are
-missing, unreadable, empty or shorter than one clip (those loop). ``--decode`` also decodes the
+missing, unreadable, empty, over the decode budget (``max_decode_pixels``: training refuses them
+unread, ``data/probe.py``) or shorter than one clip (those loop). ``--decode`` also decodes the
 centre clip of every video with the recipe's decoder, which finds truncated files whose header
 still reads fine. Exits with status 1 when a video cannot be used.
 """
@@ -20,7 +21,7 @@ import numpy as np
 from accel_slowfast.config import RecipeError
 from accel_slowfast.data.dataset import ClipDataset
 from accel_slowfast.data.index import VideoIndex
-from accel_slowfast.data.probe import probe_errors, probe_index
+from accel_slowfast.data.probe import over_budget, probe_errors, probe_index
 from accel_slowfast.recipe_io import load_recipe
 
 
@@ -32,8 +33,10 @@ def _decode_error(dataset: ClipDataset, i: int) -> str:
         return f"{type(error).__name__}: {error}"
 
 
-def check_split(name: str, index: VideoIndex, span: int, decode_with: ClipDataset | None) -> int:
-    """Print the report of one split; return the number of unusable videos."""
+def check_split(name: str, index: VideoIndex, span: int, decode_with: ClipDataset | None, *, clip_len: int,
+                max_decode_pixels: int) -> int:
+    """Print the report of one split; return the number of unusable videos (``max_decode_pixels``: the
+    decode budget of a clip of ``clip_len`` frames, as training applies it)."""
     table = probe_index(index)
     print(f"\n== {name}: {len(index)} videos, {len(index.classes)} classes ==")
     counts = Counter(r.label for r in index.records)
@@ -41,21 +44,25 @@ def check_split(name: str, index: VideoIndex, span: int, decode_with: ClipDatase
     for label, cls in enumerate(index.classes):
         print(f"  {cls:<{width}}  {counts.get(label, 0):6d}")
     errors = probe_errors(table)
+    large = {i: reason for i, reason in over_budget(table, clip_len, max_decode_pixels).items() if i not in errors}
     if decode_with is not None:
-        todo = [i for i in range(len(index)) if i not in errors]
+        todo = [i for i in range(len(index)) if i not in errors and i not in large]
         with ThreadPoolExecutor(4) as pool:
             for i, error in zip(todo, pool.map(lambda i: _decode_error(decode_with, i), todo), strict=True):
                 if error:
                     errors[i] = error
-    short = [i for i, n in enumerate(table["num_frames"]) if 0 < n < span and i not in errors]
+    short = [i for i, n in enumerate(table["num_frames"]) if 0 < n < span and i not in errors and i not in large]
     for path in index.missing:
         print(f"  MISSING     {path}")
     for i, error in errors.items():
         print(f"  UNREADABLE  {index.records[i].path}  ({error})")
+    for i, reason in large.items():
+        print(f"  TOO LARGE   {index.records[i].path}  ({reason})")
     for i in short:
         print(f"  TOO SHORT   {index.records[i].path}  ({table['num_frames'][i]} frames < one clip of {span}; loops)")
-    print(f"  {len(index.missing)} missing, {len(errors)} unreadable, {len(short)} shorter than a clip")
-    return len(index.missing) + len(errors)
+    print(f"  {len(index.missing)} missing, {len(errors)} unreadable, {len(short)} shorter than a clip, "
+          f"{len(large)} over the decode budget")
+    return len(index.missing) + len(errors) + len(large)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.decode:
             decoder = ClipDataset(index, clip_len=recipe.clip_len, frame_interval=recipe.frame_interval,
                                   transforms=[lambda x: x], clip_sampling="centre", decoder=recipe.decoder)
-        bad += check_split(name, index, span, decoder)
+        bad += check_split(name, index, span, decoder, clip_len=recipe.clip_len,
+                           max_decode_pixels=recipe.max_decode_pixels)
     raise SystemExit(1 if bad else 0)
 
 

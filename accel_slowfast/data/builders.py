@@ -22,7 +22,7 @@ from accel_slowfast.data.frames import FrameFolderIndex, read_rawframe_list
 from accel_slowfast.data.hf import HFVideoIndex, load_hf_dataset
 from accel_slowfast.data.index import VideoIndex, check_splits, require_videos
 from accel_slowfast.data.multigrid_sampler import MultigridBatchSampler
-from accel_slowfast.data.probe import probe_errors, probe_index
+from accel_slowfast.data.probe import over_budget, probe_errors, probe_index
 from accel_slowfast.data.readers import read_class_folders, read_hmdb51_split, read_list_file, read_ucf101_split
 from accel_slowfast.data.synthetic import ensure_synthetic
 from accel_slowfast.data.transforms import train_transform, val_transform
@@ -77,9 +77,11 @@ def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex,
     return train_index, val_index
 
 
-def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: Path, *,
-                    shared_cache: bool) -> dict[int, str]:
-    """Probe every video (cached) and list the unusable ones, missing files included, in ``bad_video_log``.
+def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: Path, *, shared_cache: bool,
+                    clip_len: int, max_decode_pixels: int) -> dict[int, str]:
+    """Probe every video (cached) and list the unusable ones, missing files and videos over the decode budget
+    (``max_decode_pixels``, ``probe.over_budget``: refused from the header, never decoded) included, in
+    ``bad_video_log``.
 
     One process per node probes: the local main process of each node writes its node's cache while the
     others on the node wait, then read it (a global ``main_process_first`` made every process of the other
@@ -88,13 +90,20 @@ def find_bad_videos(index: VideoIndex, accelerator: Accelerator, bad_video_log: 
     """
     first = accelerator.main_process_first if shared_cache else accelerator.local_main_process_first
     with first():
-        bad = probe_errors(probe_index(index))
+        table = probe_index(index)
+    bad = {**over_budget(table, clip_len, max_decode_pixels), **probe_errors(table)}
     if accelerator.is_main_process:
         reasons = {str(path): f"missing: no such file (listed in {index.source})" for path in index.missing}
         reasons.update((index.paths[i], reason) for i, reason in bad.items())
         if reasons:
             list_bad_videos(bad_video_log, reasons)
     return bad
+
+
+def _probing(recipe: Recipe) -> dict:
+    """``find_bad_videos``'s keyword arguments from the recipe."""
+    return dict(shared_cache=recipe.index_cache_shared, clip_len=recipe.clip_len,
+                max_decode_pixels=recipe.max_decode_pixels)
 
 
 def describe_videos(dataset: ClipDataset, name: str) -> str:
@@ -158,7 +167,7 @@ def build_datasets(
         transforms=[recipe_train_transform(recipe, recipe.crop_size)],
         transform_for_crop=partial(recipe_train_transform, recipe) if enabled(recipe) else None,
         clip_sampling="random",
-        known_bad=find_bad_videos(train_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
+        known_bad=find_bad_videos(train_index, accelerator, bad_video_log, **_probing(recipe)),
         num_repeats=recipe.num_repeats,  # repeated augmentation: training only, validation takes one clip a video
         sample_once=recipe.sample_once,
         **clip,
@@ -167,7 +176,7 @@ def build_datasets(
         val_index,
         transforms=[val_transform(short_side=recipe.short_side, crop_size=recipe.crop_size)],
         clip_sampling="centre",
-        known_bad=find_bad_videos(val_index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
+        known_bad=find_bad_videos(val_index, accelerator, bad_video_log, **_probing(recipe)),
         **clip,
     )
     return train_set, val_set
@@ -193,7 +202,7 @@ def build_test_dataset(recipe: Recipe, index: VideoIndex, accelerator: Accelerat
                                    num_crops=recipe.num_crops),
         clip_sampling="uniform", num_clips=recipe.num_clips, seed=recipe.seed, decoder=recipe.decoder,
         device=decode_device(recipe, accelerator),
-        known_bad=find_bad_videos(index, accelerator, bad_video_log, shared_cache=recipe.index_cache_shared),
+        known_bad=find_bad_videos(index, accelerator, bad_video_log, **_probing(recipe)),
         bad_video_log=bad_video_log,
     )
 

@@ -27,9 +27,10 @@ through Accelerate's prepared loader every epoch. The epoch is held in shared me
 persistent data-loader workers see it change.
 
 Bad videos never stop a run: a view whose video cannot be decoded (corrupt, truncated, empty,
-missing, known bad from probing) is replaced by a clip of another video chosen from the same
-seed, so every process still yields the same number of batches. Each bad file is logged once,
-with its reason, and appended to ``bad_video_log`` (``<work_dir>/bad_videos.txt``).
+missing, known bad from probing: unreadable, or over the decode budget ``max_decode_pixels``) is
+replaced by a clip of another video chosen from the same seed, so every process still yields the
+same number of batches. Each bad file is logged once, with its reason, and appended to
+``bad_video_log`` (``<work_dir>/bad_videos.txt``).
 """
 
 import json

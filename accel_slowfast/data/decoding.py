@@ -33,6 +33,9 @@ default: bitwise the reference's frames, several times its speed, and installed 
 (``torchcodec`` needs an extra package and the system's FFmpeg: choose it for HEVC, or to decode
 on the GPU).
 
+A video whose clip is over the decode budget (``max_decode_pixels``) never reaches a decoder: the
+probe refuses it from its header (``probe.py`` says why it is not resized instead).
+
 A stream whose frame size changes part-way (a re-encoded or spliced file) is resized back to its
 first frame's size (the stream header's), so its clips stack; every decoder resizes the same way.
 

@@ -3,11 +3,26 @@
     table = probe_index(index)            # columns: path, label, num_frames, fps, duration,
                                           #          width, height, has_audio, error
     bad = probe_errors(table)             # {row: error} of the unusable videos
+    large = over_budget(table, clip_len=32, max_decode_pixels=150_000_000)   # {row: reason}: never decoded
     python -m accel_slowfast.data check recipes/ucf101/slowfast_r50_4x16x1_256e.yaml
 
 The cache key is every file's path, label, size and modification time, so a changed or replaced
 video is probed again; the second load of a 13k-video index reads one Arrow file. Probing shows
 a progress bar with its ETA (Kinetics' 650k videos take minutes).
+
+The decode budget (``max_decode_pixels``) bounds the memory one video costs. A clip of
+``clip_len`` frames at the header's size is ``clip_len x height x width`` pixels; a video over
+the budget is bad (refused, not resized): training, ``test`` and ``data check`` list it in
+``bad_videos.txt`` with the reason from the probe, before any decode, and ``predict`` refuses it
+in one line. Why not resize it while decoding (the scaler) instead: the FFmpeg decoder holds its
+own frames at full size whatever we convert them to. Measured on an 8000x8000 20-frame H.264 file
+(one thread, nothing kept): 450 MB resident for the decode alone, 1 GB with frame threads; in
+training a bad video's place costs nothing, as its clip comes from another video. Memory then
+stays bounded: a decode holds at most ``max_decode_pixels x 3`` bytes a clip (the multi-view test
+and ``predict`` hold ``num_clips`` clips of a video at once) plus the decoder's few frames of a
+size the budget also bounds. The probe itself decodes no frame (``streams.probe_video``), so with
+the 8000x8000 file among a tiny training set's videos the run peaked where it did without it
+(1.01 GB both), and ``predict`` refused it at 0.95 GB (before the budget: 3.7 and 19.7 GB).
 
 A cache that cannot be read is moved aside with a warning and the index probed again (``_load``).
 A cache is written into a temporary sibling folder and renamed into place when complete, so a
@@ -127,3 +142,20 @@ def probe_errors(table: datasets.Dataset) -> dict[int, str]:
     errors = table.data.column("error")
     rows = np.flatnonzero(pc.utf8_length(errors).to_numpy(zero_copy_only=False))
     return dict(zip(rows.tolist(), errors.take(rows).to_pylist(), strict=True))
+
+
+def decode_budget_error(clip_len: int, height: int, width: int, max_decode_pixels: int) -> str:
+    """Why a ``width`` x ``height`` video is refused for clips of ``clip_len`` frames, or "" when it fits."""
+    pixels = clip_len * height * width
+    if pixels <= max_decode_pixels:
+        return ""
+    return (f"over the decode budget: a clip of {clip_len} frames of {width}x{height} is {pixels:,} pixels, more than "
+            f"max_decode_pixels {max_decode_pixels:,}; downscale the video or raise max_decode_pixels")
+
+
+def over_budget(table: datasets.Dataset, clip_len: int, max_decode_pixels: int) -> dict[int, str]:
+    """``{row: reason}`` of the probed videos whose clips exceed the decode budget (``decode_budget_error``)."""
+    height, width = (table.data.column(name).to_numpy().astype(np.int64) for name in ("height", "width"))
+    rows = np.flatnonzero(clip_len * height * width > max_decode_pixels)
+    return {row: decode_budget_error(clip_len, int(height[row]), int(width[row]), max_decode_pixels)
+            for row in rows.tolist()}
