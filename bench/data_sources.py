@@ -26,7 +26,7 @@ clip counts the main process and the row's worker. Each row prints its ratio to 
 and in CPU per clip, and whether the issue's target holds: (ii) >= 1.5x (i) for sources with a
 keyframe every 250 frames, (iii) and (iv) >= 0.9x, (v) >= 1.6x. Run it from the repository root::
 
-    OMP_NUM_THREADS=1 python bench/data_sources.py [--source mpeg4-320x240] [--scenes 6] [--clips 24] [--rounds 4]
+    OMP_NUM_THREADS=1 python bench/data_sources.py [--source mpeg4-320x240] [--scenes 4] [--clips 24] [--rounds 4]
 """
 
 import argparse
@@ -158,7 +158,7 @@ def verdict(row: str, ratio: float, gop: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", choices=sorted(SOURCES), default="h264-1280x720", help="the original videos")
-    parser.add_argument("--scenes", type=int, default=6, help="scenes rendered (one video each)")
+    parser.add_argument("--scenes", type=int, default=4, help="scenes rendered (one video each)")
     parser.add_argument("--seconds", type=int, default=10, help="length of a scene")
     parser.add_argument("--clips", type=int, default=24, help="clips timed per row")
     parser.add_argument("--rounds", type=int, default=4, help="rounds the rows take turns in")
