@@ -62,22 +62,24 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     return texture[0].permute(1, 2, 0).numpy() + 128
 
 
-def render(rng: np.random.Generator) -> np.ndarray:
-    """One UCF101-like video ``(T, H, W, 3)`` uint8: a panning scene, moving blobs, grain."""
-    frames_n = FPS * SECONDS
+def render(rng: np.random.Generator, width: int = 0, height: int = 0, seconds: int = 0) -> np.ndarray:
+    """One video ``(T, H, W, 3)`` uint8 at ``FPS``: a panning scene, moving blobs, grain; each size left 0
+    is the module's (``WIDTH``, ``HEIGHT``, ``SECONDS``: UCF101-like, read when called, as tiny modes set them)."""
+    width, height, seconds = width or WIDTH, height or HEIGHT, seconds or SECONDS
+    frames_n = FPS * seconds
     velocity = rng.uniform(-1.5, 1.5, size=2)  # camera pan, pixels per frame
     margin = np.ceil(np.abs(velocity) * frames_n).astype(int) + 1
-    scene = _smooth_noise(rng, HEIGHT + margin[0], WIDTH + margin[1])
-    ys, xs = np.arange(HEIGHT)[:, None], np.arange(WIDTH)[None, :]
-    blobs = [(rng.uniform(0, HEIGHT), rng.uniform(0, WIDTH), rng.uniform(-3, 3, size=2), rng.uniform(15, 40),
+    scene = _smooth_noise(rng, height + margin[0], width + margin[1])
+    ys, xs = np.arange(height)[:, None], np.arange(width)[None, :]
+    blobs = [(rng.uniform(0, height), rng.uniform(0, width), rng.uniform(-3, 3, size=2), rng.uniform(15, 40),
               rng.uniform(-90, 90, size=3)) for _ in range(3)]
-    video = np.empty((frames_n, HEIGHT, WIDTH, 3), np.uint8)
+    video = np.empty((frames_n, height, width, 3), np.uint8)
     for t in range(frames_n):
         y0, x0 = (np.where(velocity > 0, 0, margin - 1) + velocity * t).astype(int)
-        frame = scene[y0:y0 + HEIGHT, x0:x0 + WIDTH].copy()
+        frame = scene[y0:y0 + height, x0:x0 + width].copy()
         for cy, cx, (vy, vx), radius, colour in blobs:  # actors: soft discs moving across the scene
-            bump_y = np.exp(-((ys - (cy + vy * t) % HEIGHT) ** 2) / (2 * radius**2))
-            bump_x = np.exp(-((xs - (cx + vx * t) % WIDTH) ** 2) / (2 * radius**2))
+            bump_y = np.exp(-((ys - (cy + vy * t) % height) ** 2) / (2 * radius**2))
+            bump_x = np.exp(-((xs - (cx + vx * t) % width) ** 2) / (2 * radius**2))
             frame += (bump_y * bump_x)[..., None] * colour
         frame += rng.normal(0, 2, size=frame.shape)  # sensor grain
         video[t] = np.clip(frame, 0, 255)
@@ -92,11 +94,11 @@ CODECS = {  # name: (PyAV encoder, file suffix, GOP, encoder options)
 
 
 def write_video(path: Path, frames: np.ndarray, codec: str = "mpeg4") -> None:
-    """``frames`` in ``codec`` (a key of ``CODECS``); MPEG-4 at UCF101's bit rate (~0.5 Mbit/s)."""
+    """``frames`` in ``codec`` (a key of ``CODECS``), at their size; MPEG-4 at UCF101's bit rate (~0.5 Mbit/s)."""
     encoder, _, gop, options = CODECS[codec]
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(encoder, rate=FPS, options=options)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.height, stream.width, stream.pix_fmt = *frames.shape[1:3], "yuv420p"
         stream.codec_context.gop_size = gop
         if codec == "mpeg4":
             stream.bit_rate = 500_000

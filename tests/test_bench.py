@@ -116,3 +116,20 @@ def test_jpeg_decoders_tiny_prints_a_row_per_installed_decoder_with_its_pixels_c
             ("pillow", "torchvision", "simplejpeg", "opencv")}
     assert {"pillow", "torchvision", "simplejpeg"} <= set(rows), out
     assert all("bitwise the same" in row or "not installed" in row for row in rows.values()), out
+
+
+@pytest.mark.parametrize("source", ["h264-1280x720", "mpeg4-320x240"])
+def test_data_sources_tiny_prints_every_row_with_its_ratio_to_the_originals_and_target(source):
+    done = subprocess.run([sys.executable, "bench/data_sources.py", "--tiny", "--source", source], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "bad video" not in done.stderr, done.stderr[-3000:]  # the workers stopped before the files went
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("(")}
+    assert list(rows) == ["(i)", "(ii)", "(iii)", "(iv)", "(v)", "(v')"], done.stdout
+    cells = {row: line[34:].split()[:4] for row, line in rows.items()}  # clips/s, CPU ms, both ratios to (i)
+    for rate, cost, rate_ratio, cost_ratio in cells.values():  # the printed cells round: 5 % apart at most
+        assert float(rate_ratio[:-1]) == pytest.approx(float(rate) / float(cells["(i)"][0]), rel=0.05), done.stdout
+        assert float(cost_ratio[:-1]) == pytest.approx(float(cells["(i)"][1]) / float(cost), rel=0.05), done.stdout
+    for row in ("(iii)", "(iv)", "(v)"):
+        assert "holds" in rows[row] or "MISSES" in rows[row], done.stdout
+    assert ("holds" in rows["(ii)"] or "MISSES" in rows["(ii)"]) == source.startswith("h264"), done.stdout
