@@ -30,7 +30,8 @@ from accel_slowfast.workdir import CLASSES_FILE, METRICS_FILE, RECIPE_FILE, find
 
 CONFIG_KEYS = ("model", "num_classes", "clip_len", "frame_interval", "short_side", "crop_size", "test_crop_size",
                "num_clips", "num_crops", "average_clips", "mean", "std", "decoder")
-FRAME_KEYS = ("filename_tmpl", "start_index")  # how predict names a frame folder's files
+# how predict names a frame folder's files, and its decode budget (absent from older runs' recipes)
+OPTIONAL_KEYS = ("filename_tmpl", "start_index", "max_decode_pixels")
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 
@@ -39,7 +40,7 @@ def run_config(checkpoint: str | Path) -> dict:
     """What ``load_model``/``predict`` need, read from the checkpoint's recipe and its run's classes."""
     recipe = yaml.safe_load(find_run_file(checkpoint, RECIPE_FILE).read_text())
     config = {key: recipe[key] for key in CONFIG_KEYS}
-    config.update({key: recipe[key] for key in FRAME_KEYS if key in recipe})  # absent from older runs' recipes
+    config.update({key: recipe[key] for key in OPTIONAL_KEYS if key in recipe})
     try:
         config["classes"] = json.loads(find_run_file(checkpoint, CLASSES_FILE).read_text())
     except FileNotFoundError:

@@ -105,7 +105,7 @@ def folder_bytes(path: Path) -> float:
 def clip_loader(index, decoder: str, seed: int, num_repeats: int = 1, sample_once: bool = False):
     """The training clips of ``index`` from one persistent DataLoader worker, one clip at a time
     (a repeated item's clips one after the other)."""
-    dataset = ClipDataset(index, clip_len=CLIP_LEN, frame_interval=INTERVAL, alpha=8, clip_sampling="random",
+    dataset = ClipDataset(index, clip_len=CLIP_LEN, frame_interval=INTERVAL, clip_sampling="random",
                           transforms=[train_transform(crop_size=CROP, crop_area=AREA, flip_ratio=FLIP)],
                           decoder=decoder, num_repeats=num_repeats, sample_once=sample_once)
     sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=10**6,
