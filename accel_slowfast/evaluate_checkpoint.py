@@ -5,7 +5,8 @@
     accelerate launch -m accel_slowfast.evaluate_checkpoint RECIPE.yaml --checkpoint=PATH      # = accel-slowfast test
 
 Writes into ``work_dir``: ``test_metrics.json`` (``top1_acc``, ``top5_acc``,
-``mean_class_accuracy``, ``num_videos`` scored, ``num_failed``, ``num_views``),
+``mean_class_accuracy``, ``num_videos`` scored, ``num_failed``, ``num_views``, and the
+``mixed_precision`` and ``num_processes`` in force),
 ``test_predictions.csv`` (one row per video), ``test_per_class.csv`` and ``test_confusion.png``.
 Every process runs the views it is given; results are gathered once per view, so any number
 of processes gives the same metrics. The scoring and the reports are ``evaluation.py``'s.
@@ -49,7 +50,8 @@ def run_test(recipe: Recipe, checkpoint: str | Path) -> dict:
                 checkpoint, len(index), dataset.views_per_video, recipe.num_clips, recipe.num_crops,
                 recipe.test_crop_size, recipe.average_clips)
     results = score_videos(model, loader, accelerator, recipe.average_clips, progress="test")
-    metrics = {**results.metrics(), "num_views": results.num_views, "checkpoint": str(checkpoint)}
+    metrics = {**results.metrics(), "num_views": results.num_views, "checkpoint": str(checkpoint),
+               "mixed_precision": accelerator.mixed_precision, "num_processes": accelerator.num_processes}
     if accelerator.is_main_process:
         written = write_reports(results, index, work_dir)
         (work_dir / TEST_METRICS_FILE).write_text(json.dumps(metrics, indent=2))
