@@ -30,6 +30,7 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
 from accel_slowfast.config import Recipe
+from accel_slowfast.progress import bars_enabled
 from accel_slowfast.trackers import build_trackers
 from accel_slowfast.workdir import log_file_name
 
@@ -43,6 +44,7 @@ def build_accelerator(recipe: Recipe | None = None) -> Accelerator:
     cpu = not torch.accelerator.is_available()
     if recipe is None:
         return Accelerator(cpu=cpu)
+    bars_enabled(recipe.progress_bar)
     return Accelerator(
         cpu=cpu,
         mixed_precision=recipe.mixed_precision or None,  # None: Accelerate's flag/config/environment decides
