@@ -181,6 +181,8 @@ class Recipe(DataSource):
         "", "Mixed precision: no, fp16 or bf16. Empty (the default) leaves it to Accelerate: accelerate launch "
             "--mixed_precision, accelerate config, ACCELERATE_MIXED_PRECISION.", PERF)
     log_interval: int = _f(5, "Write a train record every this many iterations.", LOGGING, min=1)
+    progress_bar: bool = _f(True, "Progress bars on a terminal or in a notebook (never in a log file: plain lines "
+                                  "there); false: plain lines everywhere.", LOGGING)
     eval_interval: int = _f(2, "Evaluate every this many epochs (and after the last one).", TEST, min=1)
     workflow: list[str] = _f(["train:1"], "mmcv's workflow as mode:epochs, e.g. train:2 val:1 (val: validation "
                                           "loss).", RUN)

@@ -7,7 +7,8 @@
 
 Writes beside the checkpoint (into the run's work_dir for ``work_dir/checkpoints/<name>``), or into
 ``--out_dir``: ``test_metrics.json`` (``top1_acc``, ``top5_acc``,
-``mean_class_accuracy``, ``num_videos`` scored, ``num_failed``, ``num_views``),
+``mean_class_accuracy``, ``num_videos`` scored, ``num_failed``, ``num_views``, and the
+``mixed_precision`` and ``num_processes`` in force),
 ``test_predictions.csv`` (one row per video), ``test_per_class.csv``, ``test_confusion.png``, the
 text log ``test_<time>.log`` and ``bad_videos.txt``. The recipe's own ``work_dir`` is not used: a
 copied checkpoint's recipe names the run it came from.
@@ -55,7 +56,8 @@ def run_test(recipe: Recipe, checkpoint: str | Path, out_dir: str | Path | None 
                 checkpoint, len(index), dataset.views_per_video, recipe.num_clips, recipe.num_crops,
                 recipe.test_crop_size, recipe.average_clips)
     results = score_videos(model, loader, accelerator, recipe.average_clips, progress="test")
-    metrics = {**results.metrics(), "num_views": results.num_views, "checkpoint": str(checkpoint)}
+    metrics = {**results.metrics(), "num_views": results.num_views, "checkpoint": str(checkpoint),
+               "mixed_precision": accelerator.mixed_precision, "num_processes": accelerator.num_processes}
     if accelerator.is_main_process:
         written = write_reports(results, index, work_dir)
         (work_dir / TEST_METRICS_FILE).write_text(json.dumps(metrics, indent=2))

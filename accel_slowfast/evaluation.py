@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 
 from accel_slowfast.config import AVERAGE_CLIPS
 from accel_slowfast.data.index import VideoIndex
+from accel_slowfast.progress import Progress
 from accel_slowfast.workdir import TEST_CONFUSION_FILE, TEST_PER_CLASS_FILE, TEST_PREDICTIONS_FILE
 
 
@@ -101,8 +101,8 @@ def collect_scores(model: torch.nn.Module, data_loader, accelerator: Accelerator
     model.eval()
     keys = ("label", "video_index", "replaced")
     parts: dict[str, list[torch.Tensor]] = {key: [] for key in ("scores", *keys)}
-    bar = tqdm(total=len(data_loader.dataset), desc=progress, unit="view", dynamic_ncols=True,
-               disable=not progress or not accelerator.is_main_process)
+    bar = Progress(len(data_loader.dataset), progress, unit="view",
+                   disable=not progress or not accelerator.is_main_process)
     for batch in data_loader:
         logits = model(batch["video"])  # (B, num_classes)
         gathered = accelerator.gather_for_metrics((logits.float(), *(batch[key] for key in keys)))

@@ -164,9 +164,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
     if args.push_to_hub:
+        import httpx2  # huggingface_hub's HTTP client: it raises a failed connection as is, no OSError
+
         try:
             print(f"pushed to {push_to_hub(out, args.push_to_hub, private=args.private)}")
-        except OSError as error:  # not logged in, no rights, no network: huggingface_hub's errors
+        except (OSError, httpx2.TransportError) as error:  # not logged in, no rights, no network
             print(f"error: pushing to {args.push_to_hub} failed: {str(error).splitlines()[0]}", file=sys.stderr)
             raise SystemExit(1) from None
 

@@ -79,6 +79,7 @@ def model_card(config: dict[str, Any], recipe: dict[str, Any], results: list[tup
     else:
         lines.append("The run's work_dir recorded no evaluation.")
     settings = {key: recipe[key] for key in TRAINING_KEYS}
+    settings["mixed_precision"] = settings["mixed_precision"] or "(the launcher's)"  # the recipe left it open
     if recipe.get("load_from"):
         settings["load_from"] = Path(recipe["load_from"]).name  # the file, not the trainer's folders
     lines += [

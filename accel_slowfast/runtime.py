@@ -7,16 +7,30 @@ Precision follows Accelerate's own precedence unless the recipe sets it: a recip
 
     accelerate launch --mixed_precision bf16 train.py      # bf16: the recipe is silent
     accelerate launch train.py --mixed_precision=no        # fp32: the recipe wins
+
+The recipe keeps what it left open (``recipe.yaml`` says ``mixed_precision: ''``, so a later
+command's launcher decides again); the precision in force is in the run's log line (``describe``),
+its trackers' configuration and ``test_metrics.json``.
+
+Several processes on CPUs: ``accel-slowfast launch --nproc_per_node=N train.py`` (or torchrun);
+on a machine without an accelerator each rank joins the group over gloo. ``accelerate launch
+--cpu --num_processes N train.py`` starts one process where MPI does not start the others
+(Accelerate's multi-CPU mode needs ``--mpirun_hostfile``): that process hands over to
+``accel-slowfast launch --nproc_per_node=N`` on the same arguments, saying so in one line.
 """
 
 import logging
+import os
+import sys
 from pathlib import Path
 
+import psutil
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
 from accel_slowfast.config import Recipe
+from accel_slowfast.progress import bars_enabled
 from accel_slowfast.trackers import build_trackers
 from accel_slowfast.workdir import log_file_name
 
@@ -24,15 +38,60 @@ from accel_slowfast.workdir import log_file_name
 def build_accelerator(recipe: Recipe | None = None) -> Accelerator:
     """The run's ``Accelerator``: precision (see above), gradient accumulation, trackers, and a
     seeded sampler; ``None`` builds one for inference (precision from Accelerate)."""
+    start_the_processes_accelerate_did_not()
+    # Without cpu=True a rank that torchrun started on a machine with no accelerator runs alone
+    # (Accelerate joins CPU ranks into a group only when told the run is on CPUs).
+    cpu = not torch.accelerator.is_available()
     if recipe is None:
-        return Accelerator()
+        return Accelerator(cpu=cpu)
+    bars_enabled(recipe.progress_bar)
     return Accelerator(
+        cpu=cpu,
         mixed_precision=recipe.mixed_precision or None,  # None: Accelerate's flag/config/environment decides
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,
         log_with=build_trackers(recipe) or None,  # all = wandb + tensorboard, not every installed tracker
         project_dir=recipe.work_dir,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
     )
+
+
+WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def accelerate_launch_args(command: list[str]):
+    """The parsed arguments of an ``accelerate launch`` command line, or None for any other command."""
+    names = [Path(word).name for word in command[:4]]
+    if "accelerate.commands.launch" in names:  # python -m accelerate.commands.launch ...
+        start = names.index("accelerate.commands.launch") + 1
+    elif "accelerate" in names and "launch" in names:
+        start = names.index("launch") + 1
+    else:
+        return None
+    from accelerate.commands.launch import launch_command_parser
+
+    return launch_command_parser().parse_known_args(command[start:])[0]
+
+
+def start_the_processes_accelerate_did_not() -> None:
+    """Under ``accelerate launch --num_processes N`` that started this process alone (its simple
+    launcher, taken where there are no GPUs to launch on and no MPI), replace this process by
+    ``accel-slowfast launch --standalone --nproc_per_node=N`` on the same script and arguments:
+    the run gets the N processes asked for (and the stop signals that launcher passes on),
+    rather than training as one."""
+    if any(os.environ.get(name) for name in WORLD_SIZE_VARIABLES) or "ACCELERATE_DYNAMO_BACKEND" not in os.environ:
+        return  # a rank of a group, or not started by accelerate launch
+    try:
+        args = accelerate_launch_args(psutil.Process().parent().cmdline())
+    except (psutil.Error, AttributeError):  # no parent to read (AttributeError: it has exited)
+        return
+    if args is None or (args.num_processes or 1) <= 1:
+        return
+    command = ["--standalone", f"--nproc_per_node={args.num_processes}", *(["-m"] if args.module else []),
+               args.training_script, *args.training_script_args]
+    print(f"accelerate launch started one process for --num_processes {args.num_processes} (on CPUs it starts "
+          f"several only through MPI); starting them with: accel-slowfast launch {' '.join(command)}",
+          file=sys.stderr, flush=True)
+    os.execv(sys.executable, [sys.executable, "-m", "accel_slowfast.launch", *command])
 
 
 def describe(accelerator: Accelerator, recipe: Recipe) -> str:

@@ -74,7 +74,8 @@ def wandb_run_id(work_dir: Path, resumed: bool) -> str:
 
 
 def init_trackers(accelerator: Accelerator, recipe: Recipe, resumed: bool) -> None:
-    """Start the trackers of ``recipe.report_to`` and send them the resolved recipe (main process only)."""
+    """Start the trackers of ``recipe.report_to`` and send them the resolved recipe, with the precision
+    and the process count in force (main process only)."""
     names = tracker_names(recipe)
     if not names or not accelerator.is_main_process:
         return
@@ -91,7 +92,9 @@ def init_trackers(accelerator: Accelerator, recipe: Recipe, resumed: bool) -> No
             wandb_kwargs["dir"] = str(work_dir)
         init_kwargs["wandb"] = wandb_kwargs
     accelerator.init_trackers(recipe.wandb_project, init_kwargs=init_kwargs)
-    config = recipe.to_dict()
+    # what ran: the precision in force (the recipe may leave it to the launcher) and the processes
+    config = {**recipe.to_dict(), "mixed_precision": accelerator.mixed_precision,
+              "num_processes": accelerator.num_processes}
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":
             store_hparams(tracker.tracker, config)

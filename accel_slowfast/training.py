@@ -9,7 +9,6 @@ run -> end trackers.
 """
 
 import contextlib
-import dataclasses
 import json
 import logging
 import sys
@@ -120,9 +119,9 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
     None: the run installs its own, and restores the previous handlers when it ends.
     """
     accelerator = build_accelerator(recipe)
+    # The recipe stays as given: a precision it left open is the launcher's, in the log line and
+    # the trackers' configuration, not in recipe.yaml (a later command's launcher decides again).
     run_line = describe(accelerator, recipe)
-    # The recipe as it runs: the precision Accelerate chose when the recipe left it open.
-    recipe = dataclasses.replace(recipe, mixed_precision=accelerator.mixed_precision)
     work_dir = Path(recipe.work_dir)
     # From here on a stop signal is recorded, acted on after the step; the work_dir is this run's.
     with (contextlib.nullcontext(interrupts) if interrupts else Interrupts() as interrupts,

@@ -2,11 +2,14 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
+from conftest import one_line_error
 
 from accel_slowfast import export
 from accel_slowfast.export import export_model, load_model, push_to_hub
@@ -102,3 +105,13 @@ def test_export_to_a_file_is_one_line(trained, tmp_path, capsys):
     assert stop.value.code == 2
     assert capsys.readouterr().err == f"error: export: {target} is a file; give the folder to write the export into\n"
     assert target.read_bytes() == b"x"
+
+
+def test_push_to_hub_without_a_network_fails_in_one_line(trained, tmp_path):
+    # as a user without a network runs it: the Hub cannot be reached (a closed local port)
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_test", "HF_HUB_ETAG_TIMEOUT": "2"}
+    result = subprocess.run([sys.executable, "-m", "accel_slowfast.export", str(trained[1]), str(tmp_path / "x"),
+                             "--push_to_hub=you/x"], capture_output=True, text=True, timeout=300, env=env)
+    line = one_line_error(result, code=1)
+    assert line == "error: pushing to you/x failed: [Errno 111] Connection refused"
+    assert (tmp_path / "x" / "model.safetensors").exists()  # the folder is written: push it again later

@@ -185,3 +185,18 @@ def test_seed_model_size_matches_the_published_figures():
     assert report["params_m"] == pytest.approx(34.5, rel=0.02)
     assert report["gmacs_per_view"] == pytest.approx(36.4, rel=0.02)
     assert report["gflops_per_view"] == pytest.approx(72.8, rel=0.02)
+
+
+def test_models_command_names_the_head_it_counts_and_takes_the_runs():
+    """``accel-slowfast models`` said 0.92 M for slowfast_tiny where a 5-class run logs 0.69 M."""
+    import subprocess
+    import sys
+
+    def params(*args):
+        result = subprocess.run([sys.executable, "-m", "accel_slowfast.models", "slowfast_tiny", "--crop_size=32",
+                                 *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()[0], float(result.stdout.splitlines()[-1].split()[3])
+
+    assert params() == ("Each preset with a 400-class head (--num_classes=N for another head)", 0.92)
+    assert params("--num_classes=5") == ("Each preset with a 5-class head (--num_classes=N for another head)", 0.69)

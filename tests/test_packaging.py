@@ -101,3 +101,10 @@ def test_the_wheel_has_the_command_and_the_recipes(wheel):
     assert "accel-slowfast = accel_slowfast.cli:main" in wheel.read(entry_points).decode()
     metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Requires-Dist: torch>=2.14" in metadata and "Classifier: Programming Language :: Python :: 3.11" in metadata
+
+
+def test_the_dev_and_notebook_extras_run_the_notebooks_as_the_readme_says():
+    """``pip install -e ".[dev]"`` then ``jupyter nbconvert --execute notebooks/...`` needs nbconvert."""
+    extras = _options()["options.extras_require"]
+    for extra in ("dev", "notebooks"):
+        assert "nbconvert" in _requirements(extras[extra]), extra

@@ -11,9 +11,10 @@ from pathlib import Path
 import av
 import pytest
 
-from accel_slowfast.data.prepare import Progress, main, prepare
+from accel_slowfast.data.prepare import main, prepare
 from accel_slowfast.data.readers import read_list_file, read_ucf101_split
 from accel_slowfast.data.transcode import FRAME_NAME
+from accel_slowfast.progress import Progress
 
 
 def class_tree(tiny_root: Path, folder: Path, per_class: int = 2, corrupt: bool = False) -> Path:
@@ -116,9 +117,9 @@ def test_two_processes_write_what_one_writes(tiny_root, tmp_path):
 
 def test_progress_without_a_terminal_is_plain_lines():
     stream = io.StringIO()
-    progress = Progress(3, stream)
-    for failed in (False, True, False):
-        progress.update(failed)
+    progress = Progress(3, "prepare", unit="video", stream=stream)
+    for failed in (0, 1, 1):
+        progress.update(1, failed=failed)
     progress.close()
     assert "\r" not in stream.getvalue()
     line = r"prepare: 3/3 videos, 1 failed, [\d.]+ videos/s, elapsed 00:00, ETA 00:00\n"

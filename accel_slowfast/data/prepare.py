@@ -24,22 +24,19 @@ interrupted one is simply run again. A video that fails is left out of the lists
 import argparse
 import os
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from accel_slowfast.data.index import SHOWN, VideoIndex
 from accel_slowfast.data.readers import read_class_folders, read_hmdb51_split, read_ucf101_split
 from accel_slowfast.data.transcode import available_encoders, count_frames, extract_frames, reencode
 from accel_slowfast.errors import DataError, UserError
+from accel_slowfast.progress import Progress
 
 LIST_KINDS = {"videos": "videos", "frames": "rawframes"}  # --to: mmaction2's word in list names
-LINE_INTERVAL = 30.0  # seconds between progress lines when the output is not a terminal
 
 
 @dataclass
@@ -99,34 +96,6 @@ def plan(src: Path, out: Path, indexes: dict[str, VideoIndex], to: str) -> dict[
     return outputs
 
 
-class Progress:
-    """A tqdm bar on a terminal; elsewhere (a log file, CI) a plain line every ``LINE_INTERVAL`` seconds."""
-
-    def __init__(self, total: int, stream=None):
-        self.total, self.done, self.failed, self.stream = total, 0, 0, stream or sys.stderr
-        self.start = self.last = time.monotonic()
-        self.bar = tqdm(total=total, unit="video", desc="prepare", file=self.stream, dynamic_ncols=True,
-                        ) if self.stream.isatty() else None
-
-    def update(self, failed: bool) -> None:
-        self.done += 1
-        self.failed += failed
-        if self.bar is not None:
-            self.bar.set_postfix(failed=self.failed, refresh=False)
-            self.bar.update(1)
-        elif time.monotonic() - self.last >= LINE_INTERVAL or self.done == self.total:
-            self.last = time.monotonic()
-            elapsed = self.last - self.start
-            eta = elapsed / self.done * (self.total - self.done)
-            print(f"prepare: {self.done}/{self.total} videos, {self.failed} failed, "
-                  f"{self.done / elapsed:.2f} videos/s, elapsed {tqdm.format_interval(elapsed)}, "
-                  f"ETA {tqdm.format_interval(eta)}", file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 @dataclass
 class Summary:
     """What a run did: videos ``converted`` now, ``skipped`` (done before), ``failed`` ``{source: reason}``."""
@@ -164,13 +133,14 @@ def prepare(src: str | Path, out: str | Path, *, to: str = "videos", splits: str
     todo = [Job(path, name, to, short_side, encoder) for path, name in outputs.items() if not (out / name).exists()]
     summary = Summary(skipped=len(outputs) - len(todo))
     frames: dict[str, int] = {}
-    progress = Progress(len(todo), stream)
+    progress, failed = Progress(len(todo), "prepare", unit="video", stream=stream), 0
     for job, (count, reason) in _results(todo, out, processes):
         if reason:
             summary.failed[job.source] = reason
         else:
             frames[job.source] = count
-        progress.update(bool(reason))
+        failed += bool(reason)
+        progress.update(1, failed=failed)
     progress.close()
     summary.converted = len(frames)
     if to == "frames":  # the folders a run before this one finished

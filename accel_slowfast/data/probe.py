@@ -8,7 +8,7 @@
 
 The cache key is every file's path, label, size and modification time, so a changed or replaced
 video is probed again; the second load of a 13k-video index reads one Arrow file. Probing shows
-a progress bar with its ETA (Kinetics' 650k videos take minutes).
+a progress bar with its ETA (plain lines without a terminal) (Kinetics' 650k videos take minutes).
 
 The decode budget (``max_decode_pixels``) bounds the memory one video costs. A clip of
 ``clip_len`` frames at the header's size is ``clip_len x height x width`` pixels; a video over
@@ -44,10 +44,10 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pyarrow.compute as pc
-from tqdm.auto import tqdm
 
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.synthetic import default_cache_dir
+from accel_slowfast.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +77,14 @@ def probe_index(index: VideoIndex, cache_dir: str | Path | None = None, num_thre
         return table
     columns = {key: [] for key in COLUMNS[2:]}
     desc = f"probing {Path(index.source).name or 'videos'}"
+    bar = Progress(len(index), desc, unit="video")
     chunks = [range(start, min(start + CHUNK, len(index))) for start in range(0, len(index), CHUNK)]
-    with (ThreadPoolExecutor(num_threads) as pool,  # PyAV releases the GIL while it reads
-          tqdm(total=len(index), desc=desc, unit="video", mininterval=1) as bar):
+    with ThreadPoolExecutor(num_threads) as pool:  # PyAV releases the GIL while it reads
         for rows in pool.map(partial(_probe_rows, index), chunks):
             for key, values in columns.items():
                 values.extend(row[key] for row in rows)
             bar.update(len(rows))
+    bar.close()
     table = datasets.Dataset.from_dict({"path": list(index.paths), "label": index.labels, **columns})
     _save(table, cache)
     return table

@@ -16,8 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
+from accel_slowfast.progress import Progress
 from accel_slowfast.workdir import METRICS_FILE, set_aside
 
 TEST_COMMAND = "accel-slowfast test"  # what the summary tells a user to run next (any launcher: test.py)
@@ -93,8 +93,8 @@ class LoggerHook:
             runner.log_buffer.clear()
         self._logged_inner = start - start % self.interval
         if self.progress_bar and runner.accelerator.is_main_process:
-            self._bar = tqdm(total=len(runner.data_loader), desc=f"epoch {runner.epoch + 1}/{runner.max_epochs}",
-                             leave=False, dynamic_ncols=True)
+            # no plain lines where there is no bar: the log lines every interval say it
+            self._bar = Progress(len(runner.data_loader), f"epoch {runner.epoch + 1}/{runner.max_epochs}", lines=False)
 
     def after_train_iter(self, runner) -> None:
         done = runner.inner_iter + 1
@@ -136,7 +136,7 @@ class LoggerHook:
         record.update(self._reduced(runner, {k: v for k, v in output.items() if k not in self.timing_keys}))
         record.update({k: output[k] for k in self.timing_keys if k in output})
         if self._bar is not None and "loss" in record:
-            self._bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.3e}", refresh=False)
+            self._bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.3e}")
         return record
 
     @staticmethod
