@@ -113,7 +113,12 @@ def seed_everything(recipe: Recipe, accelerator: Accelerator) -> None:
 
 
 def setup_text_logger(work_dir: Path, is_main_process: bool, prefix: str = "train") -> logging.Logger:
-    """``accel_slowfast`` logger: console + ``<work_dir>/<prefix>_<time>.log`` on the main process."""
+    """``accel_slowfast`` logger: console + ``<work_dir>/<prefix>_<time>.log`` on the main process.
+
+    In a notebook the console shows only warnings and the run's summary (records flagged
+    ``summary``, ``hooks/logs.py``) beside the progress widget: some 60 records a run, the hook
+    table among them, would bury the cell's result. The file keeps every record.
+    """
     logger = logging.getLogger("accel_slowfast")
     logger.setLevel(logging.INFO if is_main_process else logging.ERROR)
     logger.propagate = False
@@ -122,6 +127,8 @@ def setup_text_logger(work_dir: Path, is_main_process: bool, prefix: str = "trai
         handler.close()
     formatter = logging.Formatter("%(asctime)s - %(levelname)s - %(message)s")
     handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if "ipykernel" in sys.modules:  # a notebook's cell shows the bar, warnings and the summary; the file has it all
+        handlers[0].addFilter(lambda record: record.levelno >= logging.WARNING or getattr(record, "summary", False))
     if is_main_process:
         handlers.append(logging.FileHandler(Path(work_dir) / log_file_name(prefix)))
     for handler in handlers:

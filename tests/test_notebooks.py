@@ -50,3 +50,22 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         assert (tmp_path / "work_dirs" / name).exists(), f"{path.name} did not write {name}"
     if path.stem in written:  # they train: the progress bar is a widget, not text
         assert any("application/vnd.jupyter.widget-view+json" in out.get("data", {}) for out in outputs)
+    for cell in nb.cells:  # a training cell shows the widget and the run's summary, not the log's ~60 records
+        if cell.cell_type == "code" and "train(recipe)" in cell.source:
+            text = "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream")
+            assert "Epoch [" not in text and "Hooks" not in text and "Finished" in text, text
+            assert len(text.splitlines()) <= 15, text
+
+
+@pytest.mark.slow
+def test_the_notebook_command_of_a_fresh_dev_install_runs(tmp_path):
+    """As a user runs it after pip install -e '.[dev]' (nbconvert was in no extra)."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, ACCEL_SLOWFAST_NB_TINY="1", ACCEL_SLOWFAST_NB_WORK_DIRS=str(tmp_path / "work_dirs"),
+               MPLBACKEND="Agg")
+    result = subprocess.run(["jupyter", "nbconvert", "--to", "notebook", "--execute", str(NOTEBOOKS[0]),
+                             "--output-dir", str(tmp_path)], capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / NOTEBOOKS[0].name).exists() and (tmp_path / "work_dirs" / "quickstart" / "metrics.jsonl").exists()

@@ -20,6 +20,7 @@ import torch
 from accel_slowfast.progress import Progress
 from accel_slowfast.workdir import METRICS_FILE, set_aside
 
+SUMMARY = "summary"  # a log record's flag: the run's summary, which a notebook shows (runtime.setup_text_logger)
 TEST_COMMAND = "accel-slowfast test"  # what the summary tells a user to run next (any launcher: test.py)
 
 
@@ -75,7 +76,7 @@ class LoggerHook:
             self._close_json()
             self._json = None
         if runner.accelerator.is_main_process:
-            runner.logger.info("\n".join(summary_lines(runner)))
+            runner.logger.info("\n".join(summary_lines(runner)), extra={SUMMARY: True})
 
     def _keep_old_records(self, runner) -> None:
         """A fresh run sets the old file aside; a resumed run drops the records after its checkpoint."""
