@@ -68,4 +68,5 @@ def test_the_notebook_command_of_a_fresh_dev_install_runs(tmp_path):
     result = subprocess.run(["jupyter", "nbconvert", "--to", "notebook", "--execute", str(NOTEBOOKS[0]),
                              "--output-dir", str(tmp_path)], capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (tmp_path / NOTEBOOKS[0].name).exists() and (tmp_path / "work_dirs" / "quickstart" / "metrics.jsonl").exists()
+    assert (tmp_path / NOTEBOOKS[0].name).exists()
+    assert (tmp_path / "work_dirs" / "quickstart" / "metrics.jsonl").exists()
