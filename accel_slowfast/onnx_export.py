@@ -17,11 +17,13 @@ The graph comes from ``torch.onnx.export(..., dynamo=True)``, torch's default ex
 TorchScript one, ``dynamo=False``, exports this model as well but warns that it is deprecated);
 it needs ``onnxscript``. SlowFast's two pathways are packed inside the model (a strided slice of
 the clip), so the file has the one input. Before the file is kept, onnxruntime (CPU) and PyTorch
-score the same real clips: the views ``predict`` takes of a synthetic video rendered, encoded and
-decoded here (``data/synthetic.py``) at the run's clip settings. The export is refused when the
-largest logit difference is over ``REL_TOLERANCE`` of the largest PyTorch logit.
+score the same real clips: the three test crops of one clip of a synthetic video rendered, encoded
+and decoded here (``data/synthetic.py``) as ``predict`` decodes, at the run's clip settings. The
+export is refused when the largest logit difference is over ``REL_TOLERANCE`` of the largest
+PyTorch logit.
 """
 
+import importlib.util
 import json
 import math
 import os
@@ -38,7 +40,9 @@ from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import UserError
 from accel_slowfast.models import SlowFast
 
-OPSET = 18  # the dynamo exporter's lowest: the widest choice of runtimes (onnxruntime >= 1.14, TensorRT >= 8.6)
+# The opset torch's ONNX function library is written in (torch's default, 20, is a conversion of it) and the
+# exporter's lowest: opened by the most runtimes (onnxruntime >= 1.14).
+OPSET = 18
 ONNX_FILE = "model.onnx"
 REL_TOLERANCE = 1e-4
 EXTRA = ("onnx", "onnxscript", "onnxruntime")
@@ -71,8 +75,6 @@ class Parity:
 
 def check_installed() -> None:
     """Raise ``UserError`` (one line) naming the extra when a package of ``[onnx]`` is missing."""
-    import importlib.util
-
     missing = [name for name in EXTRA if importlib.util.find_spec(name) is None]
     if missing:
         raise UserError(f"export --format onnx needs {', '.join(missing)}: pip install 'accel_slowfast[onnx]' "
@@ -80,7 +82,8 @@ def check_installed() -> None:
 
 
 def export_onnx(model: SlowFast, config: dict, out_dir: str | Path, *, overwrite: bool = False) -> tuple[Path, Parity]:
-    """Write ``out_dir/model.onnx`` from ``model`` (as ``export.load_model`` returns it, with its config).
+    """Write ``out_dir/model.onnx`` from ``model`` (as ``export.load_model`` returns it, with its config;
+    the model is moved to the CPU).
 
     Raises:
         UserError: ``out_dir`` is a file, or already holds a ``model.onnx`` and not ``overwrite``.

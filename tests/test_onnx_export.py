@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import one_line_error
 
 from accel_slowfast import onnx_export
 from accel_slowfast.export import export_model, load_model
@@ -66,15 +65,19 @@ def test_export_onnx_writes_a_file_onnxruntime_runs_as_pytorch_at_any_batch(trai
 
 
 @needs_onnx
-def test_export_onnx_beside_an_export_folder_and_its_overwrite(trained, onnx_file, tmp_path):
+@pytest.mark.slow  # a second export, about 10 s
+def test_export_onnx_beside_an_export_folder_replaces_no_file_unasked(trained, tmp_path, capsys):
+    from accel_slowfast import export
+
     out = export_model(trained[1], tmp_path / "exported")
     model, config = load_model(out)
     path, parity = onnx_export.export_onnx(model, config, out)  # the folder's config: the same clip settings
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.onnx", "model.safetensors"]
     assert parity.relative <= 1e-4 and parity.views == 3
-    line = one_line_error(export_command(str(trained[1]), str(out), "--format", "onnx"))
-    assert line == f"error: export: {path} exists; choose another folder, or pass --overwrite to replace it"
-    assert onnx_export.export_onnx(model, config, out, overwrite=True)[0] == path
+    with pytest.raises(SystemExit) as exit_status:
+        export.main([str(trained[1]), str(out), "--format", "onnx"])
+    assert exit_status.value.code == 2 and capsys.readouterr().err == (
+        f"error: export: {path} exists; choose another folder, or pass --overwrite to replace it\n")
 
 
 @needs_onnx
@@ -89,14 +92,17 @@ def test_export_onnx_is_refused_when_onnxruntime_disagrees(trained, tmp_path, mo
 
     monkeypatch.setattr(onnx_export, "check_parity", perturbed)
     out = tmp_path / "refused"
+    out.mkdir()
+    (out / "model.onnx").write_text("the earlier export")
     with pytest.raises(SystemExit) as exit_status:
-        export.main([str(trained[1]), str(out), "--format", "onnx"])
+        export.main([str(trained[1]), str(out), "--format", "onnx", "--overwrite"])
     assert exit_status.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.fullmatch(
         r"error: export: onnxruntime's logits differ from PyTorch's by \S+ \(1\.0\de-02 relative, over the 0\.0001 "
         rf"allowed\) on 3 decoded clips; {re.escape(str(out / 'model.onnx'))} not written", err[0]), err
-    assert list(out.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == ["model.onnx"]  # kept as it was, nothing staged left
+    assert (out / "model.onnx").read_text() == "the earlier export"
 
 
 def test_export_onnx_without_the_extra_names_it(trained, tmp_path, monkeypatch, capsys):
