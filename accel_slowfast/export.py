@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"write into out_dir even if it holds files (replacing its {CONFIG_FILE}, {WEIGHTS_FILE} "
                              f"and {CARD_FILE}; with --format onnx: its model.onnx)")
     parser.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",
-                        help=f"safetensors: the folder above (default); onnx: model.onnx in out_dir, opset "
+                        help=f"safetensors (default): the folder of {WEIGHTS_FILE}, {CONFIG_FILE}, {CARD_FILE}; onnx: "
+                             f"model.onnx in out_dir, opset "
                              f"{onnx_export.OPSET}, kept only if onnxruntime matches PyTorch "
                              "(pip install 'accel_slowfast[onnx]')")
     args = parser.parse_args(argv)
