@@ -26,7 +26,8 @@ COMMANDS = {  # name: (module whose main(argv) runs it, what it does)
     "test": ("accel_slowfast.evaluate_checkpoint",
              "multi-view test of a checkpoint: top-1/5, per-class accuracy, confusion"),
     "predict": ("accel_slowfast.predict", "the top classes of a video, from a checkpoint, an export or a Hub id"),
-    "export": ("accel_slowfast.export", "a checkpoint as a Hub-ready folder with a model card; --push_to_hub"),
+    "export": ("accel_slowfast.export", "a checkpoint as a Hub-ready folder with a model card (--push_to_hub), "
+               "or as model.onnx (--format onnx)"),
     "convert": ("accel_slowfast.convert", "an mmaction2 SlowFast checkpoint in this package's layout"),
     "data": ("accel_slowfast.data.__main__", "data check RECIPE.yaml: class counts, unusable videos; "
              "data prepare SRC OUT: videos for fast seeking or frames, and lists"),

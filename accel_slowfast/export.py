@@ -11,6 +11,9 @@ normalization settings ``predict`` needs) and ``README.md``, a Hugging Face mode
 (which replaces those three files and leaves the others). ``push_to_hub`` uploads it;
 ``load_model`` downloads a Hub id once into the Hugging Face cache and reads it from there
 afterwards (``HF_HUB_OFFLINE=1``: the cache only).
+
+``--format onnx`` writes ``model.onnx`` into the folder instead, checked against PyTorch
+(``onnx_export.py``; the ``[onnx]`` extra).
 """
 
 import argparse
@@ -22,6 +25,7 @@ from pathlib import Path
 import yaml
 from safetensors.torch import load_file, save
 
+from accel_slowfast import onnx_export
 from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.model_card import model_card, run_results
@@ -154,15 +158,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--license", default="apache-2.0", help="the model card's license (default: apache-2.0)")
     parser.add_argument("--overwrite", action="store_true",
                         help=f"write into out_dir even if it holds files (replacing its {CONFIG_FILE}, {WEIGHTS_FILE} "
-                             f"and {CARD_FILE})")
+                             f"and {CARD_FILE}; with --format onnx: its model.onnx)")
+    parser.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",
+                        help=f"safetensors (default): the folder of {WEIGHTS_FILE}, {CONFIG_FILE}, {CARD_FILE}; onnx: "
+                             f"model.onnx in out_dir, opset "
+                             f"{onnx_export.OPSET}, kept only if onnxruntime matches PyTorch "
+                             "(pip install 'accel_slowfast[onnx]')")
     args = parser.parse_args(argv)
-    try:
-        out = export_model(args.checkpoint, args.out_dir, repo_id=args.push_to_hub or None, license=args.license,
-                           overwrite=args.overwrite)
-    except (UserError, FileNotFoundError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    if args.format == "onnx":
+        out = _export_onnx(args.checkpoint, args.out_dir, args.overwrite)
+    else:
+        try:
+            out = export_model(args.checkpoint, args.out_dir, repo_id=args.push_to_hub or None,
+                               license=args.license, overwrite=args.overwrite)
+        except (UserError, FileNotFoundError, RuntimeError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+        print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
     if args.push_to_hub:
         import httpx2  # huggingface_hub's HTTP client: it raises a failed connection as is, no OSError
 
@@ -171,6 +183,22 @@ def main(argv: list[str] | None = None) -> None:
         except (OSError, httpx2.TransportError) as error:  # not logged in, no rights, no network
             print(f"error: pushing to {args.push_to_hub} failed: {str(error).splitlines()[0]}", file=sys.stderr)
             raise SystemExit(1) from None
+
+
+def _export_onnx(checkpoint: str, out_dir: str, overwrite: bool) -> Path:
+    """``--format onnx``: ``out_dir/model.onnx`` and its parity line; exit 2 on bad input, 1 when refused."""
+    try:
+        onnx_export.check_installed()  # before loading anything: the missing extra is the first thing to fix
+        path, parity = onnx_export.export_onnx(*load_model(checkpoint), out_dir, overwrite=overwrite)
+    except onnx_export.ParityError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (UserError, FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(parity)
+    print(f"wrote {path}: opset {onnx_export.OPSET}, input uint8 (batch, 3, T, H, W) normalized inside, dynamic batch")
+    return path.parent
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def test_requirements_have_lower_bounds_only():
     assert stack <= set(_declared())
 
 
-OPTIONAL_EXTRAS = ("torchcodec",)  # extras whose packages the package imports where it uses them
+OPTIONAL_EXTRAS = ("torchcodec", "onnx")  # extras whose packages the package imports where it uses them
 
 
 def test_every_third_party_import_is_declared():
