@@ -160,3 +160,17 @@ def test_every_preset_keeps_its_parameter_names_under_the_prefix(name):
         ours = build_model(name, len(classes)).state_dict()
     assert {key: value.shape for key, value in theirs.items()} == {
         f"slowfast.{key}": value.shape for key, value in ours.items()}
+
+
+def test_our_checkpoints_load_into_the_transformers_class(trained, exported):
+    """Its network is pytorchvideo's under one prefix, so load_from's layouts (ours, pytorchvideo's zoo,
+    mmaction2 converted) load into ``.slowfast`` as they are."""
+    from accel_slowfast.checkpoint import load_weights
+    from accel_slowfast.hf_export import hf_config
+
+    model = SlowFastForVideoClassification(hf_config(run_config(trained[1]))).eval()
+    assert load_weights(model.slowfast, trained[1]) == {"missing": [], "unexpected": [], "shape_mismatch": []}
+    ours, _ = load_model(exported)
+    clip = torch.randint(0, 256, (1, 3, 8, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        assert torch.equal(model(clip.transpose(1, 2)).logits, ours(clip))
