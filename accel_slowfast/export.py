@@ -5,12 +5,14 @@
     model, config = load_model("exported/x")      # or a Hub id: load_model("you/name")
     predict(model, config, "clip.avi")            # accel_slowfast.predict
 
-The folder holds ``model.safetensors``, ``config.json`` (preset, classes, and the clip / resize /
-normalization settings ``predict`` needs) and ``README.md``, a Hugging Face model card
-(``model_card.py``). A folder that already holds files is written into only with ``--overwrite``
-(which replaces those three files and leaves the others). ``push_to_hub`` uploads it;
-``load_model`` downloads a Hub id once into the Hugging Face cache and reads it from there
-afterwards (``HF_HUB_OFFLINE=1``: the cache only).
+The folder is one transformers opens (``hf_export.py`` writes it: ``config.json``, ``model.safetensors``,
+``video_preprocessor_config.json`` and ``hf_model.py``, the code ``trust_remote_code`` runs), plus
+``README.md``, a Hugging Face model card (``model_card.py``). ``config.json`` also holds the preset,
+classes, and the clip / resize / normalization settings ``predict`` needs. A folder that already holds
+files is written into only with ``--overwrite`` (which replaces those files and leaves the others).
+``push_to_hub`` uploads it; ``load_model`` reads it or the previous layout (a flat ``config.json``),
+and downloads a Hub id once into the Hugging Face cache and reads it from there afterwards
+(``HF_HUB_OFFLINE=1``: the cache only).
 
 ``--format onnx`` writes ``model.onnx`` into the folder instead, checked against PyTorch
 (``onnx_export.py``; the ``[onnx]`` extra).
@@ -23,11 +25,11 @@ import sys
 from pathlib import Path
 
 import yaml
-from safetensors.torch import load_file, save
 
 from accel_slowfast import onnx_export
 from accel_slowfast.checkpoint import load_weights
 from accel_slowfast.errors import CheckpointError, UserError
+from accel_slowfast.hf_export import CONFIG_FILE, HF_FILES, WEIGHTS_FILE, read_export, write_hf_folder
 from accel_slowfast.model_card import model_card, run_results
 from accel_slowfast.models import SlowFast, build_model
 from accel_slowfast.workdir import CLASSES_FILE, METRICS_FILE, RECIPE_FILE, find_run_file
@@ -36,7 +38,8 @@ CONFIG_KEYS = ("model", "num_classes", "clip_len", "frame_interval", "short_side
                "num_clips", "num_crops", "average_clips", "mean", "std", "decoder")
 # how predict names a frame folder's files, and its decode budget (absent from older runs' recipes)
 OPTIONAL_KEYS = ("filename_tmpl", "start_index", "max_decode_pixels")
-CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
+CARD_FILE = "README.md"
+WRITTEN = ", ".join(HF_FILES) + f" and {CARD_FILE}"  # the files an export writes
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 
 
@@ -68,9 +71,7 @@ def export_model(checkpoint: str | Path, out_dir: str | Path, *, repo_id: str | 
     config = run_config(checkpoint)
     model = _model_from_checkpoint(config, checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    # Bytes written as a plain file: safetensors' save_file creates it with mode 0600, whatever the umask.
-    (out / WEIGHTS_FILE).write_bytes(save({k: v.contiguous() for k, v in model.state_dict().items()}))
-    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    write_hf_folder(model.state_dict(), config, out)
     recipe = yaml.safe_load(find_run_file(checkpoint, RECIPE_FILE).read_text())
     results = run_results(_work_dir(checkpoint), checkpoint)
     (out / CARD_FILE).write_text(model_card(config, recipe, results, source=Path(checkpoint).name,
@@ -86,7 +87,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
     if held and not overwrite:
         shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
         raise UserError(f"export: {out} is not empty ({shown}); choose a new or empty folder, or pass --overwrite to "
-                        f"replace its {CONFIG_FILE}, {WEIGHTS_FILE} and {CARD_FILE}")
+                        f"replace its {WRITTEN}")
 
 
 def push_to_hub(folder: str | Path, repo_id: str, *, private: bool = False) -> str:
@@ -110,9 +111,9 @@ def load_model(path: str | Path) -> tuple[SlowFast, dict]:
     if not path.exists() and HUB_ID.fullmatch(str(path)):
         path = _download(str(path))
     if (path / CONFIG_FILE).exists() and (path / WEIGHTS_FILE).exists():
-        config = json.loads((path / CONFIG_FILE).read_text())
+        state, config = read_export(path)
         model = _build(config)
-        model.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        model.load_state_dict(state)
         return model.eval(), config
     config = run_config(path)
     return _model_from_checkpoint(config, path).eval(), config
@@ -157,13 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--private", action="store_true", help="with --push_to_hub: create the repo private")
     parser.add_argument("--license", default="apache-2.0", help="the model card's license (default: apache-2.0)")
     parser.add_argument("--overwrite", action="store_true",
-                        help=f"write into out_dir even if it holds files (replacing its {CONFIG_FILE}, {WEIGHTS_FILE} "
-                             f"and {CARD_FILE}; with --format onnx: its model.onnx)")
+                        help=f"write into out_dir even if it holds files (replacing its {WRITTEN}; with "
+                             "--format onnx: its model.onnx)")
     parser.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",
-                        help=f"safetensors (default): the folder of {WEIGHTS_FILE}, {CONFIG_FILE}, {CARD_FILE}; onnx: "
-                             f"model.onnx in out_dir, opset "
-                             f"{onnx_export.OPSET}, kept only if onnxruntime matches PyTorch "
-                             "(pip install 'accel_slowfast[onnx]')")
+                        help="safetensors (default): the folder transformers opens (weights, config, processor, code, "
+                             f"card); onnx: model.onnx in out_dir, opset {onnx_export.OPSET}, kept only if onnxruntime "
+                             "matches PyTorch (pip install 'accel_slowfast[onnx]')")
     args = parser.parse_args(argv)
     if args.format == "onnx":
         out = _export_onnx(args.checkpoint, args.out_dir, args.overwrite)

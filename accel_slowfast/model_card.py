@@ -62,8 +62,10 @@ def model_card(config: dict[str, Any], recipe: dict[str, Any], results: list[tup
         load_with: what ``load_model`` is given in the usage example (a Hub id or the folder).
         license: the weights' license, a Hub license identifier.
     """
-    front = {"library_name": "accel_slowfast", "license": license, "pipeline_tag": "video-classification",
-             "tags": ["video-classification", "action-recognition", "slowfast", "pytorchvideo", recipe["dataset"]]}
+    # transformers opens the folder (trust_remote_code: "custom_code"), so the Hub offers its pipeline and endpoints
+    front = {"library_name": "transformers", "license": license, "pipeline_tag": "video-classification",
+             "tags": ["video-classification", "action-recognition", "slowfast", "pytorchvideo", "accel_slowfast",
+                      "custom_code", recipe["dataset"]]}
     classes = config["classes"]
     dataset = recipe["dataset"] + (f" (split {recipe['split']})" if recipe["dataset"] in ("ucf101", "hmdb51") else "")
     lines = [
@@ -103,6 +105,14 @@ def model_card(config: dict[str, Any], recipe: dict[str, Any], results: list[tup
         "```", "",
         "```bash",
         f"accel-slowfast predict video.mp4 --checkpoint={load_with}",
+        "```", "",
+        "With transformers alone (the folder's `hf_model.py` builds the network; torch, PyAV and pytorchvideo needed). "
+        "The pipeline scores the centre clip and crop, as `predict` does with `num_clips=1, num_crops=1`:", "",
+        "```python",
+        "from transformers import AutoModelForVideoClassification, pipeline",
+        "",
+        f'pipeline("video-classification", model="{load_with}", trust_remote_code=True)("video.mp4")',
+        f'model = AutoModelForVideoClassification.from_pretrained("{load_with}", trust_remote_code=True)',
         "```", "",
     ]
     return "\n".join(lines)

@@ -14,11 +14,13 @@ from conftest import one_line_error
 from accel_slowfast import export
 from accel_slowfast.export import export_model, load_model, push_to_hub
 
+EXPORTED = ("model.safetensors", "config.json", "video_preprocessor_config.json", "hf_model.py", "README.md")
+
 
 def test_export_writes_the_folder_load_model_reads(trained, tmp_path):
     _, checkpoint = trained
     out = export_model(checkpoint, tmp_path / "export")
-    assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "README.md"}
+    assert {p.name for p in out.iterdir()} == {*EXPORTED}
     model, config = load_model(out)
     assert config["classes"][0] == "MoveDown" and not model.training
 
@@ -29,8 +31,7 @@ def test_export_files_are_readable_by_everyone(trained, tmp_path):
         out = export_model(trained[1], tmp_path / "export")
     finally:
         os.umask(previous)
-    assert {p.name: oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == dict.fromkeys(
-        ["model.safetensors", "config.json", "README.md"], "0o644")
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == dict.fromkeys(EXPORTED, "0o644")
 
 
 def test_model_card_describes_the_model_its_training_and_its_results(trained, tmp_path):
@@ -38,8 +39,9 @@ def test_model_card_describes_the_model_its_training_and_its_results(trained, tm
     out = export_model(checkpoint, tmp_path / "export", repo_id="you/slowfast-tiny")
     _, front, body = (out / "README.md").read_text().split("---\n", 2)
     meta = yaml.safe_load(front)
-    assert meta["library_name"] == "accel_slowfast" and meta["license"] == "apache-2.0"
-    assert meta["pipeline_tag"] == "video-classification" and {"slowfast", "synthetic"} <= set(meta["tags"])
+    assert meta["library_name"] == "transformers" and meta["license"] == "apache-2.0"
+    assert meta["pipeline_tag"] == "video-classification"
+    assert {"slowfast", "synthetic", "accel_slowfast", "custom_code"} <= set(meta["tags"])
     assert "# slowfast_tiny on synthetic" in body and "`MoveDown`, `MoveSideways`" in body
     work_dir = Path(recipe.work_dir)
     val = [json.loads(line) for line in (work_dir / "metrics.jsonl").read_text().splitlines() if '"val"' in line][-1]
@@ -47,6 +49,7 @@ def test_model_card_describes_the_model_its_training_and_its_results(trained, tm
     assert f"{val['top1_acc']:.4f} | {val['top5_acc']:.4f} | {val['mean_class_accuracy']:.4f}" in row
     assert f"| lr | {recipe.lr} |" in body and "| batch_size | 4 |" in body and str(work_dir) not in body
     assert 'load_model("you/slowfast-tiny")' in body and "--checkpoint=you/slowfast-tiny" in body
+    assert 'pipeline("video-classification", model="you/slowfast-tiny", trust_remote_code=True)' in body
 
 
 def test_push_to_hub_creates_the_repo_and_uploads_the_folder(trained, tmp_path, monkeypatch, capsys):
@@ -73,7 +76,7 @@ def test_load_model_takes_a_hub_id(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kwargs: asked.append(repo_id) or out)
     monkeypatch.chdir(tmp_path)  # "you/slowfast-tiny" is no local folder here
     model, config = load_model("you/slowfast-tiny")
-    assert asked == ["you/slowfast-tiny"] and config == json.loads((out / "config.json").read_text())
+    assert asked == ["you/slowfast-tiny"] and config == json.loads((out / "config.json").read_text())["accel_slowfast"]
     assert not model.training
 
 
@@ -87,7 +90,8 @@ def test_export_into_a_folder_holding_files_is_refused_unless_overwrite(trained,
     assert stop.value.code == 2
     line = capsys.readouterr().err.strip()
     assert line == (f"error: export: {out} is not empty (README.md, config.json); choose a new or empty folder, or "
-                    "pass --overwrite to replace its config.json, model.safetensors and README.md")
+                    "pass --overwrite to replace its config.json, model.safetensors, video_preprocessor_config.json, "
+                    "hf_model.py and README.md")
     assert (out / "README.md").read_text() == "my notes" and sorted(p.name for p in out.iterdir()) == [
         "README.md", "config.json"]
 
