@@ -74,6 +74,7 @@ def test_test_py_with_two_processes_equals_one(tiny_root, tmp_path):
                              capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stderr[-3000:]
         results.append(json.loads((work_dir / "test_metrics.json").read_text()))
+    assert [result.pop("num_processes") for result in results] == [1, 2]  # what was in force, recorded
     assert results[0] == results[1] and results[0]["num_videos"] == 10 and results[0]["num_views"] == 60
 
 

@@ -54,4 +54,4 @@ def test_a_terminal_still_shows_the_bar_unless_the_recipe_turns_it_off(tiny_root
         return text
 
     assert re.search(r"epoch 1/1: +\d+%\|", in_a_terminal())  # (a terminal ends its lines with \r\n)
-    assert "epoch 1/1: " not in in_a_terminal("--progress_bar=false")
+    assert "epoch 1/1: " not in in_a_terminal("--progress_bar=false", "--overwrite=true")  # the same work_dir again

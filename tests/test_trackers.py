@@ -189,5 +189,6 @@ def test_resumed_run_continues_the_same_wandb_run(tiny_root, tmp_path, offline_w
     assert sorted(s for s, v in steps.items() if "val/top1_acc" in v) == [5, 10]  # epoch 2 continued the run
 
     # a fresh run in the same work_dir is a new wandb run
-    train(tiny_recipe(tiny_root, work_dir, report_to="wandb", max_epochs=1, log_val_clips=0, log_checkpoint=False))
+    train(tiny_recipe(tiny_root, work_dir, report_to="wandb", max_epochs=1, log_val_clips=0, log_checkpoint=False,
+                      overwrite=True))
     assert (work_dir / RUN_ID_FILE).read_text().strip() != first_id
