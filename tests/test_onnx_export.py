@@ -70,9 +70,10 @@ def test_export_onnx_beside_an_export_folder_replaces_no_file_unasked(trained, t
     from accel_slowfast import export
 
     out = export_model(trained[1], tmp_path / "exported")
+    written = sorted(p.name for p in out.iterdir())
     model, config = load_model(out)
     path, parity = onnx_export.export_onnx(model, config, out)  # the folder's config: the same clip settings
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.onnx", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*written, "model.onnx"])
     assert parity.relative <= 1e-4 and parity.views == 3
     with pytest.raises(SystemExit) as exit_status:
         export.main([str(trained[1]), str(out), "--format", "onnx"])
