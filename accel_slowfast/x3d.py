@@ -11,7 +11,9 @@ Data flow (``blocks`` index by stage, as SlowFast's do)::
 pytorchvideo's head pools with a fixed ``AvgPool3d`` sized for the preset's clip (4 x 160 px for
 X3D-XS) and applies a softmax; here it pools adaptively, so any clip length and crop (from 32 px)
 work, and returns logits. At the preset's own clip the adaptive pool averages the same window, so
-the logits are pytorchvideo's (before its softmax). Parameter names equal pytorchvideo's
+the logits are pytorchvideo's (before its softmax). At a larger test crop (182 px for X3D-XS) its
+head slides that window and averages the softmax of each position, where ours averages the features
+first: the published test accuracies come from its head, not from this one. Parameter names equal pytorchvideo's
 (``blocks.0.conv.conv_t.weight`` ...): its zoo checkpoints (``{"model_state": ...}``) load as they
 are with ``load_from``. ``frozen_stages=4`` freezes conv5 and lin5 with the stages, so linear
 probing trains ``proj`` only.
