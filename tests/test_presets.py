@@ -12,7 +12,7 @@ from accel_slowfast.predict import predict
 from accel_slowfast.presets import BACKBONES, PRESETS
 from accel_slowfast.training import train
 
-QUICK = {"slowfast_tiny", "x3d_xs"}  # a few seconds each; the others are 3.8-63 M parameters: 15-60 s on 2 cores
+QUICK = {"slowfast_tiny", "x3d_xs"}  # ~15 s each on 2 CPU cores; the others (3.8-63 M parameters) 25-115 s
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n in QUICK else [pytest.mark.slow]) for n in PRESETS])
