@@ -11,7 +11,7 @@ from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
 from accel_slowfast.errors import CheckpointError
-from accel_slowfast.mmaction2 import is_mmaction2_state_dict, mmaction2_to_ours
+from accel_slowfast.mmaction2 import is_mmaction2_state_dict, is_other_mmaction2_state_dict, mmaction2_to_ours
 from accel_slowfast.workdir import META_FILE, verify_checkpoint
 
 logger = logging.getLogger("accel_slowfast")
@@ -108,7 +108,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     Accepts a plain state dict, ``{"state_dict": ...}`` (ours, mmcv/mmengine), ``{"model_state":
     ...}`` (pytorchvideo zoo), an Accelerate ``save_state`` folder (its ``model.safetensors`` or
     ``pytorch_model.bin``) and mmaction2 SlowFast checkpoints (``backbone.slow_path...`` keys),
-    which are converted on the fly (``accel_slowfast.mmaction2``). Files are read with ``weights_only=True``.
+    which are converted on the fly (``accel_slowfast.mmaction2``); mmaction2 checkpoints of other
+    backbones (its X3D's ``backbone.conv1_s...``) are refused (``CheckpointError``). Files are read
+    with ``weights_only=True``.
     """
     path = Path(path)
     if path.is_dir():
@@ -130,6 +132,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         logger.info("load_from: %s is an mmaction2 checkpoint; converted %d tensors to our names", path, len(state))
         if dropped:
             logger.warning("load_from: mmaction2 keys without a counterpart, not loaded: %s", dropped)
+    elif is_other_mmaction2_state_dict(state):
+        raise CheckpointError(f"load_from: {path} is an mmaction2 checkpoint of another backbone than SlowFast "
+                              "(no 'backbone.slow_path.*' keys); only SlowFast ones convert. For X3D, start from "
+                              "pytorchvideo's zoo weights (X3D_XS.pyth, X3D_S.pyth, X3D_M.pyth)")
     return state
 
 

@@ -61,11 +61,11 @@ class Recipe(DataSource):
     deterministic: bool = _f(False, "Use deterministic algorithms (bitwise repeatable on CPU; warn-only on CUDA).", RUN)
     model: Literal[MODELS] = _f("slowfast_tiny", "Model preset (`accel-slowfast models` prints their sizes).", MODEL)
     num_classes: int = _f(5, "Number of classes of the classification head.", MODEL, min=1)
-    frozen_stages: int = _f(-1, "Freeze the stems and res stages 1..k of both pathways (BN in eval mode); "
+    frozen_stages: int = _f(-1, "Freeze the stem(s) and res stages 1..k (BN in eval mode); "
                                 "-1 freezes nothing, 4 trains the classifier only (linear probing).", MODEL,
                             min=-1, max=NUM_STAGES, hint=f"-1 trains everything, {NUM_STAGES} is linear probing")
     dropout: float = _f(0.5, "Dropout before the final linear layer.", MODEL, min=0, below=1)
-    clip_len: int = _f(16, "Frames per clip (the fast pathway's length); a multiple of the model's alpha.", DATA, min=1)
+    clip_len: int = _f(16, "Frames per clip (SlowFast: the fast pathway's; a multiple of its alpha).", DATA, min=1)
     frame_interval: int = _f(2, "Source frames between two sampled frames.", DATA, min=1)
     short_side: int = _f(56, "Validation/test frames are resized to this short side (training crops are "
                              "scale-free).", AUGMENT, min=1)

@@ -20,6 +20,7 @@ from accel_slowfast.checkpoint import extract_state_dict, load_file
 from accel_slowfast.errors import UserError
 from accel_slowfast.mmaction2 import is_mmaction2_state_dict, mmaction2_to_ours
 from accel_slowfast.models import build_model
+from accel_slowfast.presets import PRESETS
 
 logger = logging.getLogger("accel_slowfast")
 
@@ -29,6 +30,9 @@ def convert_file(src: str | Path, dst: str | Path, model: str = "slowfast_r50_4x
     If ``model`` names a preset, the result must load into it strictly (the class count is taken
     from the checkpoint). Returns ``{'dropped': [...]}``: the mmaction2 keys left out.
     """
+    if model in PRESETS and PRESETS[model].backbone != "slowfast":
+        raise ValueError(f"--model {model} is an {PRESETS[model].backbone} preset: only SlowFast checkpoints convert "
+                         f"(for X3D, load pytorchvideo's zoo weights, e.g. X3D_M.pyth, with load_from)")
     state = extract_state_dict(load_file(src), src)
     if not is_mmaction2_state_dict(state):
         raise ValueError(f"{src} is not an mmaction2 SlowFast checkpoint (no 'backbone.slow_path.*' keys)")

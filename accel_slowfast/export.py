@@ -28,10 +28,11 @@ import yaml
 
 from accel_slowfast import onnx_export
 from accel_slowfast.checkpoint import load_weights
+from accel_slowfast.classifier import VideoClassifier
 from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.hf_export import CONFIG_FILE, HF_FILES, WEIGHTS_FILE, read_export, write_hf_folder
 from accel_slowfast.model_card import model_card, run_results
-from accel_slowfast.models import SlowFast, build_model
+from accel_slowfast.models import build_model
 from accel_slowfast.workdir import CLASSES_FILE, METRICS_FILE, RECIPE_FILE, find_run_file
 
 CONFIG_KEYS = ("model", "num_classes", "clip_len", "frame_interval", "short_side", "crop_size", "test_crop_size",
@@ -104,7 +105,7 @@ def push_to_hub(folder: str | Path, repo_id: str, *, private: bool = False) -> s
     return commit.commit_url
 
 
-def load_model(path: str | Path) -> tuple[SlowFast, dict]:
+def load_model(path: str | Path) -> tuple[VideoClassifier, dict]:
     """The model (eval mode) and its config from an export folder, a Hub id (``owner/name``) or a
     training checkpoint."""
     path = Path(path)
@@ -137,11 +138,11 @@ def _work_dir(checkpoint: str | Path) -> Path:
         return find_run_file(checkpoint, RECIPE_FILE).parent
 
 
-def _build(config: dict) -> SlowFast:
+def _build(config: dict) -> VideoClassifier:
     return build_model(config["model"], config["num_classes"], mean=config["mean"], std=config["std"])
 
 
-def _model_from_checkpoint(config: dict, checkpoint: str | Path) -> SlowFast:
+def _model_from_checkpoint(config: dict, checkpoint: str | Path) -> VideoClassifier:
     """The config's model with every weight from ``checkpoint`` (any layout ``load_from`` reads)."""
     model = _build(config)
     report = load_weights(model, checkpoint)

@@ -4,8 +4,9 @@
 
 writes, beside the model card::
 
-    config.json                     SlowFastConfig: id2label / label2id, the network's create_slowfast
-                                    arguments, auto_map, and under "accel_slowfast" the settings
+    config.json                     SlowFastConfig: id2label / label2id, the backbone and its builder's
+                                    arguments (create_slowfast's or create_x3d's), auto_map, and under
+                                    "accel_slowfast" the settings
                                     load_model and predict read (preset, classes, clip and view settings)
     model.safetensors               the weights, pytorchvideo's keys under "slowfast."
     video_preprocessor_config.json  SlowFastVideoProcessor: clip length and interval, resize, crop, normalization
@@ -34,7 +35,12 @@ def hf_config(config: dict) -> SlowFastConfig:
     """The transformers config of an export's settings (``export.run_config``'s dict)."""
     preset = PRESETS[config["model"]]
     classes = config["classes"]
-    return SlowFastConfig(alpha=preset.alpha, slowfast_kwargs=preset.kwargs, fusion_kwargs=preset.fusion,
+    if preset.backbone == "x3d":  # the arguments accel_slowfast.x3d.build_x3d gives create_x3d
+        network = {"x3d_kwargs": {"input_clip_length": preset.clip_len, "input_crop_size": preset.crop_size,
+                                  **preset.kwargs}}
+    else:
+        network = {"slowfast_kwargs": preset.kwargs, "fusion_kwargs": preset.fusion}
+    return SlowFastConfig(backbone=preset.backbone, alpha=preset.alpha, **network,
                           num_frames=config["clip_len"], mean=config["mean"], std=config["std"],
                           id2label=dict(enumerate(classes)), label2id={name: i for i, name in enumerate(classes)},
                           accel_slowfast=config)

@@ -1,4 +1,4 @@
-"""Our SlowFast as transformers classes: a config, a video classifier and a video processor.
+"""Our SlowFast and X3D presets as transformers classes: a config, a video classifier and a video processor.
 
     from transformers import AutoModelForVideoClassification, pipeline
     model = AutoModelForVideoClassification.from_pretrained("exported/x", trust_remote_code=True)
@@ -12,10 +12,12 @@ package of ours. Importing it (as ``accel_slowfast.hf_model``) also registers th
 ``AutoConfig``, ``AutoModelForVideoClassification`` and ``AutoVideoProcessor`` for model type
 ``accel_slowfast``, so in a process that did, the folder opens without ``trust_remote_code``.
 
-The network is pytorchvideo's ``create_slowfast`` with the preset's arguments (``slowfast_kwargs`` in
-the config), held as ``slowfast``: state-dict keys are pytorchvideo's under the prefix ``slowfast.``
-(``slowfast.blocks.0.multipathway_blocks.0.conv.weight`` ...). The forward is
-``accel_slowfast.models.SlowFast``'s, restated here because this file must stand alone.
+The network (``backbone`` in the config) is pytorchvideo's ``create_slowfast`` with the preset's
+arguments (``slowfast_kwargs``) or its ``create_x3d`` (``x3d_kwargs``), held as ``slowfast`` whatever the
+backbone: state-dict keys are pytorchvideo's under the prefix ``slowfast.``
+(``slowfast.blocks.0.multipathway_blocks.0.conv.weight``, ``slowfast.blocks.0.conv.conv_t.weight`` ...).
+The forward and X3D's adaptive head are ``accel_slowfast.models.SlowFast``'s and ``accel_slowfast.x3d``'s,
+restated here because this file must stand alone.
 
 The processor takes what ``accel-slowfast predict`` takes with ``num_clips=1, num_crops=1``: the
 centre clip of ``num_frames`` frames every ``frame_interval`` frames (mmaction2's test sampling with one
@@ -51,6 +53,7 @@ warnings.filterwarnings("ignore", message=r"`torch\.jit\.script", category=Futur
 
 # isort: split
 from pytorchvideo.models.slowfast import FastToSlowFusionBuilder, create_slowfast  # noqa: E402
+from pytorchvideo.models.x3d import create_x3d  # noqa: E402
 
 MODEL_TYPE = "accel_slowfast"
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255
@@ -58,12 +61,16 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 class SlowFastConfig(PretrainedConfig):
-    """A SlowFast classifier: the network's ``create_slowfast`` arguments and its input clip.
+    """A SlowFast or X3D classifier: the network's builder arguments and its input clip.
 
     Args:
-        alpha: slow/fast frame-rate ratio; the slow pathway is every ``alpha``-th frame from the first.
-        slowfast_kwargs: ``create_slowfast`` arguments (the preset's, e.g. ``{"model_depth": 50}``).
+        backbone: ``slowfast`` (``create_slowfast``, two pathways) or ``x3d`` (``create_x3d``, one).
+        alpha: slow/fast frame-rate ratio; the slow pathway is every ``alpha``-th frame from the first
+            (1 for X3D).
+        slowfast_kwargs: ``create_slowfast`` arguments (the preset's, e.g. ``{"model_depth": 50}``);
+            None for X3D.
         fusion_kwargs: ``FastToSlowFusionBuilder`` arguments of a non-default lateral fusion, else None.
+        x3d_kwargs: ``create_x3d`` arguments (the preset's clip length and crop, and its own); None for SlowFast.
         dropout: dropout rate before the classifier.
         num_frames: frames per clip (the pipeline samples this many); a multiple of ``alpha``.
         mean, std: RGB normalization of uint8 input, 0-255 scale.
@@ -73,12 +80,17 @@ class SlowFastConfig(PretrainedConfig):
 
     model_type = MODEL_TYPE
 
-    def __init__(self, alpha: int = 4, slowfast_kwargs: dict | None = None, fusion_kwargs: dict | None = None,
-                 dropout: float = 0.5, num_frames: int = 32, mean: list[float] = IMAGENET_MEAN,
-                 std: list[float] = IMAGENET_STD, accel_slowfast: dict | None = None, **kwargs):
+    def __init__(self, backbone: str = "slowfast", alpha: int = 4, slowfast_kwargs: dict | None = None,
+                 fusion_kwargs: dict | None = None, x3d_kwargs: dict | None = None, dropout: float = 0.5,
+                 num_frames: int = 32, mean: list[float] = IMAGENET_MEAN, std: list[float] = IMAGENET_STD,
+                 accel_slowfast: dict | None = None, **kwargs):
+        if backbone not in ("slowfast", "x3d"):
+            raise ValueError(f"backbone must be 'slowfast' or 'x3d', got {backbone!r}")
+        self.backbone = backbone
         self.alpha = alpha
-        self.slowfast_kwargs = dict(slowfast_kwargs or {"model_depth": 50})
+        self.slowfast_kwargs = dict(slowfast_kwargs or {"model_depth": 50}) if backbone == "slowfast" else None
         self.fusion_kwargs = fusion_kwargs
+        self.x3d_kwargs = dict(x3d_kwargs or {}) if backbone == "x3d" else None
         self.dropout = dropout
         self.num_frames = num_frames
         self.mean, self.std = list(mean), list(std)
@@ -101,13 +113,20 @@ class SlowFastForVideoClassification(PreTrainedModel):
 
     def __init__(self, config: SlowFastConfig):
         super().__init__(config)
-        kwargs = {key: _tuples(value) for key, value in config.slowfast_kwargs.items()}
-        if config.fusion_kwargs is not None:
-            fusion = {key: _tuples(value) for key, value in config.fusion_kwargs.items()}
-            kwargs["fusion_builder"] = FastToSlowFusionBuilder(**fusion).create_module
         # The head pools adaptively, so any crop size and clip length work (as accel_slowfast's presets).
-        self.slowfast = create_slowfast(model_num_class=config.num_labels, dropout_rate=config.dropout,
-                                        head_pool=nn.AdaptiveAvgPool3d, **kwargs)
+        if config.backbone == "x3d":
+            kwargs = {key: _tuples(value) for key, value in config.x3d_kwargs.items()}
+            self.slowfast = create_x3d(model_num_class=config.num_labels, dropout_rate=config.dropout,
+                                       head_activation=None, **kwargs)  # logits, as accel_slowfast.x3d
+            # the head's pool sized for the preset's clip, made adaptive; it holds no weights
+            self.slowfast.blocks[-1].pool.pool = nn.AdaptiveAvgPool3d(1)
+        else:
+            kwargs = {key: _tuples(value) for key, value in config.slowfast_kwargs.items()}
+            if config.fusion_kwargs is not None:
+                fusion = {key: _tuples(value) for key, value in config.fusion_kwargs.items()}
+                kwargs["fusion_builder"] = FastToSlowFusionBuilder(**fusion).create_module
+            self.slowfast = create_slowfast(model_num_class=config.num_labels, dropout_rate=config.dropout,
+                                            head_pool=nn.AdaptiveAvgPool3d, **kwargs)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -123,8 +142,10 @@ class SlowFastForVideoClassification(PreTrainedModel):
             mean = torch.tensor(self.config.mean, device=clip.device).view(1, 3, 1, 1, 1)
             std = torch.tensor(self.config.std, device=clip.device).view(1, 3, 1, 1, 1)
             clip = (clip - mean) / std
-        # [slow (B, C, T/alpha, H, W), fast]: a fresh list, which pytorchvideo's blocks overwrite in place
-        logits = self.slowfast([clip[:, :, :: self.config.alpha], clip])
+        if self.config.backbone == "x3d":  # one pathway: the clip itself
+            logits = self.slowfast(clip)
+        else:  # [slow (B, C, T/alpha, H, W), fast]: a fresh list, which pytorchvideo's blocks overwrite in place
+            logits = self.slowfast([clip[:, :, :: self.config.alpha], clip])
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return ImageClassifierOutput(loss=loss, logits=logits)
 

@@ -35,6 +35,12 @@ def is_mmaction2_state_dict(state: dict[str, torch.Tensor]) -> bool:
     return any(key.startswith(MMACTION2_BACKBONE_PREFIXES) for key in state)
 
 
+def is_other_mmaction2_state_dict(state: dict[str, torch.Tensor]) -> bool:
+    """True if ``state`` is an mmaction2 recognizer of another backbone (``backbone.*`` or ``cls_head.*``
+    keys, no SlowFast pathways), such as its X3D: those have no mapping here."""
+    return not is_mmaction2_state_dict(state) and any(key.startswith(("backbone.", "cls_head.")) for key in state)
+
+
 def _rename(key: str) -> str | None:
     """Our name for mmaction2 parameter ``key``, or None if it has no counterpart."""
     if key in ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias"):

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from accel_slowfast.presets import BACKBONES, PRESETS
 from accel_slowfast.workdir import METRICS_FILE, TEST_METRICS_FILE
 
 TRAINING_KEYS = ("dataset", "max_epochs", "batch_size", "gradient_accumulation_steps", "optimizer", "lr",
@@ -62,16 +63,19 @@ def model_card(config: dict[str, Any], recipe: dict[str, Any], results: list[tup
         load_with: what ``load_model`` is given in the usage example (a Hub id or the folder).
         license: the weights' license, a Hub license identifier.
     """
+    backbone = PRESETS[config["model"]].backbone
+    name, builder = BACKBONES[backbone]
+    pathways = "; it takes its two pathways from that clip itself" if backbone == "slowfast" else ""
     # transformers opens the folder (trust_remote_code: "custom_code"), so the Hub offers its pipeline and endpoints
     front = {"library_name": "transformers", "license": license, "pipeline_tag": "video-classification",
-             "tags": ["video-classification", "action-recognition", "slowfast", "pytorchvideo", "accel_slowfast",
+             "tags": ["video-classification", "action-recognition", backbone, "pytorchvideo", "accel_slowfast",
                       "custom_code", recipe["dataset"]]}
     classes = config["classes"]
     dataset = recipe["dataset"] + (f" (split {recipe['split']})" if recipe["dataset"] in ("ucf101", "hmdb51") else "")
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "",
         f"# {config['model']} on {dataset}", "",
-        f"A SlowFast video classifier (the `{config['model']}` preset, built with pytorchvideo's `create_slowfast`) "
+        f"A {name} video classifier (the `{config['model']}` preset, built with pytorchvideo's `{builder}`) "
         f"for {len(classes)} classes, trained with accel_slowfast; exported from `{source}`.", "",
         "## Results", "",
     ]
@@ -90,7 +94,7 @@ def model_card(config: dict[str, Any], recipe: dict[str, Any], results: list[tup
         f"resized to {config['short_side']} px; predictions average {config['num_clips']} clips x "
         f"{config['num_crops']} crops of {config['test_crop_size']} px ({config['average_clips']} averaging). The "
         f"model takes the clip as uint8 `(B, 3, T, H, W)` and normalizes it with mean {config['mean']} and std "
-        f"{config['std']} (0-255 scale); it takes its two pathways from that clip itself.", "",
+        f"{config['std']} (0-255 scale){pathways}.", "",
         "## Training", "",
         "| key | value |", "|---|---|", *(f"| {key} | {value} |" for key, value in settings.items()), "",
         f"## Classes ({len(classes)}, in label order)", "",

@@ -1,6 +1,9 @@
-"""SlowFast presets built with ``pytorchvideo.models.create_slowfast``.
+"""Every preset as a network (``build_model``): SlowFast built here with ``pytorchvideo.models.create_slowfast``,
+X3D in ``accel_slowfast/x3d.py``; both take one clip (``accel_slowfast/classifier.py``). Their sizes:
 
-Data flow (``alpha`` = slow/fast frame-rate ratio, ``beta_inv`` = fast channel reduction)::
+    accel-slowfast models                       # parameters, GMACs and GFLOPs per view of every preset
+
+SlowFast's data flow (``alpha`` = slow/fast frame-rate ratio, ``beta_inv`` = fast channel reduction)::
 
     clip (B, 3, T, H, W) -normalize-+--> slow x[:, :, ::alpha] -> stem -> res2..res5 -> pool -+
                                     +--> fast x                -> stem -> res2..res5 -> pool -+
@@ -36,60 +39,30 @@ from accel_slowfast import compat  # noqa: F401  (before pytorchvideo: silences 
 # isort: split
 from pytorchvideo.models.slowfast import FastToSlowFusionBuilder, create_slowfast
 
-from accel_slowfast.presets import IMAGENET_MEAN, IMAGENET_STD, NUM_STAGES, PRESETS
+from accel_slowfast.classifier import VideoClassifier
+from accel_slowfast.presets import IMAGENET_MEAN, IMAGENET_STD, PRESETS
+from accel_slowfast.x3d import build_x3d
 
 
-class SlowFast(nn.Module):
-    """A SlowFast classifier taking one clip ``(B, C, T, H, W)`` and returning logits ``(B, num_classes)``.
+class SlowFast(VideoClassifier):
+    """A SlowFast classifier taking one clip ``(B, C, T, H, W)`` (``VideoClassifier``: uint8 or
+    normalized float, ``frozen_stages``); ``T`` must be a multiple of ``alpha``.
 
-    Input clips are uint8 RGB (0-255), as ``ClipDataset`` yields them: the model normalizes them
-    with ``mean`` and ``std`` (0-255 scale) on its own device, like mmaction2 1.x's data
-    preprocessor. Float clips are taken as normalized already (``blending.BlendingHook`` mixes
-    normalized clips). ``T`` must be a multiple of ``alpha``.
-
-    pytorchvideo's multipathway blocks overwrite their input list in place, so ``forward``
-    builds a fresh ``[slow, fast]`` list each call.
-
-    ``frozen_stages`` (-1 .. 4): blocks 0..frozen_stages get ``requires_grad=False`` and stay in
-    eval mode (BatchNorm keeps its running statistics) even after ``model.train()``, as
-    mmaction2's ``frozen_stages`` does. Unlike mmaction2, whose stage-0 freeze leaves the first
-    lateral conv trainable, a frozen block here includes the fusion that follows it.
+    pytorchvideo's multipathway blocks overwrite their input list in place, so ``pathways``
+    builds a fresh ``[slow, fast]`` list each call. Unlike mmaction2's ``frozen_stages``, whose
+    stage-0 freeze leaves the first lateral conv trainable, a frozen block here includes the fusion
+    that follows it.
     """
 
     def __init__(self, blocks: nn.ModuleList, alpha: int, frozen_stages: int = -1,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
-        super().__init__()
-        # Not in the state dict: checkpoints stay pytorchvideo's layout; the recipe holds them.
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1, 1), persistent=False)
-        if not -1 <= frozen_stages <= NUM_STAGES:
-            raise ValueError(f"frozen_stages must be in [-1, {NUM_STAGES}], got {frozen_stages}")
-        self.blocks = blocks
+        super().__init__(blocks, frozen_stages, mean, std)
         self.alpha = alpha
-        self.frozen_stages = frozen_stages
-        for param in self._frozen_blocks().parameters():
-            param.requires_grad = False
 
-    def _frozen_blocks(self) -> nn.ModuleList:
-        return self.blocks[: self.frozen_stages + 1]
-
-    def train(self, mode: bool = True) -> "SlowFast":
-        super().train(mode)
-        self._frozen_blocks().eval()  # frozen BatchNorm layers keep their statistics
-        return self
-
-    def normalize(self, clips: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(B, C, T, H, W)`` clips as the network takes them (a new float32 tensor); float ones as they are."""
-        return (clips - self.mean) / self.std if clips.dtype == torch.uint8 else clips
-
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        if clip.shape[2] % self.alpha:
-            raise ValueError(f"clip_len ({clip.shape[2]}) must be a multiple of the model's alpha ({self.alpha})")
-        fast = self.normalize(clip)  # (B, C, T, H, W) float32
-        x = [fast[:, :, :: self.alpha], fast]  # [slow (B, C, T/alpha, H, W), fast]: views, in a fresh list
-        for block in self.blocks:
-            x = block(x)
-        return x  # (B, num_classes)
+    def pathways(self, fast: torch.Tensor) -> list[torch.Tensor]:
+        if fast.shape[2] % self.alpha:
+            raise ValueError(f"clip_len ({fast.shape[2]}) must be a multiple of the model's alpha ({self.alpha})")
+        return [fast[:, :, :: self.alpha], fast]  # [slow (B, C, T/alpha, H, W), fast]: views, in a fresh list
 
 
 def build_model(
@@ -101,22 +74,24 @@ def build_model(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     **overrides: Any,
-) -> SlowFast:
-    """Build preset ``name`` with a fresh ``num_classes``-way head.
+) -> VideoClassifier:
+    """Build preset ``name`` (a ``SlowFast`` or an ``X3D``, as its backbone says) with a fresh ``num_classes``-way head.
 
     Args:
         name: a key of ``PRESETS``.
         num_classes: classifier outputs.
         dropout: dropout rate before the classifier.
-        frozen_stages: freeze the stems and res stages 1..k of both pathways (see ``SlowFast``);
-            4 trains the classifier only (linear probing), -1 trains everything.
+        frozen_stages: freeze the stem(s) and res stages 1..k (see ``VideoClassifier``); 4 trains
+            the classifier only (linear probing), -1 trains everything.
         mean, std: RGB normalization of uint8 input clips, on the 0-255 scale (the recipe's).
-        overrides: ``create_slowfast`` arguments replacing the preset's, e.g. ``model_depth=18,
-            stem_dim_outs=(8, 1)`` for a narrow, shallow variant of the same architecture.
+        overrides: the builder's arguments replacing the preset's, e.g. ``model_depth=18,
+            stem_dim_outs=(8, 1)`` for a narrow, shallow variant of a SlowFast.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown model {name!r}; presets are {sorted(PRESETS)}")
     preset = PRESETS[name]
+    if preset.backbone == "x3d":
+        return build_x3d(preset, num_classes, dropout, frozen_stages, mean, std, **overrides)
     kwargs = dict(preset.kwargs)
     if preset.fusion is not None:
         kwargs["fusion_builder"] = FastToSlowFusionBuilder(**preset.fusion).create_module
@@ -150,7 +125,7 @@ def _to_channels_last(module: torch.nn.Module, args: tuple) -> tuple:
     return (clip.contiguous(memory_format=torch.channels_last_3d),)  # the slow pathway's view keeps that layout
 
 
-def apply_fast_path(model: SlowFast, *, channels_last: bool, compile: bool) -> SlowFast:
+def apply_fast_path(model: VideoClassifier, *, channels_last: bool, compile: bool) -> VideoClassifier:
     """``channels_last``: weights and inputs in ``channels_last_3d``; ``compile``: ``torch.compile``
     in place (``nn.Module.compile``), so the module, its state-dict keys and checkpoints are unchanged."""
     if channels_last:
@@ -189,7 +164,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def model_report(model: SlowFast, clip_len: int, crop_size: int) -> dict[str, float]:
+def model_report(model: VideoClassifier, clip_len: int, crop_size: int) -> dict[str, float]:
     """Parameters (millions) and the forward cost of one ``clip_len`` x ``crop_size``² view.
 
     ``gmacs_per_view`` is fvcore's count, one multiply-add per unit: the figure PySlowFast,

@@ -164,7 +164,7 @@ def check_recipe(recipe: Any) -> None:
     if recipe.lr_steps[-1] >= recipe.max_epochs:
         raise RecipeError(f"multigrid_long_cycle fine-tunes after the last of 'lr_steps' ({recipe.lr_steps[-1]}), "
                           f"which must be below max_epochs ({recipe.max_epochs})")
-    alpha = PRESETS[recipe.model].alpha  # each shape's clip feeds both pathways: slow = every alpha-th frame
+    alpha = PRESETS[recipe.model].alpha  # SlowFast's slow pathway: every alpha-th frame (one-pathway presets: 1)
     for t_factor, _ in LONG_CYCLE_FACTORS:
         frames = int(round(recipe.clip_len * t_factor))
         if frames % alpha or recipe.clip_len % frames:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from accel_slowfast.classifier import VideoClassifier
 from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
 from accel_slowfast.data.frames import FILENAME_TMPL, START_INDEX, FrameFolderIndex
 from accel_slowfast.data.probe import decode_budget_error
@@ -29,13 +30,12 @@ from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import UserError
 from accel_slowfast.evaluation import average_views, softmax
 from accel_slowfast.export import load_model
-from accel_slowfast.models import SlowFast
 from accel_slowfast.recipe_data import DataSource
 from accel_slowfast.runtime import build_accelerator
 
 
 @torch.no_grad()
-def predict(model: SlowFast, config: dict, video: str | Path, top_k: int = 5, batch_size: int = 8
+def predict(model: VideoClassifier, config: dict, video: str | Path, top_k: int = 5, batch_size: int = 8
             ) -> list[tuple[str, float]]:
     """``[(class name, probability), ...]`` of the ``top_k`` classes for ``video`` (a file or a frame folder).
 

@@ -20,13 +20,14 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 
 from accel_slowfast.checkpoint import load_weights
+from accel_slowfast.classifier import VideoClassifier
 from accel_slowfast.config import Recipe
 from accel_slowfast.data.builders import build_datasets, build_indexes, build_loader, describe_videos
 from accel_slowfast.errors import UserError
 from accel_slowfast.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
 from accel_slowfast.hooks import build_hooks, state_objects
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts, launcher_warning
-from accel_slowfast.models import SlowFast, apply_fast_path, build_model, convert_sync_batchnorm, model_report
+from accel_slowfast.models import apply_fast_path, build_model, convert_sync_batchnorm, model_report
 from accel_slowfast.multigrid import MultigridSchedule, enabled
 from accel_slowfast.recipe_io import load_recipe, recipe_diff, save_recipe
 from accel_slowfast.resume import ResumePlan, check_model_fits, find_checkpoint, plan_resume, restore
@@ -68,7 +69,7 @@ def describe_repeats(recipe: Recipe, num_processes: int) -> str:
                    f"{scaled_lr(recipe, num_processes):g}")
 
 
-def build_optimizer(model: SlowFast, recipe: Recipe, accelerator: Accelerator) -> torch.optim.Optimizer:
+def build_optimizer(model: VideoClassifier, recipe: Recipe, accelerator: Accelerator) -> torch.optim.Optimizer:
     """SGD (the seed's) or AdamW; ``lr`` follows the linear scaling rule when ``base_batch_size`` is set."""
     lr = scaled_lr(recipe, accelerator.num_processes)
     if recipe.optimizer == "adamw":
@@ -98,7 +99,7 @@ def open_work_dir(recipe: Recipe, accelerator: Accelerator) -> tuple[logging.Log
     return logger, plan
 
 
-def build_run_model(recipe: Recipe, plan: ResumePlan | None) -> SlowFast:
+def build_run_model(recipe: Recipe, plan: ResumePlan | None) -> VideoClassifier:
     """The recipe's model, checked against the checkpoint it resumes, or loaded from ``load_from``."""
     model = build_model(recipe.model, recipe.num_classes, recipe.dropout, frozen_stages=recipe.frozen_stages,
                         mean=recipe.mean, std=recipe.std)
