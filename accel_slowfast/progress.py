@@ -28,9 +28,17 @@ def bars_enabled(enabled: bool) -> None:
     BARS["enabled"] = enabled
 
 
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel running a notebook's cells (not merely one that
+    imported ipykernel, as a test runner that starts kernels does)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def can_redraw(stream) -> bool:
     """Whether a bar can redraw in place on ``stream``: a terminal, or a Jupyter kernel (a widget)."""
-    return BARS["enabled"] and (stream.isatty() or "ipykernel" in sys.modules)
+    return BARS["enabled"] and (stream.isatty() or in_notebook())
 
 
 class Progress:

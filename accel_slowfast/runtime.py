@@ -30,7 +30,7 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
 from accel_slowfast.config import Recipe
-from accel_slowfast.progress import bars_enabled
+from accel_slowfast.progress import bars_enabled, in_notebook
 from accel_slowfast.trackers import build_trackers
 from accel_slowfast.workdir import log_file_name
 
@@ -127,7 +127,7 @@ def setup_text_logger(work_dir: Path, is_main_process: bool, prefix: str = "trai
         handler.close()
     formatter = logging.Formatter("%(asctime)s - %(levelname)s - %(message)s")
     handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if "ipykernel" in sys.modules:  # a notebook's cell shows the bar, warnings and the summary; the file has it all
+    if in_notebook():  # a notebook's cell shows the bar, warnings and the summary; the file has it all
         handlers[0].addFilter(lambda record: record.levelno >= logging.WARNING or getattr(record, "summary", False))
     if is_main_process:
         handlers.append(logging.FileHandler(Path(work_dir) / log_file_name(prefix)))
