@@ -7,7 +7,7 @@
 
 import sys
 
-from accel_slowfast.cli import run
+from accel_slowfast.commands.cli import run
 
 if __name__ == "__main__":
     run("test", sys.argv[1:], prog="test.py")

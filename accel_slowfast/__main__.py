@@ -3,6 +3,6 @@
     python -m accel_slowfast --help
 """
 
-from accel_slowfast.cli import main
+from accel_slowfast.commands.cli import main
 
 main()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from accel_slowfast.errors import RecipeError
-from accel_slowfast.presets import PRESETS
+from accel_slowfast.models.presets import PRESETS
 
 LONG_CYCLE_FACTORS = ((0.25, 0.5**0.5), (0.5, 0.5**0.5), (0.5, 1.0), (1.0, 1.0))  # (frames, side) of the base
 SHORT_CYCLE_FACTORS = (0.5, 0.5**0.5)  # side of the base crop; the third iteration takes the long cycle's

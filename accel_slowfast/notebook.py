@@ -13,7 +13,7 @@ Environment (what ``tests/test_notebooks.py`` sets; unset, the notebooks use the
 import os
 from pathlib import Path
 
-from accel_slowfast.config import Recipe
+from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.synthetic import SyntheticSpec, ensure_synthetic
 
 # 5 classes x 3 groups x 2 clips = 30 videos of 40x32 px, 20 frames; group 1 is the test split.

@@ -36,7 +36,7 @@ from a recipe by those names; ``check_schedule_keys`` holds the checks between t
 ``Recipe.validate`` runs. Worked example (the seed recipe: base 0.1, 256 epochs, 34 linear
 warmup epochs of 100 iterations)::
 
-    >>> from accel_slowfast.config import Recipe
+    >>> from accel_slowfast.recipe.recipe import Recipe
     >>> lr = regular_lr("cosine", 0.1, 1, 256, **recipe_args(regular_lr, Recipe()))
     >>> round(lr * warmup_factor("linear", 100, 3400, 0.1), 9)
     0.012646583

@@ -19,7 +19,7 @@ side 256, RandomResizedCrop area 0.08-1 to 224, flip 0.5, normalize) through:
 faster depends on the codec.
 
 Rows (b) and (c) end with uint8 clips: our pipeline normalizes in the model, on its device, as
-mmaction2 1.x's data preprocessor does (``accel_slowfast.models.SlowFast``); (a) normalizes on
+mmaction2 1.x's data preprocessor does (``accel_slowfast.models.builders.SlowFast``); (a) normalizes on
 the CPU, as pytorchvideo's pipeline does.
 
 Each row prints clips/s, wall ms per clip and CPU ms per clip (the main process and its workers
@@ -47,7 +47,7 @@ from accel_slowfast.data import ClipDataset
 from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.index import VideoIndex, VideoRecord
 from accel_slowfast.data.transforms import train_transform
-from accel_slowfast.models import IMAGENET_MEAN, IMAGENET_STD
+from accel_slowfast.models.builders import IMAGENET_MEAN, IMAGENET_STD
 
 WIDTH, HEIGHT, FPS, SECONDS = 320, 240, 25, 7
 CLIP_LEN, INTERVAL, SHORT_SIDE, CROP, AREA, FLIP = 32, 2, 256, 224, (0.08, 1.0), 0.5

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile, record_function
 
 import accel_slowfast  # noqa: F401  (first: the pytorchvideo import shim)
-from accel_slowfast.models import PRESETS, apply_fast_path, build_model
+from accel_slowfast.models.builders import PRESETS, apply_fast_path, build_model
 
 # kind of kernel (or CPU operator) -> name fragments, matched in this order
 KINDS = (

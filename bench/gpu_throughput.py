@@ -1,15 +1,15 @@
 """Training throughput of SlowFast on one accelerator: fp32, bf16, bf16 + channels_last, bf16 + compile, all three.
 
 Each row trains the same model (fresh weights, same seed) on one batch held on the device, the
-way ``accel_slowfast.training`` does: forward, cross-entropy, backward, L2 gradient clipping at
+way ``accel_slowfast.engine.training`` does: forward, cross-entropy, backward, L2 gradient clipping at
 40, SGD step. bf16 is autocast (what Accelerate's ``mixed_precision="bf16"`` does: no grad scaler);
-``channels_last`` and ``compile`` go through ``accel_slowfast.models.apply_fast_path``, the code
+``channels_last`` and ``compile`` go through ``accel_slowfast.models.builders.apply_fast_path``, the code
 the recipe keys of the same names run. Printed per row: training clips/s (median step time),
 peak memory, and model FLOP utilisation (MFU)::
 
     MFU = 3 x forward FLOPs per clip x clips/s / device peak      (backward ~ 2 x forward)
 
-Forward FLOPs come from ``accel_slowfast.models.model_report``: fvcore counts multiply-adds (the
+Forward FLOPs come from ``accel_slowfast.models.builders.model_report``: fvcore counts multiply-adds (the
 "GFLOPs" papers publish: SlowFast R50 4x16 has 27.8 G of them at 224 px), and each is two
 floating-point operations, the unit of a device's peak, so MFU uses 2 x fvcore's count (55.6
 GFLOPs forward at 224 px). The ``MFU (MACs)`` column shows the half that fvcore's count alone
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 import accel_slowfast  # noqa: F401  (first: the pytorchvideo import shim)
-from accel_slowfast.models import PRESETS, apply_fast_path, build_model, model_report
+from accel_slowfast.models.builders import PRESETS, apply_fast_path, build_model, model_report
 
 # Dense (no sparsity) peak TFLOP/s as (bf16, TF32) tensor-core figures from NVIDIA's data sheets,
 # matched against torch.cuda.get_device_name() in this order; other cards take --peak-tflops.

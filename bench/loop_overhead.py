@@ -5,7 +5,7 @@ SGD and L2 gradient clipping at 40:
 
     (a) hand loop: forward, cross-entropy, ``accelerator.backward``, ``clip_grad_norm_``, step,
         ``zero_grad`` -- nothing else
-    (b) ``Runner`` with the hooks ``accel_slowfast.training.train`` registers for the loop itself:
+    (b) ``Runner`` with the hooks ``accel_slowfast.engine.training.train`` registers for the loop itself:
         LR schedule (cosine + linear warm-up), ``OptimizerHook`` (NaN check, backward, clipping,
         step), ``IterTimerHook``, ``LoggerHook`` (text log, ``metrics.jsonl`` in a temporary
         work_dir, progress bar) -- ``classification_step`` as the train step
@@ -30,12 +30,12 @@ from accelerate import Accelerator
 from accelerate.utils import send_to_device
 
 import accel_slowfast  # noqa: F401  (first: the pytorchvideo import shim)
-from accel_slowfast.config import Recipe
-from accel_slowfast.hooks import IterTimerHook, LoggerHook, OptimizerHook, build_lr_hook
-from accel_slowfast.models import PRESETS, build_model
-from accel_slowfast.runner import Runner
-from accel_slowfast.runtime import setup_text_logger
-from accel_slowfast.training import classification_step
+from accel_slowfast.recipe.recipe import Recipe
+from accel_slowfast.engine.hooks import IterTimerHook, LoggerHook, OptimizerHook, build_lr_hook
+from accel_slowfast.models.builders import PRESETS, build_model
+from accel_slowfast.engine.runner import Runner
+from accel_slowfast.engine.accelerator import setup_text_logger
+from accel_slowfast.engine.training import classification_step
 
 
 def make_batches(count: int, batch_size: int, clip_len: int, size: int, num_classes: int) -> list[dict]:

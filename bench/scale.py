@@ -41,7 +41,7 @@ import psutil
 import torch
 from accelerate import Accelerator
 
-from accel_slowfast.config import Recipe
+from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.builders import build_datasets, build_indexes
 from accel_slowfast.data.dataset import share_by_filename
 from accel_slowfast.data.synthetic import write_video

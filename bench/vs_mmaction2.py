@@ -1,4 +1,4 @@
-"""Time per iteration and data time: ``accel_slowfast.training.train`` vs mmaction2 1.2.0, same videos.
+"""Time per iteration and data time: ``accel_slowfast.engine.training.train`` vs mmaction2 1.2.0, same videos.
 
 Both train SlowFast R50 4x16x1 (ours: the ``slowfast_r50_4x16_mmaction2`` preset, mmaction2's
 architecture exactly) at 112 px, batch 2, one epoch, on the same UCF101-like videos (320x240,
@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmar
 import data_throughput  # noqa: E402
 
 import accel_slowfast  # noqa: E402, F401  (the pytorchvideo import shim)
-from accel_slowfast.config import Recipe  # noqa: E402
-from accel_slowfast.training import train  # noqa: E402
+from accel_slowfast.recipe.recipe import Recipe  # noqa: E402
+from accel_slowfast.engine.training import train  # noqa: E402
 
 MMACTION2_PYTHON = "/tmp/mmaction2-venv/bin/python"
 MMACTION2_TRAIN = "/work/shared/peers/mmaction2/train.py"

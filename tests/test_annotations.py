@@ -7,7 +7,7 @@ import pytest
 from accelerate import Accelerator
 from conftest import tiny_recipe
 
-from accel_slowfast.config import Recipe
+from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.annotations import Entry, check_labels, read_frame_list, read_label_map, read_video_list
 from accel_slowfast.data.builders import build_indexes
 from accel_slowfast.errors import DataError, RecipeError

@@ -4,7 +4,7 @@ import torch
 
 from accel_slowfast.data.augment import RandAugment, RandomErasing
 from accel_slowfast.data.transforms import train_transform
-from accel_slowfast.presets import IMAGENET_MEAN, IMAGENET_STD
+from accel_slowfast.models.presets import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _clip(frames=4, size=32, seed=0):

@@ -17,7 +17,7 @@ from conftest import tiny_recipe
 from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
 from accel_slowfast.data.synthetic import write_video
 from accel_slowfast.data.transforms import val_transform
-from accel_slowfast.training import train
+from accel_slowfast.engine.training import train
 
 
 def _frames(n, h=32, w=40, seed=0):

@@ -15,7 +15,7 @@ import pytest
 from accelerate import Accelerator
 from conftest import needs_torchcodec, tiny_recipe
 
-from accel_slowfast.config import Recipe
+from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.augment import RandAugment, RandomErasing
 from accel_slowfast.data.builders import build_indexes, clip_augmentations, decode_device
 from accel_slowfast.errors import DataError, RecipeError
@@ -205,7 +205,7 @@ def test_torchcodec_without_ffmpeg_is_a_one_line_error(tmp_path, monkeypatch):
 @needs_torchcodec
 def test_the_data_check_says_torchcodec_cannot_load_ffmpeg_instead_of_failing_every_video(tmp_path, monkeypatch,
                                                                                          capsys):
-    from accel_slowfast.data.__main__ import main
+    from accel_slowfast.commands.data import main
 
     monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)
     with pytest.raises(SystemExit) as stopped:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, one_line_error
 
-from accel_slowfast.cli import COMMANDS, main
+from accel_slowfast.commands.cli import COMMANDS, main
 
 REPO = Path(__file__).parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -37,11 +37,11 @@ def test_no_or_a_misspelt_subcommand_exits_2(capsys, argv, message):
 
 @pytest.mark.slow
 def test_importing_the_package_or_reading_a_recipe_imports_no_torch():
-    code = ("import sys; from accel_slowfast.recipe_io import load_recipe; load_recipe(['--lr=0.1']); "
-            "from accel_slowfast import cli; assert 'torch' not in sys.modules, 'torch'")
+    code = ("import sys; from accel_slowfast.recipe.io import load_recipe; load_recipe(['--lr=0.1']); "
+            "from accel_slowfast.commands import cli; assert 'torch' not in sys.modules, 'torch'")
     assert _python("-c", code).returncode == 0
     code = ("from accel_slowfast import Recipe, Runner, build_model, load_recipe, train; import accel_slowfast; "
-            "assert train.__module__ == 'accel_slowfast.training' and Runner.__name__ == 'Runner'; "
+            "assert train.__module__ == 'accel_slowfast.engine.training' and Runner.__name__ == 'Runner'; "
             "assert callable(build_model) and load_recipe([]) == Recipe()")
     result = _python("-c", code)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -81,8 +81,8 @@ def test_test_command_needs_a_checkpoint():
 
 
 @pytest.mark.parametrize("module, args, usage", [
-    ("accel_slowfast.export", ["--help"], "usage: accel-slowfast export"),
-    ("accel_slowfast.models", ["slowfast_tiny", "--crop_size=32"], "slowfast_tiny"),
+    ("accel_slowfast.export.hub", ["--help"], "usage: accel-slowfast export"),
+    ("accel_slowfast.models.builders", ["slowfast_tiny", "--crop_size=32"], "slowfast_tiny"),
     ("accel_slowfast", ["models", "slowfast_tiny", "--crop_size=32"], "GFLOPs/view"),
 ])
 @pytest.mark.slow
@@ -94,16 +94,16 @@ def test_python_m_runs_the_module_cli_without_a_runpy_warning(module, args, usag
 
 @pytest.mark.slow
 def test_accelerate_launch_runs_the_training_and_test_command_modules(tiny_root, tmp_path):
-    """``accelerate launch -m accel_slowfast.training``/``.evaluate_checkpoint`` from outside the checkout."""
+    """``accelerate launch -m accel_slowfast.engine.training``/``.evaluate_checkpoint`` from outside the checkout."""
     recipe = [f"--data_root={tiny_root}", f"--work_dir={tmp_path / 'run'}", "--max_epochs=1",
               *(f"--{key}={value}" for key, value in TINY.items() if key != "max_epochs")]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes=1"]
-    result = subprocess.run([*launch, "-m", "accel_slowfast.training", *recipe], cwd=tmp_path, capture_output=True,
+    result = subprocess.run([*launch, "-m", "accel_slowfast", "train", *recipe], cwd=tmp_path, capture_output=True,
                             text=True, timeout=600, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = tmp_path / "run" / "checkpoints" / "epoch_1"
     assert (checkpoint / "meta.json").exists()
-    result = subprocess.run([*launch, "-m", "accel_slowfast.evaluate_checkpoint", *recipe, "--num_clips=1",
+    result = subprocess.run([*launch, "-m", "accel_slowfast", "test", *recipe, "--num_clips=1",
                              "--num_crops=1", f"--checkpoint={checkpoint}"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=600, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]

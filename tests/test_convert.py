@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from accel_slowfast.checkpoint import load_weights, read_state_dict
-from accel_slowfast.convert import convert_file, main
+from accel_slowfast.checkpointing.load import load_weights, read_state_dict
+from accel_slowfast.commands.convert import convert_file, main
 from accel_slowfast.errors import CheckpointError
-from accel_slowfast.mmaction2 import mmaction2_to_ours
-from accel_slowfast.models import build_model
+from accel_slowfast.models.mmaction2 import mmaction2_to_ours
+from accel_slowfast.models.builders import build_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CHECKPOINT = FIXTURES / "mmaction2_slowfast_tiny.pth"

@@ -13,7 +13,7 @@ from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.index import VideoIndex, VideoRecord
 from accel_slowfast.data.synthetic import write_video
 from accel_slowfast.data.transforms import UniformCrop, train_transform, val_transform
-from accel_slowfast.models import PRESETS
+from accel_slowfast.models.builders import PRESETS
 
 
 def _dataset(index, train=True, clip_len=8, interval=2, seed=0, size=32, **kwargs):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, TINY, TINY_SPEC, one_line_error
 
-from accel_slowfast.data.__main__ import main as check_data
+from accel_slowfast.commands.data import main as check_data
 from accel_slowfast.data.builders import find_bad_videos
 from accel_slowfast.data.probe import over_budget, probe_index
 from accel_slowfast.data.readers import read_ucf101_split
@@ -56,7 +56,7 @@ def test_data_check_lists_over_budget_videos(tiny_root, tmp_path, capsys):
 
 
 def test_predict_refuses_an_over_budget_video_in_one_line(trained, tiny_root, capsys):
-    from accel_slowfast.predict import main as predict_main
+    from accel_slowfast.commands.predict import main as predict_main
 
     _, checkpoint = trained
     video = next((tiny_root / "MoveUp").glob("*.avi"))

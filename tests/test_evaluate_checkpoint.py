@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from accel_slowfast.errors import CheckpointError
-from accel_slowfast.evaluate_checkpoint import run_test
-from accel_slowfast.models import build_model
+from accel_slowfast.commands.test import run_test
+from accel_slowfast.models.builders import build_model
 
 REPO = Path(__file__).parents[1]
 
@@ -44,7 +44,7 @@ def test_test_refuses_a_checkpoint_of_another_model(trained, tmp_path):
 
 
 def test_test_of_a_copied_checkpoint_writes_beside_the_copy_or_into_out_dir(trained, tmp_path):
-    from accel_slowfast.evaluate_checkpoint import main
+    from accel_slowfast.commands.test import main
 
     recipe, checkpoint = trained
     copy = tmp_path / "elsewhere" / "epoch_1"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from accel_slowfast.data.index import VideoIndex, VideoRecord
-from accel_slowfast.evaluation import (
+from accel_slowfast.evaluation.metrics import (
     VideoScores,
     aggregate_views,
     class_names,

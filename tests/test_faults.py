@@ -11,10 +11,10 @@ import pytest
 import torch
 from conftest import one_line_error, tiny_recipe
 
-import accel_slowfast.training as training
-from accel_slowfast.config import RecipeError
-from accel_slowfast.faults import NonFiniteLossError
-from accel_slowfast.training import train
+import accel_slowfast.engine.training as training
+from accel_slowfast.recipe.recipe import RecipeError
+from accel_slowfast.checkpointing.faults import NonFiniteLossError
+from accel_slowfast.engine.training import train
 
 REPO = Path(__file__).parents[1]
 
@@ -83,7 +83,7 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_earlier_check
         sys.executable, str(REPO / "train.py"), f"--data_root={tiny_root}", f"--work_dir={work_dir}", "--clip_len=8",
         "--short_side=32", "--crop_size=32", "--test_crop_size=32", "--batch_size=4", "--num_workers=0",
         "--max_epochs=4", "--checkpoint_interval=1", "--max_keep_ckpts=0", "--log_interval=5", "--deterministic"])
-    check = ("import pathlib, sys; from accel_slowfast.workdir import verify_checkpoint; "
+    check = ("import pathlib, sys; from accel_slowfast.checkpointing.layout import verify_checkpoint; "
              "names = sorted(p.name for p in pathlib.Path(sys.argv[1]).iterdir()); print(names); "
              "[verify_checkpoint(pathlib.Path(sys.argv[1]) / n) for n in names if n.startswith('epoch_')]; "
              "print('intact')")

@@ -22,14 +22,14 @@ from datasets.packaged_modules.parquet.parquet import Parquet
 from datasets.table import embed_table_storage
 from test_training import GOLDEN_LOSSES
 
-from accel_slowfast.config import Recipe
+from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.hf import HFVideoIndex, load_hf_dataset
 from accel_slowfast.data.probe import probe_errors, probe_index
 from accel_slowfast.data.readers import read_ucf101_split
 from accel_slowfast.data.streams import probe_video
 from accel_slowfast.errors import DataError, RecipeError
-from accel_slowfast.training import train
+from accel_slowfast.engine.training import train
 
 HUB_ID = "you/tiny_videos"
 
@@ -102,7 +102,7 @@ def test_every_form_gives_the_files_videos_labels_and_frames(forms, tiny_root, f
 def test_a_hub_id_is_read_offline_from_the_cache(forms, hf_cache, tmp_path):
     """``HF_HUB_OFFLINE=1``, as a user without network runs it: the data check reads the cached Hub dataset."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(hf_cache), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "accel_slowfast.data", "check", "--dataset=hf",
+    result = subprocess.run([sys.executable, "-m", "accel_slowfast", "data", "check", "--dataset=hf",
                              f"--hf_dataset={HUB_ID}", "--clip_len=8", "--frame_interval=2",
                              f"--work_dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-2000:]

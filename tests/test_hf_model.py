@@ -15,11 +15,11 @@ import torch
 from safetensors.torch import save_file
 from test_transcode import write_video
 
-from accel_slowfast.export import export_model, load_model, run_config
-from accel_slowfast.hf_model import SlowFastConfig, SlowFastForVideoClassification
-from accel_slowfast.models import build_model
-from accel_slowfast.predict import predict
-from accel_slowfast.presets import PRESETS
+from accel_slowfast.export.hub import export_model, load_model, run_config
+from accel_slowfast.export.hf_model import SlowFastConfig, SlowFastForVideoClassification
+from accel_slowfast.models.builders import build_model
+from accel_slowfast.commands.predict import predict
+from accel_slowfast.models.presets import PRESETS
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -150,7 +150,7 @@ def test_the_previous_export_layout_still_loads(trained, exported, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_keeps_its_parameter_names_under_the_prefix(name):
-    from accel_slowfast.hf_export import hf_config
+    from accel_slowfast.export.transformers_files import hf_config
 
     classes = ["a", "b", "c"]
     config = {"model": name, "classes": classes, "clip_len": PRESETS[name].clip_len, "mean": [0, 0, 0],
@@ -165,8 +165,8 @@ def test_every_preset_keeps_its_parameter_names_under_the_prefix(name):
 def test_our_checkpoints_load_into_the_transformers_class(trained, exported):
     """Its network is pytorchvideo's under one prefix, so load_from's layouts (ours, pytorchvideo's zoo,
     mmaction2 converted) load into ``.slowfast`` as they are."""
-    from accel_slowfast.checkpoint import load_weights
-    from accel_slowfast.hf_export import hf_config
+    from accel_slowfast.checkpointing.load import load_weights
+    from accel_slowfast.export.transformers_files import hf_config
 
     model = SlowFastForVideoClassification(hf_config(run_config(trained[1]))).eval()
     assert load_weights(model.slowfast, trained[1]) == {"missing": [], "unexpected": [], "shape_mismatch": []}

@@ -16,8 +16,8 @@ from conftest import tiny_recipe
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from accel_slowfast.config import Recipe, RecipeError
-from accel_slowfast.hooks import (
+from accel_slowfast.recipe.recipe import Recipe, RecipeError
+from accel_slowfast.engine.hooks import (
     CheckpointHook,
     CheckpointWriter,
     EarlyStoppingHook,
@@ -28,11 +28,11 @@ from accel_slowfast.hooks import (
     ProfilerHook,
     recompute_bn_stats,
 )
-from accel_slowfast.models import build_model, convert_sync_batchnorm
-from accel_slowfast.resume import load_checkpoint
-from accel_slowfast.runner import EVENTS, Runner
-from accel_slowfast.training import train
-from accel_slowfast.workdir import RunnerProgress
+from accel_slowfast.models.builders import build_model, convert_sync_batchnorm
+from accel_slowfast.checkpointing.resume import load_checkpoint
+from accel_slowfast.engine.runner import EVENTS, Runner
+from accel_slowfast.engine.training import train
+from accel_slowfast.checkpointing.layout import RunnerProgress
 
 
 def _step(model, batch, train_mode):
@@ -386,7 +386,7 @@ def test_events_are_the_runners():
 
 
 def test_build_hooks_registers_what_the_recipe_asks_for_in_the_documented_order(tmp_path):
-    from accel_slowfast.hooks import build_hooks
+    from accel_slowfast.engine.hooks import build_hooks
     from accel_slowfast.interrupts import Interrupts
 
     model = torch.nn.Linear(2, 2)

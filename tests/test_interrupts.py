@@ -19,11 +19,11 @@ from accelerate.state import AcceleratorState, GradientState
 from conftest import one_line_error, tiny_recipe
 from safetensors.torch import load_file
 
-import accel_slowfast.training as training
+import accel_slowfast.engine.training as training
 from accel_slowfast.data.dataset import init_worker
-from accel_slowfast.hooks import EvalHook, InterruptHook
+from accel_slowfast.engine.hooks import EvalHook, InterruptHook
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, EXIT_REQUEUE, InterruptedRun, deferred
-from accel_slowfast.training import train
+from accel_slowfast.engine.training import train
 
 REPO = Path(__file__).parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
@@ -424,7 +424,7 @@ def test_launch_refuses_restarts_in_one_line():
 
 
 def test_launch_leaves_the_stop_signals_to_itself():
-    from accel_slowfast.launch import torchrun_args
+    from accel_slowfast.commands.launch import torchrun_args
 
     assert torchrun_args(["--nproc_per_node=2", "train.py"]).signals_to_handle == "SIGHUP,SIGQUIT"
     assert torchrun_args(["--signals_to_handle=SIGUSR1", "train.py"]).signals_to_handle == "SIGHUP"

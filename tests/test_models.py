@@ -3,8 +3,8 @@ import torch
 from pytorchvideo.models.hub.slowfast import slowfast_16x8_r101_50_50, slowfast_r101
 from pytorchvideo.models.slowfast import create_slowfast
 
-from accel_slowfast.config import Recipe, RecipeError
-from accel_slowfast.models import PRESETS, SlowFast, apply_fast_path, build_model, count_parameters
+from accel_slowfast.recipe.recipe import Recipe, RecipeError
+from accel_slowfast.models.builders import PRESETS, SlowFast, apply_fast_path, build_model, count_parameters
 
 SLOW_PRESETS = {"slowfast_r101_8x8", "slowfast_16x8_r101_50_50"}  # R101 forwards take 4-17 s on 2 CPU cores
 
@@ -150,7 +150,7 @@ def test_frozen_stages_train_only_the_rest_and_keep_frozen_batchnorm_statistics(
 
 
 def test_model_report_counts_parameters_and_flops():
-    from accel_slowfast.models import model_report
+    from accel_slowfast.models.builders import model_report
 
     model = build_model("slowfast_tiny", num_classes=5)
     report = model_report(model, clip_len=8, crop_size=32)
@@ -167,7 +167,7 @@ def test_model_report_command_prints_the_seed_model_size():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "accel_slowfast.models", "slowfast_tiny", "--crop_size=32"],
+    result = subprocess.run([sys.executable, "-m", "accel_slowfast.models.builders", "slowfast_tiny", "--crop_size=32"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "slowfast_tiny" in result.stdout and "GMACs/view" in result.stdout and "GFLOPs/view" in result.stdout
@@ -179,7 +179,7 @@ def test_seed_model_size_matches_the_published_figures():
     The published 36.4 is fvcore's count of multiply-adds at the 256 px test crop (PySlowFast's and
     pytorchvideo's convention, one multiply-add = one "FLOP"): 72.8 true GFLOPs.
     """
-    from accel_slowfast.models import model_report
+    from accel_slowfast.models.builders import model_report
 
     report = model_report(build_model("slowfast_r50_4x16", num_classes=400), clip_len=32, crop_size=256)
     assert report["params_m"] == pytest.approx(34.5, rel=0.02)
@@ -193,7 +193,7 @@ def test_models_command_names_the_head_it_counts_and_takes_the_runs():
     import sys
 
     def params(*args):
-        result = subprocess.run([sys.executable, "-m", "accel_slowfast.models", "slowfast_tiny", "--crop_size=32",
+        result = subprocess.run([sys.executable, "-m", "accel_slowfast.models.builders", "slowfast_tiny", "--crop_size=32",
                                  *args], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         return result.stdout.splitlines()[0], float(result.stdout.splitlines()[-1].split()[3])

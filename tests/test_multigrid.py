@@ -2,7 +2,7 @@
 
 import pytest
 
-from accel_slowfast.config import Recipe
+from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.errors import RecipeError
 from accel_slowfast.multigrid import MultigridSchedule, Shape, long_cycle_stages
 
@@ -23,7 +23,7 @@ def test_the_long_and_short_cycle_give_pyslowfasts_table_for_its_kinetics_multig
 
 
 def test_the_shipped_kinetics_multigrid_recipe_is_that_config():
-    from accel_slowfast.recipe_io import load_recipe
+    from accel_slowfast.recipe.io import load_recipe
 
     recipe = load_recipe(["recipes/kinetics400/slowfast_r50_8x8x1_multigrid.yaml"])
     assert _table(MultigridSchedule(recipe).stages) == ANCHOR

@@ -98,7 +98,7 @@ def test_the_wheel_has_the_command_and_the_recipes(wheel):
     assert recipes and {f"accel_slowfast/{name}" for name in recipes} <= names
     assert not any("accelerate_configs" in name for name in names)  # launcher configs, not recipes
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "accel-slowfast = accel_slowfast.cli:main" in wheel.read(entry_points).decode()
+    assert "accel-slowfast = accel_slowfast.commands.cli:main" in wheel.read(entry_points).decode()
     metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Requires-Dist: torch>=2.14" in metadata and "Classifier: Programming Language :: Python :: 3.11" in metadata
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from accel_slowfast.recipe_io import load_recipe
+from accel_slowfast.recipe.io import load_recipe
 
 RECIPES_DIR = Path(__file__).parents[1] / "recipes"
 ACCELERATE_CONFIGS = sorted((RECIPES_DIR / "accelerate_configs").glob("*.yaml"))

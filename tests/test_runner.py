@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from accel_slowfast.hooks import OptimizerHook
-from accel_slowfast.runner import EVENTS, Runner, get_priority
+from accel_slowfast.engine.hooks import OptimizerHook
+from accel_slowfast.engine.runner import EVENTS, Runner, get_priority
 
 
 def _step(model, batch, train_mode):

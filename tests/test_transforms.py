@@ -12,7 +12,7 @@ from accel_slowfast.data.transforms import (
     train_transform,
     val_transform,
 )
-from accel_slowfast.models import build_model
+from accel_slowfast.models.builders import build_model
 
 
 def _train(crop_size=32, flip_ratio=0.5, crop_area=(0.08, 1.0), **kwargs):

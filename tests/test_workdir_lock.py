@@ -16,9 +16,9 @@ import pytest
 from conftest import one_line_error, run_command
 from filelock import MarkerSoftFileLock
 
-from accel_slowfast.config import Recipe
-from accel_slowfast.workdir import sorted_checkpoints, staging_path, write_manifest
-from accel_slowfast.workdir_lock import LOCK_FILE, WorkDirBusy, acquire, hold_work_dir
+from accel_slowfast.recipe.recipe import Recipe
+from accel_slowfast.checkpointing.layout import sorted_checkpoints, staging_path, write_manifest
+from accel_slowfast.checkpointing.lock import LOCK_FILE, WorkDirBusy, acquire, hold_work_dir
 
 REPO = Path(__file__).parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -51,7 +51,7 @@ def test_a_held_work_dir_is_refused_in_one_line_naming_the_holder_and_nothing_is
 def test_the_lock_of_a_crashed_run_is_taken_over(tmp_path, caplog):
     work_dir = tmp_path / "run"
     work_dir.mkdir()
-    crash = ("import os, pathlib, signal; from accel_slowfast.workdir_lock import acquire; "
+    crash = ("import os, pathlib, signal; from accel_slowfast.checkpointing.lock import acquire; "
              f"lock = acquire(pathlib.Path({str(work_dir)!r})); os.kill(os.getpid(), signal.SIGKILL)")
     assert subprocess.run([sys.executable, "-c", crash], env=ENV).returncode == -signal.SIGKILL
     assert (work_dir / LOCK_FILE).exists()

@@ -2,7 +2,7 @@
 
     10 clips spread uniformly over the video x 3 crops (left/centre/right or top/centre/bottom)
     of test_crop_size after a short-side resize = 30 views per video. How a video's views are
-    averaged into its score is ``accel_slowfast.evaluation.aggregate_views``.
+    averaged into its score is ``accel_slowfast.evaluation.metrics.aggregate_views``.
 """
 
 import numpy as np

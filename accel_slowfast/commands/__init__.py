@@ -1,0 +1,1 @@
+"""The ``accel-slowfast`` command (``cli.py``) and one module per subcommand."""

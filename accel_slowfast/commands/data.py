@@ -1,0 +1,102 @@
+"""Check a recipe's data before training, or convert a video tree once for fast training:
+
+    accel-slowfast data check RECIPE.yaml [--key=value ...] [--decode]
+    accel-slowfast data prepare SRC OUT [--to videos|frames] [--splits DIR] [--short-side 256]   # prepare.py
+
+Prints, for the training and validation sets, the class counts, and lists the videos that are
+missing, unreadable, empty, over the decode budget (``max_decode_pixels``: training refuses them
+unread, ``data/probe.py``) or shorter than one clip (those loop). ``--decode`` also decodes the
+centre clip of every video with the recipe's decoder, which finds truncated files whose header
+still reads fine. Exits with status 1 when a video cannot be used.
+"""
+
+import argparse
+import dataclasses
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from accel_slowfast.recipe.recipe import RecipeError
+from accel_slowfast.data.dataset import ClipDataset
+from accel_slowfast.data.index import VideoIndex
+from accel_slowfast.data.probe import over_budget, probe_errors, probe_index
+from accel_slowfast.recipe.io import load_recipe
+
+
+def _decode_error(dataset: ClipDataset, i: int) -> str:
+    try:
+        dataset._clips(i, np.random.default_rng(0))
+        return ""
+    except Exception as error:  # noqa: BLE001 - report whatever made it fail
+        return f"{type(error).__name__}: {error}"
+
+
+def check_split(name: str, index: VideoIndex, span: int, decode_with: ClipDataset | None, *, clip_len: int,
+                max_decode_pixels: int) -> int:
+    """Print the report of one split; return the number of unusable videos (``max_decode_pixels``: the
+    decode budget of a clip of ``clip_len`` frames, as training applies it)."""
+    table = probe_index(index)
+    print(f"\n== {name}: {len(index)} videos, {len(index.classes)} classes ==")
+    counts = Counter(r.label for r in index.records)
+    width = max((len(c) for c in index.classes), default=5)
+    for label, cls in enumerate(index.classes):
+        print(f"  {cls:<{width}}  {counts.get(label, 0):6d}")
+    errors = probe_errors(table)
+    large = {i: reason for i, reason in over_budget(table, clip_len, max_decode_pixels).items() if i not in errors}
+    if decode_with is not None:
+        todo = [i for i in range(len(index)) if i not in errors and i not in large]
+        with ThreadPoolExecutor(4) as pool:
+            for i, error in zip(todo, pool.map(lambda i: _decode_error(decode_with, i), todo), strict=True):
+                if error:
+                    errors[i] = error
+    short = [i for i, n in enumerate(table["num_frames"]) if 0 < n < span and i not in errors and i not in large]
+    for path in index.missing:
+        print(f"  MISSING     {path}")
+    for i, error in errors.items():
+        print(f"  UNREADABLE  {index.records[i].path}  ({error})")
+    for i, reason in large.items():
+        print(f"  TOO LARGE   {index.records[i].path}  ({reason})")
+    for i in short:
+        print(f"  TOO SHORT   {index.records[i].path}  ({table['num_frames'][i]} frames < one clip of {span}; loops)")
+    print(f"  {len(index.missing)} missing, {len(errors)} unreadable, {len(short)} shorter than a clip, "
+          f"{len(large)} over the decode budget")
+    return len(index.missing) + len(errors) + len(large)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["prepare"]:
+        from accel_slowfast.data.prepare import main as prepare
+
+        raise SystemExit(prepare(argv[1:]))
+    parser = argparse.ArgumentParser(prog="accel-slowfast data", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["check", "prepare"])
+    parser.add_argument("--decode", action="store_true", help="also decode the centre clip of every video")
+    args, recipe_args = parser.parse_known_args(argv)
+    from accel_slowfast.data.builders import build_indexes, check_decoder_loads  # the same readers as training
+    from accel_slowfast.engine.accelerator import build_accelerator
+
+    try:
+        recipe = load_recipe(recipe_args, prog="accel-slowfast data check")
+        if args.decode:  # the data check decodes on the CPU, whatever decoder_device says
+            check_decoder_loads(recipe)
+        train_index, val_index = build_indexes(recipe, build_accelerator(dataclasses.replace(recipe, report_to="none")))
+    except (RecipeError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    span = recipe.clip_len * recipe.frame_interval
+    bad = 0
+    for name, index in (("train", train_index), ("val", val_index)):
+        decoder = None
+        if args.decode:
+            decoder = ClipDataset(index, clip_len=recipe.clip_len, frame_interval=recipe.frame_interval,
+                                  transforms=[lambda x: x], clip_sampling="centre", decoder=recipe.decoder)
+        bad += check_split(name, index, span, decoder, clip_len=recipe.clip_len,
+                           max_decode_pixels=recipe.max_decode_pixels)
+    raise SystemExit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

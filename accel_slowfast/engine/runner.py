@@ -1,0 +1,245 @@
+"""The epoch-based runner: mmcv 1.x ``EpochBasedRunner`` semantics on HuggingFace Accelerate.
+
+    runner = Runner(model, optimizer, accelerator, work_dir="work_dirs/x", train_step=classification_step)
+    runner.register_hook(LrScheduleHook(...))      # any callable or object with event methods
+    runner.run({"train": train_loader}, workflow=[("train", 1)], max_epochs=10)
+
+Event order (mmcv 1.x's)::
+
+    before_run
+      for each (mode, epochs) in workflow, repeated until max_epochs:
+        before_{mode}_epoch
+          (before_{mode}_iter -> train_step -> after_{mode}_iter) * len(loader)
+        after_{mode}_epoch
+    after_run
+
+A train iteration runs inside ``accelerator.accumulate(model)``: the forward, and the
+backward + step done by ``OptimizerHook`` in ``after_train_iter``, see one micro-batch, and
+Accelerate only syncs gradients and steps on the last micro-batch of each accumulation window.
+``iter`` counts data iterations (micro-batches), as mmcv's ``GradientCumulativeOptimizerHook`` does.
+"""
+
+import difflib
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+
+from accel_slowfast.engine.log_buffer import LogBuffer
+
+EVENTS = (
+    "before_run",
+    "before_train_epoch",
+    "before_train_iter",
+    "after_train_iter",
+    "after_train_epoch",
+    "before_val_epoch",
+    "before_val_iter",
+    "after_val_iter",
+    "after_val_epoch",
+    "after_run",
+)
+
+PRIORITIES = {
+    "HIGHEST": 0,
+    "VERY_HIGH": 10,
+    "HIGH": 30,
+    "ABOVE_NORMAL": 40,
+    "NORMAL": 50,
+    "BELOW_NORMAL": 60,
+    "LOW": 70,
+    "VERY_LOW": 90,
+    "LOWEST": 100,
+}
+
+TrainStep = Callable[[torch.nn.Module, dict[str, Any], bool], dict[str, Any]]
+
+
+# Public methods a hook may have besides events: Accelerate's checkpointing protocol
+# (``accelerator.register_for_checkpointing``).
+NON_EVENT_METHODS = ("state_dict", "load_state_dict")
+
+
+def get_priority(priority: int | str) -> int:
+    """mmcv's priority names (``"NORMAL"``) or an int in [0, 100]; lower runs first."""
+    if isinstance(priority, str):
+        if priority.upper() not in PRIORITIES:
+            raise ValueError(f"unknown hook priority {priority!r}; choose one of {list(PRIORITIES)}")
+        return PRIORITIES[priority.upper()]
+    if not 0 <= priority <= 100:
+        raise ValueError(f"hook priority must be in [0, 100], got {priority}")
+    return priority
+
+
+class Runner:
+    """Runs train/val epochs over data loaders and calls hooks at mmcv's events.
+
+    State the hooks read (and some write): ``epoch`` (0-based index of the current epoch,
+    incremented after ``after_train_epoch`` as in mmcv, so it counts finished epochs between
+    epochs), ``iter`` (train
+    iterations finished, global), ``inner_iter`` (index in the current epoch), ``start_inner_iter``
+    (iterations of the current epoch already done before a mid-epoch resume), ``max_epochs``,
+    ``max_iters``, ``mode`` (``"train"``/``"val"``), ``data_batch`` (the training batch of the
+    current iteration, as mmcv's runner has it: a ``before_train_iter`` hook may replace it before
+    ``train_step`` gets it), ``outputs`` (the last ``train_step`` result), ``log_buffer``,
+    ``data_loader`` (the current one), ``meta`` (free-form, saved in checkpoints),
+    ``stop_training`` (set by a hook: the run ends after the current epoch),
+    ``eval_results`` (the last evaluation's per-video scores, set by ``EvalHook``, read by the
+    trackers; None before the first).
+
+    Args:
+        model: the prepared model.
+        optimizer: the prepared optimizer (``OptimizerHook`` steps it).
+        accelerator: the ``Accelerator`` that prepared them.
+        work_dir: where hooks write logs and checkpoints.
+        train_step: ``train_step(model, batch, train_mode) -> {"loss", "log_vars", "num_samples"}``.
+        logger: text logger; defaults to ``logging.getLogger("accel_slowfast")``.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        accelerator: Accelerator,
+        work_dir: str | Path,
+        train_step: TrainStep,
+        logger: logging.Logger | None = None,
+    ):
+        self.model = model
+        self.optimizer = optimizer
+        self.accelerator = accelerator
+        self.work_dir = Path(work_dir)
+        self.train_step = train_step
+        self.logger = logger or logging.getLogger("accel_slowfast")
+        self.log_buffer = LogBuffer()
+        self.meta: dict[str, Any] = {}
+        self._hooks: list[tuple[int, Any]] = []
+        self.epoch = 0
+        self.iter = 0
+        self.inner_iter = 0
+        self.start_inner_iter = 0
+        self.stop_training = False  # a hook (early stopping) ends the run after the current epoch
+        self.eval_results: Any = None  # EvalHook's last per-video scores (evaluation.VideoScores)
+        self.max_epochs = 0
+        self.max_iters = 0
+        self.mode = "train"
+        self.outputs: dict[str, Any] = {}
+        self.data_loader: Iterable | None = None
+        self.data_batch: dict[str, Any] | None = None
+
+    # --- hooks ---------------------------------------------------------------------------
+    @property
+    def hooks(self) -> list[Any]:
+        """Registered hooks in call order."""
+        return [hook for _, hook in self._hooks]
+
+    def register_hook(self, hook: Any, priority: int | str | None = None) -> None:
+        """Add ``hook``: a callable ``hook(runner, event)`` or an object with event-named methods.
+
+        ``priority`` defaults to the hook's ``priority`` attribute, else ``"NORMAL"``; among equal
+        priorities hooks run in registration order. A public method that is not an event (a
+        misspelled ``after_train_iteration``) is refused: it would never be called.
+        """
+        if not isinstance(hook, type(lambda: None)):
+            stray = [name for name in dir(type(hook)) if not name.startswith("_") and callable(getattr(hook, name))
+                     and name not in EVENTS and name not in NON_EVENT_METHODS]
+            if stray:
+                close = difflib.get_close_matches(stray[0], EVENTS, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; events are {', '.join(EVENTS)}"
+                raise ValueError(f"hook {type(hook).__name__} has public method(s) {stray} that are not runner events "
+                                 f"and would never be called{hint} (name helpers with a leading underscore)")
+        value = get_priority(priority if priority is not None else getattr(hook, "priority", "NORMAL"))
+        position = len(self._hooks)
+        while position > 0 and self._hooks[position - 1][0] > value:
+            position -= 1
+        self._hooks.insert(position, (value, hook))
+
+    def hook_info(self) -> str:
+        """For each event, the hooks that run at it, in order, with their priority (mmcv's ``get_hook_info``)."""
+        names = {value: name for name, value in PRIORITIES.items()}
+        lines = []
+        for event in EVENTS:
+            called = [(priority, hook) for priority, hook in self._hooks if hasattr(hook, event)
+                      or not any(hasattr(hook, name) for name in EVENTS) and callable(hook)]
+            if called:
+                lines.append(f"{event}:")
+                lines.extend(f"  ({names.get(priority, priority):<12}) {getattr(hook, '__name__', type(hook).__name__)}"
+                             for priority, hook in called)
+        return "\n".join(lines)
+
+    def call_hook(self, event: str) -> None:
+        """Call ``event`` on every hook that defines it; plain callables get every event."""
+        if event not in EVENTS:
+            raise ValueError(f"unknown hook event {event!r}; events are {EVENTS}")
+        for hook in self.hooks:
+            method = getattr(hook, event, None)
+            if method is not None:
+                method(self)
+            elif not any(hasattr(hook, name) for name in EVENTS) and callable(hook):
+                hook(self, event)
+
+    def epoch_due(self, interval: int) -> bool:
+        """Whether the train epoch that just ended (in ``after_train_epoch``) is an ``interval``-th
+        one or the last: when evaluation and epoch checkpoints happen."""
+        epoch = self.epoch + 1
+        return epoch % interval == 0 or epoch == self.max_epochs
+
+    # --- loops ---------------------------------------------------------------------------
+    def run(self, data_loaders: dict[str, Iterable], workflow: list[tuple[str, int]], max_epochs: int,
+            max_iters: int = 0) -> None:
+        """Run ``workflow`` phases (e.g. ``[("train", 2), ("val", 1)]``) until ``max_epochs`` train epochs.
+
+        ``max_iters``: the run's train iterations, when the train loader's length changes by epoch
+        (multigrid); 0: ``max_epochs`` x its length."""
+        for mode, _ in workflow:
+            if mode not in ("train", "val"):
+                raise ValueError(f"workflow mode must be 'train' or 'val', got {mode!r}")
+            if mode not in data_loaders:
+                raise ValueError(f"workflow has {mode!r} but no {mode!r} data loader was given")
+        self.max_epochs = max_epochs
+        if "train" in data_loaders:
+            self.max_iters = max_iters or max_epochs * len(data_loaders["train"])
+        self.logger.info("Hooks, in the order they run at each event:\n%s", self.hook_info())
+        self.call_hook("before_run")
+        while self.epoch < max_epochs and not self.stop_training:
+            for mode, epochs in workflow:
+                for _ in range(epochs):
+                    if self.stop_training or mode == "train" and self.epoch >= max_epochs:
+                        break
+                    getattr(self, mode)(data_loaders[mode])
+        self.call_hook("after_run")
+
+    def train(self, data_loader: Iterable) -> None:
+        """One training epoch."""
+        self.model.train()
+        self.mode, self.data_loader = "train", data_loader
+        self.call_hook("before_train_epoch")
+        start, self.start_inner_iter = self.start_inner_iter, 0
+        if start:  # resuming mid-epoch: the sampler's order is the epoch's, skip what was done
+            data_loader = self.accelerator.skip_first_batches(data_loader, start)
+        for self.inner_iter, self.data_batch in enumerate(data_loader, start):
+            with self.accelerator.accumulate(self.model):
+                self.call_hook("before_train_iter")  # may replace data_batch (blending.BlendingHook)
+                self.outputs = self.train_step(self.model, self.data_batch, True)
+                self.log_buffer.update(self.outputs["log_vars"], self.outputs["num_samples"])
+                self.call_hook("after_train_iter")
+            self.iter += 1
+            self.data_batch = None  # not kept alive while the next batch loads
+        self.call_hook("after_train_epoch")
+        self.epoch += 1
+
+    @torch.no_grad()
+    def val(self, data_loader: Iterable) -> None:
+        """One validation epoch computing the loss under ``no_grad`` (mmcv's ``('val', N)``)."""
+        self.model.eval()
+        self.mode, self.data_loader = "val", data_loader
+        self.call_hook("before_val_epoch")
+        for self.inner_iter, batch in enumerate(data_loader):
+            self.call_hook("before_val_iter")
+            self.outputs = self.train_step(self.model, batch, False)
+            self.log_buffer.update(self.outputs["log_vars"], self.outputs["num_samples"])
+            self.call_hook("after_val_iter")
+        self.call_hook("after_val_epoch")

@@ -1,0 +1,206 @@
+"""A trained model as a self-contained, Hub-ready folder, loadable with one call:
+
+    accel-slowfast export work_dirs/x/checkpoints/best_top1_acc_epoch_10.pth exported/x [--push_to_hub you/name]
+
+    model, config = load_model("exported/x")      # or a Hub id: load_model("you/name")
+    predict(model, config, "clip.avi")            # accel_slowfast.commands.predict
+
+The folder is one transformers opens (``hf_export.py`` writes it: ``config.json``, ``model.safetensors``,
+``video_preprocessor_config.json`` and ``hf_model.py``, the code ``trust_remote_code`` runs), plus
+``README.md``, a Hugging Face model card (``model_card.py``). ``config.json`` also holds the preset,
+classes, and the clip / resize / normalization settings ``predict`` needs. A folder that already holds
+files is written into only with ``--overwrite`` (which replaces those files and leaves the others).
+``push_to_hub`` uploads it; ``load_model`` reads it or the previous layout (a flat ``config.json``),
+and downloads a Hub id once into the Hugging Face cache and reads it from there afterwards
+(``HF_HUB_OFFLINE=1``: the cache only).
+
+``--format onnx`` writes ``model.onnx`` into the folder instead, checked against PyTorch
+(``onnx_export.py``; the ``[onnx]`` extra).
+"""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+from accel_slowfast.export import onnx_file as onnx_export
+from accel_slowfast.checkpointing.load import load_weights
+from accel_slowfast.models.classifier import VideoClassifier
+from accel_slowfast.errors import CheckpointError, UserError
+from accel_slowfast.export.transformers_files import CONFIG_FILE, HF_FILES, WEIGHTS_FILE, read_export, write_hf_folder
+from accel_slowfast.export.model_card import model_card, run_results
+from accel_slowfast.models.builders import build_model
+from accel_slowfast.checkpointing.layout import CLASSES_FILE, METRICS_FILE, RECIPE_FILE, find_run_file
+
+CONFIG_KEYS = ("model", "num_classes", "clip_len", "frame_interval", "short_side", "crop_size", "test_crop_size",
+               "num_clips", "num_crops", "average_clips", "mean", "std", "decoder")
+# how predict names a frame folder's files, and its decode budget (absent from older runs' recipes)
+OPTIONAL_KEYS = ("filename_tmpl", "start_index", "max_decode_pixels")
+CARD_FILE = "README.md"
+WRITTEN = ", ".join(HF_FILES) + f" and {CARD_FILE}"  # the files an export writes
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
+
+
+def run_config(checkpoint: str | Path) -> dict:
+    """What ``load_model``/``predict`` need, read from the checkpoint's recipe and its run's classes."""
+    recipe = yaml.safe_load(find_run_file(checkpoint, RECIPE_FILE).read_text())
+    config = {key: recipe[key] for key in CONFIG_KEYS}
+    config.update({key: recipe[key] for key in OPTIONAL_KEYS if key in recipe})
+    try:
+        config["classes"] = json.loads(find_run_file(checkpoint, CLASSES_FILE).read_text())
+    except FileNotFoundError:
+        config["classes"] = [str(i) for i in range(config["num_classes"])]
+    return config
+
+
+def export_model(checkpoint: str | Path, out_dir: str | Path, *, repo_id: str | None = None,
+                 license: str = "apache-2.0", overwrite: bool = False) -> Path:
+    """Write ``checkpoint`` (any file ``load_from`` reads, inside a work_dir) as an export folder.
+
+    Args:
+        checkpoint: an epoch folder, a ``best_*.pth`` or any ``load_from`` file inside a work_dir.
+        out_dir: the folder to write (created if needed).
+        repo_id: the Hub id the card's usage example loads; None: ``out_dir``.
+        license: the weights' license in the card (a Hub identifier); check the dataset's terms.
+        overwrite: write into ``out_dir`` even if it holds files (else ``UserError``).
+    """
+    out = Path(out_dir)
+    _check_out_dir(out, overwrite)
+    config = run_config(checkpoint)
+    model = _model_from_checkpoint(config, checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    write_hf_folder(model.state_dict(), config, out)
+    recipe = yaml.safe_load(find_run_file(checkpoint, RECIPE_FILE).read_text())
+    results = run_results(_work_dir(checkpoint), checkpoint)
+    (out / CARD_FILE).write_text(model_card(config, recipe, results, source=Path(checkpoint).name,
+                                            load_with=repo_id or str(out_dir), license=license))
+    return out
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a file, or a folder holding files (unless ``overwrite``), as the export folder."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"export: {out} is a file; give the folder to write the export into")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not overwrite:
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise UserError(f"export: {out} is not empty ({shown}); choose a new or empty folder, or pass --overwrite to "
+                        f"replace its {WRITTEN}")
+
+
+def push_to_hub(folder: str | Path, repo_id: str, *, private: bool = False) -> str:
+    """Create the Hub model repo ``repo_id`` if needed and upload an export folder; return the commit URL.
+
+    Uses the token of ``hf auth login`` (or ``HF_TOKEN``). Errors are ``huggingface_hub``'s.
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder),
+                               commit_message=f"Upload {Path(folder).name} (accel_slowfast export)")
+    return commit.commit_url
+
+
+def load_model(path: str | Path) -> tuple[VideoClassifier, dict]:
+    """The model (eval mode) and its config from an export folder, a Hub id (``owner/name``) or a
+    training checkpoint."""
+    path = Path(path)
+    if not path.exists() and HUB_ID.fullmatch(str(path)):
+        path = _download(str(path))
+    if (path / CONFIG_FILE).exists() and (path / WEIGHTS_FILE).exists():
+        state, config = read_export(path)
+        model = _build(config)
+        model.load_state_dict(state)
+        return model.eval(), config
+    config = run_config(path)
+    return _model_from_checkpoint(config, path).eval(), config
+
+
+def _download(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE]))
+    except OSError as error:  # every huggingface_hub error: not found, gated, offline without a cached copy, ...
+        raise CheckpointError(f"{repo_id} is not a local path, and the Hugging Face Hub did not give it: "
+                              f"{str(error).splitlines()[0]}") from None
+
+
+def _work_dir(checkpoint: str | Path) -> Path:
+    """The run's folder: the nearest one at or above ``checkpoint`` with a ``metrics.jsonl`` (else a recipe)."""
+    try:
+        return find_run_file(checkpoint, METRICS_FILE).parent
+    except FileNotFoundError:
+        return find_run_file(checkpoint, RECIPE_FILE).parent
+
+
+def _build(config: dict) -> VideoClassifier:
+    return build_model(config["model"], config["num_classes"], mean=config["mean"], std=config["std"])
+
+
+def _model_from_checkpoint(config: dict, checkpoint: str | Path) -> VideoClassifier:
+    """The config's model with every weight from ``checkpoint`` (any layout ``load_from`` reads)."""
+    model = _build(config)
+    report = load_weights(model, checkpoint)
+    if report["missing"] or report["shape_mismatch"]:
+        raise RuntimeError(f"{checkpoint} does not fit {config['model']}: {report}")
+    return model
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="accel-slowfast export", description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", help="an epoch folder, a best_*.pth or any load_from file inside a work_dir")
+    parser.add_argument("out_dir", help="the export folder to write")
+    parser.add_argument("--push_to_hub", metavar="REPO_ID", default="", help="then upload it to this Hub model repo")
+    parser.add_argument("--private", action="store_true", help="with --push_to_hub: create the repo private")
+    parser.add_argument("--license", default="apache-2.0", help="the model card's license (default: apache-2.0)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"write into out_dir even if it holds files (replacing its {WRITTEN}; with "
+                             "--format onnx: its model.onnx)")
+    parser.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",
+                        help="safetensors (default): the folder transformers opens (weights, config, processor, code, "
+                             f"card); onnx: model.onnx in out_dir, opset {onnx_export.OPSET}, kept only if onnxruntime "
+                             "matches PyTorch (pip install 'accel_slowfast[onnx]')")
+    args = parser.parse_args(argv)
+    if args.format == "onnx":
+        out = _export_onnx(args.checkpoint, args.out_dir, args.overwrite)
+    else:
+        try:
+            out = export_model(args.checkpoint, args.out_dir, repo_id=args.push_to_hub or None,
+                               license=args.license, overwrite=args.overwrite)
+        except (UserError, FileNotFoundError, RuntimeError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+        print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    if args.push_to_hub:
+        import httpx2  # huggingface_hub's HTTP client: it raises a failed connection as is, no OSError
+
+        try:
+            print(f"pushed to {push_to_hub(out, args.push_to_hub, private=args.private)}")
+        except (OSError, httpx2.TransportError) as error:  # not logged in, no rights, no network
+            print(f"error: pushing to {args.push_to_hub} failed: {str(error).splitlines()[0]}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+
+def _export_onnx(checkpoint: str, out_dir: str, overwrite: bool) -> Path:
+    """``--format onnx``: ``out_dir/model.onnx`` and its parity line; exit 2 on bad input, 1 when refused."""
+    try:
+        onnx_export.check_installed()  # before loading anything: the missing extra is the first thing to fix
+        path, parity = onnx_export.export_onnx(*load_model(checkpoint), out_dir, overwrite=overwrite)
+    except onnx_export.ParityError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (UserError, FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(parity)
+    print(f"wrote {path}: opset {onnx_export.OPSET}, input uint8 (batch, 3, T, H, W) normalized inside, dynamic batch")
+    return path.parent
+
+
+if __name__ == "__main__":
+    main()
