@@ -13,8 +13,8 @@ Environment (what ``tests/test_notebooks.py`` sets; unset, the notebooks use the
 import os
 from pathlib import Path
 
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.synthetic import SyntheticSpec, ensure_synthetic
+from accel_slowfast.recipe.recipe import Recipe
 
 # 5 classes x 3 groups x 2 clips = 30 videos of 40x32 px, 20 frames; group 1 is the test split.
 TINY_SPEC = SyntheticSpec(width=40, height=32, num_frames=20, num_groups=3, clips_per_group=2, test_groups=(1,))

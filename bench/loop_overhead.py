@@ -30,12 +30,12 @@ from accelerate import Accelerator
 from accelerate.utils import send_to_device
 
 import accel_slowfast  # noqa: F401  (first: the pytorchvideo import shim)
-from accel_slowfast.recipe.recipe import Recipe
-from accel_slowfast.engine.hooks import IterTimerHook, LoggerHook, OptimizerHook, build_lr_hook
-from accel_slowfast.models.builders import PRESETS, build_model
-from accel_slowfast.engine.runner import Runner
 from accel_slowfast.engine.accelerator import setup_text_logger
+from accel_slowfast.engine.hooks import IterTimerHook, LoggerHook, OptimizerHook, build_lr_hook
+from accel_slowfast.engine.runner import Runner
 from accel_slowfast.engine.training import classification_step
+from accel_slowfast.models.builders import PRESETS, build_model
+from accel_slowfast.recipe.recipe import Recipe
 
 
 def make_batches(count: int, batch_size: int, clip_len: int, size: int, num_classes: int) -> list[dict]:

@@ -19,10 +19,10 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.synthetic import SyntheticSpec, ensure_synthetic
-from accel_slowfast.multigrid import MultigridSchedule
 from accel_slowfast.engine.training import train
+from accel_slowfast.multigrid import MultigridSchedule
+from accel_slowfast.recipe.recipe import Recipe
 
 
 def epoch_times(work_dir: Path) -> dict[int, tuple[float, float, int]]:

@@ -41,10 +41,10 @@ import psutil
 import torch
 from accelerate import Accelerator
 
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.builders import build_datasets, build_indexes
 from accel_slowfast.data.dataset import share_by_filename
 from accel_slowfast.data.synthetic import write_video
+from accel_slowfast.recipe.recipe import Recipe
 
 MIB = 2**20
 CLASSES, SOURCES = 400, 8

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmar
 import data_throughput  # noqa: E402
 
 import accel_slowfast  # noqa: E402, F401  (the pytorchvideo import shim)
-from accel_slowfast.recipe.recipe import Recipe  # noqa: E402
 from accel_slowfast.engine.training import train  # noqa: E402
+from accel_slowfast.recipe.recipe import Recipe  # noqa: E402
 
 MMACTION2_PYTHON = "/tmp/mmaction2-venv/bin/python"
 MMACTION2_TRAIN = "/work/shared/peers/mmaction2/train.py"

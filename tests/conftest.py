@@ -11,11 +11,11 @@ import pytest
 # Probe caches and generated datasets go to a throw-away folder, never the user's ~/.cache.
 os.environ.setdefault("ACCEL_SLOWFAST_CACHE", tempfile.mkdtemp(prefix="accel_slowfast_test_cache_"))
 
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.synthetic import ensure_synthetic
+from accel_slowfast.engine.training import train
 from accel_slowfast.notebook import TINY as NOTEBOOK_TINY
 from accel_slowfast.notebook import TINY_SPEC
-from accel_slowfast.engine.training import train
+from accel_slowfast.recipe.recipe import Recipe
 
 
 @pytest.fixture(scope="session")

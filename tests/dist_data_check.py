@@ -14,8 +14,8 @@ from accelerate.utils import gather_object
 import accel_slowfast  # noqa: F401
 from accel_slowfast.data import ClipDataset, read_ucf101_split
 from accel_slowfast.data.transforms import train_transform, val_transform
-from accel_slowfast.evaluation.metrics import evaluate
 from accel_slowfast.engine.hooks import set_loader_epoch
+from accel_slowfast.evaluation.metrics import evaluate
 from accel_slowfast.models.builders import build_model
 
 

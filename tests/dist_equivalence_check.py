@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 
 import accel_slowfast  # noqa: F401
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.engine.hooks import OptimizerHook, build_lr_hook
 from accel_slowfast.engine.runner import Runner
+from accel_slowfast.recipe.recipe import Recipe
 
 
 class Samples(torch.utils.data.Dataset):

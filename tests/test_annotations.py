@@ -7,10 +7,10 @@ import pytest
 from accelerate import Accelerator
 from conftest import tiny_recipe
 
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.annotations import Entry, check_labels, read_frame_list, read_label_map, read_video_list
 from accel_slowfast.data.builders import build_indexes
 from accel_slowfast.errors import DataError, RecipeError
+from accel_slowfast.recipe.recipe import Recipe
 
 SECRET = "NOT_TO_BE_SHOWN"  # written into malformed files: an error must not print the file's content
 

@@ -11,9 +11,9 @@ from conftest import tiny_recipe
 from test_interrupts import _assert_same_weights, _records, _reset_accelerate, _signal_at
 
 from accel_slowfast.engine.mixing import Blending, BlendingHook
+from accel_slowfast.engine.training import train
 from accel_slowfast.interrupts import InterruptedRun
 from accel_slowfast.models.builders import build_model
-from accel_slowfast.engine.training import train
 
 NUM_CLASSES = 5
 LABELS = torch.tensor([0, 1, 2, 3, 4, 0])

@@ -15,10 +15,10 @@ import pytest
 from accelerate import Accelerator
 from conftest import needs_torchcodec, tiny_recipe
 
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.augment import RandAugment, RandomErasing
 from accel_slowfast.data.builders import build_indexes, clip_augmentations, decode_device
 from accel_slowfast.errors import DataError, RecipeError
+from accel_slowfast.recipe.recipe import Recipe
 
 REPO = Path(__file__).parents[1]
 

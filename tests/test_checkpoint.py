@@ -8,10 +8,10 @@ import pytest
 import torch
 from conftest import one_line_error, run_command
 
+from accel_slowfast.checkpointing.layout import write_manifest
 from accel_slowfast.checkpointing.load import load_weights, read_state_dict
 from accel_slowfast.errors import CheckpointError
 from accel_slowfast.models.builders import build_model
-from accel_slowfast.checkpointing.layout import write_manifest
 
 
 def test_load_from_skips_a_head_of_another_class_count_and_reports_it(tmp_path, caplog):

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from accel_slowfast.recipe.io import load_recipe, packaged_recipes, recipe_diff, recipe_parser
 from accel_slowfast.recipe.recipe import GROUPS, Recipe, RecipeError
 from accel_slowfast.recipe.source import DECODERS
-from accel_slowfast.recipe.io import load_recipe, packaged_recipes, recipe_diff, recipe_parser
 
 REPO = Path(__file__).parents[1]
 RECIPES = sorted(p for p in REPO.glob("recipes/**/*.yaml")

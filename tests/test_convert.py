@@ -17,8 +17,8 @@ import torch
 from accel_slowfast.checkpointing.load import load_weights, read_state_dict
 from accel_slowfast.commands.convert import convert_file, main
 from accel_slowfast.errors import CheckpointError
-from accel_slowfast.models.mmaction2 import mmaction2_to_ours
 from accel_slowfast.models.builders import build_model
+from accel_slowfast.models.mmaction2 import mmaction2_to_ours
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CHECKPOINT = FIXTURES / "mmaction2_slowfast_tiny.pth"

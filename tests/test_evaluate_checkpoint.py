@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from accel_slowfast.errors import CheckpointError
 from accel_slowfast.commands.test import run_test
+from accel_slowfast.errors import CheckpointError
 from accel_slowfast.models.builders import build_model
 
 REPO = Path(__file__).parents[1]

@@ -12,9 +12,9 @@ import torch
 from conftest import one_line_error, tiny_recipe
 
 import accel_slowfast.engine.training as training
-from accel_slowfast.recipe.recipe import RecipeError
 from accel_slowfast.checkpointing.faults import NonFiniteLossError
 from accel_slowfast.engine.training import train
+from accel_slowfast.recipe.recipe import RecipeError
 
 REPO = Path(__file__).parents[1]
 

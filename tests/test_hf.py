@@ -22,14 +22,14 @@ from datasets.packaged_modules.parquet.parquet import Parquet
 from datasets.table import embed_table_storage
 from test_training import GOLDEN_LOSSES
 
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.hf import HFVideoIndex, load_hf_dataset
 from accel_slowfast.data.probe import probe_errors, probe_index
 from accel_slowfast.data.readers import read_ucf101_split
 from accel_slowfast.data.streams import probe_video
-from accel_slowfast.errors import DataError, RecipeError
 from accel_slowfast.engine.training import train
+from accel_slowfast.errors import DataError, RecipeError
+from accel_slowfast.recipe.recipe import Recipe
 
 HUB_ID = "you/tiny_videos"
 

@@ -15,10 +15,10 @@ import torch
 from safetensors.torch import save_file
 from test_transcode import write_video
 
-from accel_slowfast.export.hub import export_model, load_model, run_config
-from accel_slowfast.export.hf_model import SlowFastConfig, SlowFastForVideoClassification
-from accel_slowfast.models.builders import build_model
 from accel_slowfast.commands.predict import predict
+from accel_slowfast.export.hf_model import SlowFastConfig, SlowFastForVideoClassification
+from accel_slowfast.export.hub import export_model, load_model, run_config
+from accel_slowfast.models.builders import build_model
 from accel_slowfast.models.presets import PRESETS
 
 README = Path(__file__).parents[1] / "README.md"

@@ -16,7 +16,8 @@ from conftest import tiny_recipe
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from accel_slowfast.recipe.recipe import Recipe, RecipeError
+from accel_slowfast.checkpointing.layout import RunnerProgress
+from accel_slowfast.checkpointing.resume import load_checkpoint
 from accel_slowfast.engine.hooks import (
     CheckpointHook,
     CheckpointWriter,
@@ -28,11 +29,10 @@ from accel_slowfast.engine.hooks import (
     ProfilerHook,
     recompute_bn_stats,
 )
-from accel_slowfast.models.builders import build_model, convert_sync_batchnorm
-from accel_slowfast.checkpointing.resume import load_checkpoint
 from accel_slowfast.engine.runner import EVENTS, Runner
 from accel_slowfast.engine.training import train
-from accel_slowfast.checkpointing.layout import RunnerProgress
+from accel_slowfast.models.builders import build_model, convert_sync_batchnorm
+from accel_slowfast.recipe.recipe import Recipe, RecipeError
 
 
 def _step(model, batch, train_mode):

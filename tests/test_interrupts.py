@@ -22,8 +22,8 @@ from safetensors.torch import load_file
 import accel_slowfast.engine.training as training
 from accel_slowfast.data.dataset import init_worker
 from accel_slowfast.engine.hooks import EvalHook, InterruptHook
-from accel_slowfast.interrupts import EXIT_INTERRUPTED, EXIT_REQUEUE, InterruptedRun, deferred
 from accel_slowfast.engine.training import train
+from accel_slowfast.interrupts import EXIT_INTERRUPTED, EXIT_REQUEUE, InterruptedRun, deferred
 
 REPO = Path(__file__).parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}

@@ -97,7 +97,8 @@ def test_no_subpackage_imports_itself_through_others():
 
 def test_an_import_by_string_is_found():
     """``importlib.import_module("accel_slowfast.x")`` would hide an edge from the tests above."""
-    offenders = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if "import_module(" in path.read_text()]
+    offenders = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+                 if "import_module(" in path.read_text()]
     assert offenders == []
 
 

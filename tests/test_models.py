@@ -3,8 +3,8 @@ import torch
 from pytorchvideo.models.hub.slowfast import slowfast_16x8_r101_50_50, slowfast_r101
 from pytorchvideo.models.slowfast import create_slowfast
 
-from accel_slowfast.recipe.recipe import Recipe, RecipeError
 from accel_slowfast.models.builders import PRESETS, SlowFast, apply_fast_path, build_model, count_parameters
+from accel_slowfast.recipe.recipe import Recipe, RecipeError
 
 SLOW_PRESETS = {"slowfast_r101_8x8", "slowfast_16x8_r101_50_50"}  # R101 forwards take 4-17 s on 2 CPU cores
 
@@ -167,7 +167,7 @@ def test_model_report_command_prints_the_seed_model_size():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "accel_slowfast.models.builders", "slowfast_tiny", "--crop_size=32"],
+    result = subprocess.run([sys.executable, "-m", "accel_slowfast", "models", "slowfast_tiny", "--crop_size=32"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "slowfast_tiny" in result.stdout and "GMACs/view" in result.stdout and "GFLOPs/view" in result.stdout
@@ -193,7 +193,7 @@ def test_models_command_names_the_head_it_counts_and_takes_the_runs():
     import sys
 
     def params(*args):
-        result = subprocess.run([sys.executable, "-m", "accel_slowfast.models.builders", "slowfast_tiny", "--crop_size=32",
+        result = subprocess.run([sys.executable, "-m", "accel_slowfast", "models", "slowfast_tiny", "--crop_size=32",
                                  *args], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         return result.stdout.splitlines()[0], float(result.stdout.splitlines()[-1].split()[3])

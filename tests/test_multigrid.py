@@ -2,9 +2,9 @@
 
 import pytest
 
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.errors import RecipeError
 from accel_slowfast.multigrid import MultigridSchedule, Shape, long_cycle_stages
+from accel_slowfast.recipe.recipe import Recipe
 
 # PySlowFast's SLOWFAST_8x8_R50_stepwise_multigrid (32 frames, 224 px, steps 94/154/196 of 239 epochs,
 # EPOCH_FACTOR 1.5) with the factor folded into the epochs: (end epoch, lr stage, frames, crop, batch factor).

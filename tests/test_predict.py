@@ -10,11 +10,11 @@ import pytest
 from accelerate import Accelerator
 from conftest import one_line_error
 
+from accel_slowfast.commands.predict import predict
 from accel_slowfast.data import VideoIndex, VideoRecord
 from accel_slowfast.data.builders import build_loader, build_test_dataset
 from accel_slowfast.evaluation.metrics import score_videos, softmax
 from accel_slowfast.export.hub import export_model, load_model
-from accel_slowfast.commands.predict import predict
 
 
 @pytest.mark.slow
@@ -28,7 +28,7 @@ def test_predict_from_an_export_a_checkpoint_and_the_command(trained, tmp_path, 
     assert sum(p for _, p in top) == pytest.approx(1.0, abs=1e-5)
     from_checkpoint = predict(*load_model(checkpoint), video)
     assert [n for n, _ in from_checkpoint] == [n for n, _ in top]
-    result = subprocess.run([sys.executable, "-m", "accel_slowfast.commands.predict", str(video), f"--checkpoint={out}"],
+    result = subprocess.run([sys.executable, "-m", "accel_slowfast", "predict", str(video), f"--checkpoint={out}"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 5 and top[0][0] in result.stdout.splitlines()[0]
@@ -57,7 +57,7 @@ def test_predict_averages_the_views_as_the_test_command_does(trained, tmp_path, 
 @pytest.mark.slow
 def test_an_unknown_hub_id_offline_is_one_line(tiny_root, tmp_path):
     video = next((tiny_root / "MoveUp").glob("*.avi"))
-    result = subprocess.run([sys.executable, "-m", "accel_slowfast.commands.predict", str(video), "--checkpoint=nobody/nothing"],
+    result = subprocess.run([sys.executable, "-m", "accel_slowfast", "predict", str(video), "--checkpoint=nobody/nothing"],
                             capture_output=True, text=True, timeout=120, cwd=tmp_path,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
     assert "nobody/nothing is not a local path, and the Hugging Face Hub did not give it" in one_line_error(result)

@@ -13,11 +13,11 @@ import pytest
 import torch
 from conftest import tiny_recipe
 
-from accel_slowfast.commands.test import run_test
-from accel_slowfast.export.hub import export_model, load_model
 from accel_slowfast.commands.predict import predict
-from accel_slowfast.models.presets import BACKBONES, PRESETS
+from accel_slowfast.commands.test import run_test
 from accel_slowfast.engine.training import train
+from accel_slowfast.export.hub import export_model, load_model
+from accel_slowfast.models.presets import BACKBONES, PRESETS
 
 # transformers alone, as a user without accel_slowfast: the export (argv[1])'s logits on clip.pt into logits.pt,
 # and the pipeline's top 3 on a video (argv[2]) into top.json

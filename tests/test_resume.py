@@ -19,12 +19,12 @@ import yaml
 from conftest import one_line_error, run_command, tiny_recipe
 from safetensors.torch import load_file
 
-from accel_slowfast.recipe.recipe import Recipe
-from accel_slowfast.errors import CheckpointError
-from accel_slowfast.engine.hooks import CheckpointHook
-from accel_slowfast.checkpointing.resume import plan_resume
-from accel_slowfast.engine.training import train
 from accel_slowfast.checkpointing.layout import find_resume_checkpoint, verify_checkpoint, write_manifest
+from accel_slowfast.checkpointing.resume import plan_resume
+from accel_slowfast.engine.hooks import CheckpointHook
+from accel_slowfast.engine.training import train
+from accel_slowfast.errors import CheckpointError
+from accel_slowfast.recipe.recipe import Recipe
 
 LOGGER = logging.getLogger("accel_slowfast")
 
@@ -203,7 +203,7 @@ def test_a_damaged_explicit_checkpoint_is_one_line_for_train_test_and_predict(ti
     best = next((run_copy / "checkpoints").glob("best_*.pth"))
     _truncate(best)
     video = next(tiny_root.glob("MoveUp/*.avi"))
-    predict = subprocess.run([sys.executable, "-m", "accel_slowfast.commands.predict", str(video), f"--checkpoint={best}"],
+    predict = subprocess.run([sys.executable, "-m", "accel_slowfast", "predict", str(video), f"--checkpoint={best}"],
                              capture_output=True, text=True, timeout=300)
     line = one_line_error(predict)
     assert best.name in line and "damaged, truncated or not a checkpoint" in line
@@ -286,8 +286,8 @@ def test_a_checkpoint_saved_through_accelerates_registered_objects_still_resumes
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    from accel_slowfast.checkpointing.resume import load_checkpoint
     from accel_slowfast.checkpointing.layout import RunnerProgress
+    from accel_slowfast.checkpointing.resume import load_checkpoint
 
     accelerator = Accelerator(cpu=True)
     model, optimizer = accelerator.prepare(*_tiny_state(0))

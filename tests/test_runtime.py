@@ -8,8 +8,8 @@ import pytest
 import yaml
 from conftest import REPO, TINY, run_command
 
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.engine.accelerator import build_accelerator, describe
+from accel_slowfast.recipe.recipe import Recipe
 
 
 @pytest.mark.parametrize(("recipe_value", "environment", "expected", "source"), [

@@ -10,9 +10,15 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from accel_slowfast.recipe.recipe import Recipe, RecipeError
-from accel_slowfast.engine.hooks import LrScheduleHook, MomentumScheduleHook, OptimizerHook, build_lr_hook, build_momentum_hook
+from accel_slowfast.engine.hooks import (
+    LrScheduleHook,
+    MomentumScheduleHook,
+    OptimizerHook,
+    build_lr_hook,
+    build_momentum_hook,
+)
 from accel_slowfast.engine.runner import get_priority
+from accel_slowfast.recipe.recipe import Recipe, RecipeError
 from accel_slowfast.schedules import (
     LR_POLICIES,
     annealing_cos,

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from conftest import tiny_recipe
 
-from accel_slowfast.recipe.recipe import Recipe, RecipeError
-from accel_slowfast.recipe.io import save_recipe
+from accel_slowfast.checkpointing.layout import RUN_ID_FILE
 from accel_slowfast.engine.trackers import gif_bytes, tracker_names
 from accel_slowfast.engine.training import train
-from accel_slowfast.checkpointing.layout import RUN_ID_FILE
+from accel_slowfast.recipe.io import save_recipe
+from accel_slowfast.recipe.recipe import Recipe, RecipeError
 
 BLOCK = 32768  # the .wandb file is a LevelDB-style log: 32 KiB blocks of 7-byte-headed chunks
 

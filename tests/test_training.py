@@ -14,9 +14,9 @@ import yaml
 from conftest import tiny_recipe
 from safetensors.torch import load_file
 
+from accel_slowfast.engine.training import build_optimizer, describe_repeats, train
 from accel_slowfast.recipe.recipe import Recipe, RecipeError
 from accel_slowfast.schedules import recipe_args, regular_lr, warmup_factor
-from accel_slowfast.engine.training import build_optimizer, describe_repeats, train
 
 REPO = Path(__file__).parents[1]
 TIMING = ("time", "data_time")

@@ -6,8 +6,13 @@ import logging
 
 import pytest
 
+from accel_slowfast.checkpointing.layout import (
+    find_resume_checkpoint,
+    remove_staging,
+    verify_checkpoint,
+    write_manifest,
+)
 from accel_slowfast.errors import CheckpointError
-from accel_slowfast.checkpointing.layout import find_resume_checkpoint, remove_staging, verify_checkpoint, write_manifest
 
 
 def _folder(tmp_path, name="epoch_1", iteration=5):

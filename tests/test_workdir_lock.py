@@ -16,9 +16,9 @@ import pytest
 from conftest import one_line_error, run_command
 from filelock import MarkerSoftFileLock
 
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.checkpointing.layout import sorted_checkpoints, staging_path, write_manifest
 from accel_slowfast.checkpointing.lock import LOCK_FILE, WorkDirBusy, acquire, hold_work_dir
+from accel_slowfast.recipe.recipe import Recipe
 
 REPO = Path(__file__).parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -5,11 +5,11 @@ import torch
 from pytorchvideo.models.hub.x3d import x3d_xs
 
 from accel_slowfast.checkpointing.load import load_weights
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.commands.convert import convert_file
 from accel_slowfast.errors import CheckpointError
 from accel_slowfast.models.builders import PRESETS, apply_fast_path, build_model, count_parameters
 from accel_slowfast.models.x3d import X3D
+from accel_slowfast.recipe.recipe import Recipe
 
 
 def test_a_pytorchvideo_zoo_checkpoint_loads_as_it_is_and_gives_the_hub_model_s_output(tmp_path):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from accel_slowfast.errors import RecipeError
 from accel_slowfast.checkpointing.layout import CHECKPOINT_DIR, find_resume_checkpoint
+from accel_slowfast.errors import RecipeError
 
 
 class NonFiniteLossError(RuntimeError):

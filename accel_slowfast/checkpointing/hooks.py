@@ -24,15 +24,6 @@ import torch
 import yaml
 
 from accel_slowfast.checkpointing.faults import any_process, state_bytes, write_failure
-from accel_slowfast.interrupts import (
-    InterruptedRun,
-    Interrupts,
-    agreed_stop,
-    deferred,
-    exit_code,
-    rng_states,
-    set_rng_states,
-)
 from accel_slowfast.checkpointing.layout import (
     CHECKPOINT_DIR,
     OBJECT_STATE,
@@ -42,6 +33,15 @@ from accel_slowfast.checkpointing.layout import (
     sorted_checkpoints,
     staging_path,
     write_manifest,
+)
+from accel_slowfast.interrupts import (
+    InterruptedRun,
+    Interrupts,
+    agreed_stop,
+    deferred,
+    exit_code,
+    rng_states,
+    set_rng_states,
 )
 
 

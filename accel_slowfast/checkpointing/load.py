@@ -10,9 +10,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
+from accel_slowfast.checkpointing.layout import META_FILE, verify_checkpoint
 from accel_slowfast.errors import CheckpointError
 from accel_slowfast.models.mmaction2 import is_mmaction2_state_dict, is_other_mmaction2_state_dict, mmaction2_to_ours
-from accel_slowfast.checkpointing.layout import META_FILE, verify_checkpoint
 
 logger = logging.getLogger("accel_slowfast")
 

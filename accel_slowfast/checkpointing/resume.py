@@ -37,9 +37,15 @@ from accelerate.utils import broadcast_object_list
 from safetensors import safe_open
 from torch import nn
 
+from accel_slowfast.checkpointing.layout import (
+    OBJECT_STATE,
+    RECIPE_FILE,
+    find_resume_checkpoint,
+    read_meta,
+    verify_checkpoint,
+)
 from accel_slowfast.checkpointing.load import safe_globals, unsafe_globals
 from accel_slowfast.errors import CheckpointError
-from accel_slowfast.checkpointing.layout import OBJECT_STATE, RECIPE_FILE, find_resume_checkpoint, read_meta, verify_checkpoint
 
 # The checkpoint's state has another shape or content when these change: it cannot load.
 STATE_KEYS = ("model", "num_classes", "optimizer", "ema")

@@ -16,23 +16,25 @@ import importlib
 import sys
 from pathlib import Path
 
-from accel_slowfast.recipe.recipe import Recipe, RecipeError
+from accel_slowfast.checkpointing.layout import RECIPE_FILE, find_run_file, reports_dir
 from accel_slowfast.errors import UserError
 from accel_slowfast.recipe.io import OneLineParser, load_recipe
-from accel_slowfast.checkpointing.layout import RECIPE_FILE, find_run_file, reports_dir
+from accel_slowfast.recipe.recipe import Recipe, RecipeError
 
 COMMANDS = {  # name: (module whose main(argv) runs it, what it does)
     "train": ("accel_slowfast.engine.training", "train a recipe (without one: the built-in synthetic default)"),
     "test": ("accel_slowfast.commands.test",
              "multi-view test of a checkpoint: top-1/5, per-class accuracy, confusion"),
-    "predict": ("accel_slowfast.commands.predict", "the top classes of a video, from a checkpoint, an export or a Hub id"),
+    "predict": ("accel_slowfast.commands.predict",
+                "the top classes of a video, from a checkpoint, an export or a Hub id"),
     "export": ("accel_slowfast.export.hub", "a checkpoint as a Hub-ready folder with a model card (--push_to_hub), "
                "or as model.onnx (--format onnx)"),
     "convert": ("accel_slowfast.commands.convert", "an mmaction2 SlowFast checkpoint in this package's layout"),
     "data": ("accel_slowfast.commands.data", "data check RECIPE.yaml: class counts, unusable videos; "
              "data prepare SRC OUT: videos for fast seeking or frames, and lists"),
     "models": ("accel_slowfast.models.builders", "parameters, multiply-adds and FLOPs of the model presets"),
-    "launch": ("accel_slowfast.commands.launch", "torchrun passing stop signals to every rank, exit 130/75 (schedulers)"),
+    "launch": ("accel_slowfast.commands.launch",
+               "torchrun passing stop signals to every rank, exit 130/75 (schedulers)"),
 }
 
 

@@ -18,8 +18,8 @@ import torch
 
 from accel_slowfast.checkpointing.load import extract_state_dict, load_file
 from accel_slowfast.errors import UserError
-from accel_slowfast.models.mmaction2 import is_mmaction2_state_dict, mmaction2_to_ours
 from accel_slowfast.models.builders import build_model
+from accel_slowfast.models.mmaction2 import is_mmaction2_state_dict, mmaction2_to_ours
 from accel_slowfast.models.presets import PRESETS
 
 logger = logging.getLogger("accel_slowfast")

@@ -18,11 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from accel_slowfast.recipe.recipe import RecipeError
 from accel_slowfast.data.dataset import ClipDataset
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.probe import over_budget, probe_errors, probe_index
 from accel_slowfast.recipe.io import load_recipe
+from accel_slowfast.recipe.recipe import RecipeError
 
 
 def _decode_error(dataset: ClipDataset, i: int) -> str:

@@ -22,16 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from accel_slowfast.models.classifier import VideoClassifier
 from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
 from accel_slowfast.data.frames import FILENAME_TMPL, START_INDEX, FrameFolderIndex
 from accel_slowfast.data.probe import decode_budget_error
 from accel_slowfast.data.views import view_transforms
+from accel_slowfast.engine.accelerator import build_accelerator
 from accel_slowfast.errors import UserError
 from accel_slowfast.evaluation.metrics import average_views, softmax
 from accel_slowfast.export.hub import load_model
+from accel_slowfast.models.classifier import VideoClassifier
 from accel_slowfast.recipe.source import DataSource
-from accel_slowfast.engine.accelerator import build_accelerator
 
 
 @torch.no_grad()

@@ -21,15 +21,15 @@ import json
 import sys
 from pathlib import Path
 
+from accel_slowfast.checkpointing.layout import BAD_VIDEOS_FILE, TEST_METRICS_FILE, reports_dir
 from accel_slowfast.checkpointing.load import load_weights
 from accel_slowfast.commands.cli import test_arguments
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.data.builders import build_indexes, build_loader, build_test_dataset
+from accel_slowfast.engine.accelerator import build_accelerator, describe, setup_text_logger
 from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.evaluation.metrics import score_videos, write_reports
 from accel_slowfast.models.builders import build_model
-from accel_slowfast.engine.accelerator import build_accelerator, describe, setup_text_logger
-from accel_slowfast.checkpointing.layout import BAD_VIDEOS_FILE, TEST_METRICS_FILE, reports_dir
+from accel_slowfast.recipe.recipe import Recipe
 
 
 def run_test(recipe: Recipe, checkpoint: str | Path, out_dir: str | Path | None = None) -> dict:

@@ -14,7 +14,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from accel_slowfast.recipe.recipe import Recipe
+from accel_slowfast.checkpointing.layout import BAD_VIDEOS_FILE
 from accel_slowfast.data.annotations import read_label_map
 from accel_slowfast.data.augment import RandAugment, RandomErasing
 from accel_slowfast.data.dataset import ClipDataset, init_worker, list_bad_videos
@@ -29,7 +29,7 @@ from accel_slowfast.data.transforms import train_transform, val_transform
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.errors import DataError, RecipeError
 from accel_slowfast.multigrid import MultigridSchedule, Shape, enabled
-from accel_slowfast.checkpointing.layout import BAD_VIDEOS_FILE
+from accel_slowfast.recipe.recipe import Recipe
 
 
 def build_indexes(recipe: Recipe, accelerator: Accelerator) -> tuple[VideoIndex, VideoIndex]:

@@ -41,9 +41,15 @@ import numpy as np
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker, TensorBoardTracker
 
-from accel_slowfast.recipe.recipe import Recipe
+from accel_slowfast.checkpointing.layout import (
+    CLASSES_FILE,
+    RECIPE_FILE,
+    RUN_ID_FILE,
+    TENSORBOARD_DIR,
+    VAL_CONFUSION_FILE,
+)
 from accel_slowfast.evaluation.metrics import class_names, confusion_matrix, per_class_accuracy, plot_confusion
-from accel_slowfast.checkpointing.layout import CLASSES_FILE, RECIPE_FILE, RUN_ID_FILE, TENSORBOARD_DIR, VAL_CONFUSION_FILE
+from accel_slowfast.recipe.recipe import Recipe
 
 VAL_METRICS = ("val/top1_acc", "val/top5_acc", "val/mean_class_accuracy")  # beside the recipe in the HParams tab
 TRACKERS = {"none": [], "wandb": ["wandb"], "tensorboard": ["tensorboard"], "all": ["wandb", "tensorboard"]}

@@ -19,23 +19,23 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from accel_slowfast.checkpointing.load import load_weights
-from accel_slowfast.models.classifier import VideoClassifier
-from accel_slowfast.recipe.recipe import Recipe
-from accel_slowfast.data.builders import build_datasets, build_indexes, build_loader, describe_videos
-from accel_slowfast.errors import UserError
 from accel_slowfast.checkpointing.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
+from accel_slowfast.checkpointing.layout import CLASSES_FILE, RECIPE_FILE, RunnerProgress, remove_staging
+from accel_slowfast.checkpointing.load import load_weights
+from accel_slowfast.checkpointing.lock import hold_work_dir
+from accel_slowfast.checkpointing.resume import ResumePlan, check_model_fits, find_checkpoint, plan_resume, restore
+from accel_slowfast.data.builders import build_datasets, build_indexes, build_loader, describe_videos
+from accel_slowfast.engine.accelerator import build_accelerator, describe, seed_everything, setup_text_logger
 from accel_slowfast.engine.hooks import build_hooks, state_objects
+from accel_slowfast.engine.runner import Runner
+from accel_slowfast.engine.trackers import init_trackers
+from accel_slowfast.errors import UserError
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts, launcher_warning
 from accel_slowfast.models.builders import apply_fast_path, build_model, convert_sync_batchnorm, model_report
+from accel_slowfast.models.classifier import VideoClassifier
 from accel_slowfast.multigrid import MultigridSchedule, enabled
 from accel_slowfast.recipe.io import load_recipe, recipe_diff, save_recipe
-from accel_slowfast.checkpointing.resume import ResumePlan, check_model_fits, find_checkpoint, plan_resume, restore
-from accel_slowfast.engine.runner import Runner
-from accel_slowfast.engine.accelerator import build_accelerator, describe, seed_everything, setup_text_logger
-from accel_slowfast.engine.trackers import init_trackers
-from accel_slowfast.checkpointing.layout import CLASSES_FILE, RECIPE_FILE, RunnerProgress, remove_staging
-from accel_slowfast.checkpointing.lock import hold_work_dir
+from accel_slowfast.recipe.recipe import Recipe
 
 
 def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mode: bool) -> dict[str, Any]:

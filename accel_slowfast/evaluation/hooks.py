@@ -27,9 +27,9 @@ from accelerate import Accelerator
 from accelerate.utils import send_to_device
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from accel_slowfast.evaluation.metrics import score_videos
 from accel_slowfast.checkpointing.faults import any_process, state_bytes, write_failure
 from accel_slowfast.checkpointing.layout import BAD_VIDEOS_FILE, CHECKPOINT_DIR, best_checkpoint_name, staging_path
+from accel_slowfast.evaluation.metrics import score_videos
 
 EARLY_STOP_STATE = "early_stop"  # key in runner.meta (saved with every checkpoint)
 

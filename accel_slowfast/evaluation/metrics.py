@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
-from accel_slowfast.recipe.recipe import AVERAGE_CLIPS
+from accel_slowfast.checkpointing.layout import TEST_CONFUSION_FILE, TEST_PER_CLASS_FILE, TEST_PREDICTIONS_FILE
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.progress import Progress
-from accel_slowfast.checkpointing.layout import TEST_CONFUSION_FILE, TEST_PER_CLASS_FILE, TEST_PREDICTIONS_FILE
+from accel_slowfast.recipe.recipe import AVERAGE_CLIPS
 
 
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, topk: tuple[int, ...] = (1,)) -> list[float]:

@@ -16,7 +16,8 @@ The network (``backbone`` in the config) is pytorchvideo's ``create_slowfast`` w
 arguments (``slowfast_kwargs``) or its ``create_x3d`` (``x3d_kwargs``), held as ``slowfast`` whatever the
 backbone: state-dict keys are pytorchvideo's under the prefix ``slowfast.``
 (``slowfast.blocks.0.multipathway_blocks.0.conv.weight``, ``slowfast.blocks.0.conv.conv_t.weight`` ...).
-The forward and X3D's adaptive head are ``accel_slowfast.models.builders.SlowFast``'s and ``accel_slowfast.models.x3d``'s,
+The forward and X3D's adaptive head are ``accel_slowfast.models.builders.SlowFast``'s and
+``accel_slowfast.models.x3d``'s,
 restated here because this file must stand alone.
 
 The processor takes what ``accel-slowfast predict`` takes with ``num_clips=1, num_crops=1``: the

@@ -26,14 +26,14 @@ from pathlib import Path
 
 import yaml
 
-from accel_slowfast.export import onnx_file as onnx_export
-from accel_slowfast.checkpointing.load import load_weights
-from accel_slowfast.models.classifier import VideoClassifier
-from accel_slowfast.errors import CheckpointError, UserError
-from accel_slowfast.export.transformers_files import CONFIG_FILE, HF_FILES, WEIGHTS_FILE, read_export, write_hf_folder
-from accel_slowfast.export.model_card import model_card, run_results
-from accel_slowfast.models.builders import build_model
 from accel_slowfast.checkpointing.layout import CLASSES_FILE, METRICS_FILE, RECIPE_FILE, find_run_file
+from accel_slowfast.checkpointing.load import load_weights
+from accel_slowfast.errors import CheckpointError, UserError
+from accel_slowfast.export import onnx_file as onnx_export
+from accel_slowfast.export.model_card import model_card, run_results
+from accel_slowfast.export.transformers_files import CONFIG_FILE, HF_FILES, WEIGHTS_FILE, read_export, write_hf_folder
+from accel_slowfast.models.builders import build_model
+from accel_slowfast.models.classifier import VideoClassifier
 
 CONFIG_KEYS = ("model", "num_classes", "clip_len", "frame_interval", "short_side", "crop_size", "test_crop_size",
                "num_clips", "num_crops", "average_clips", "mean", "std", "decoder")

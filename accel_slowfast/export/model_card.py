@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from accel_slowfast.models.presets import BACKBONES, PRESETS
 from accel_slowfast.checkpointing.layout import METRICS_FILE, TEST_METRICS_FILE
+from accel_slowfast.models.presets import BACKBONES, PRESETS
 
 TRAINING_KEYS = ("dataset", "max_epochs", "batch_size", "gradient_accumulation_steps", "optimizer", "lr",
                  "base_batch_size", "weight_decay", "lr_policy", "warmup", "warmup_epochs", "crop_size",

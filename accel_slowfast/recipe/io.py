@@ -23,9 +23,9 @@ from typing import Any, Literal, NoReturn
 
 import yaml
 
-from accel_slowfast.recipe.recipe import GROUPS, Recipe
 from accel_slowfast.errors import RecipeError
 from accel_slowfast.recipe.fields import check_value
+from accel_slowfast.recipe.recipe import GROUPS, Recipe
 
 FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
 

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from accel_slowfast.errors import RecipeError
-from accel_slowfast.multigrid import check_recipe as check_multigrid
 from accel_slowfast.models.presets import IMAGENET_MEAN, IMAGENET_STD, NUM_STAGES, PRESETS
-from accel_slowfast.recipe.source import DataSource
+from accel_slowfast.multigrid import check_recipe as check_multigrid
 from accel_slowfast.recipe.fields import (
     AUGMENT,
     CHECKPOINT,
@@ -41,6 +40,7 @@ from accel_slowfast.recipe.fields import (
     check_value,
 )
 from accel_slowfast.recipe.fields import recipe_field as _f  # short: the fields below use it a hundred times
+from accel_slowfast.recipe.source import DataSource
 from accel_slowfast.schedules import ANNEAL_STRATEGIES, LR_POLICIES, MOMENTUM_POLICIES, WARMUPS, check_schedule_keys
 
 # Choices that other modules check too (the Literal of a tuple is the Literal of its items).

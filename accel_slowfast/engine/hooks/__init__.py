@@ -29,9 +29,8 @@ hook (module)                priority     does
 
 from typing import Any
 
-from accel_slowfast.engine.mixing import Blending, BlendingHook
 from accel_slowfast.checkpointing.hooks import CheckpointHook, CheckpointWriter, InterruptHook
-from accel_slowfast.evaluation.hooks import EarlyStoppingHook, EvalHook, PreciseBNHook, recompute_bn_stats
+from accel_slowfast.checkpointing.layout import RunnerProgress
 from accel_slowfast.engine.hooks.logs import IterTimerHook, LoggerHook, summary_lines
 from accel_slowfast.engine.hooks.misc import EmptyCacheHook, ProfilerHook, SamplerSeedHook, set_loader_epoch
 from accel_slowfast.engine.hooks.optimization import (
@@ -42,8 +41,9 @@ from accel_slowfast.engine.hooks.optimization import (
     build_lr_hook,
     build_momentum_hook,
 )
+from accel_slowfast.engine.mixing import Blending, BlendingHook
 from accel_slowfast.engine.trackers import TrackerHook, tracker_names
-from accel_slowfast.checkpointing.layout import RunnerProgress
+from accel_slowfast.evaluation.hooks import EarlyStoppingHook, EvalHook, PreciseBNHook, recompute_bn_stats
 
 __all__ = ["CheckpointHook", "CheckpointWriter", "EMAHook", "EarlyStoppingHook", "EmptyCacheHook", "EvalHook",
            "InterruptHook", "IterTimerHook", "LoggerHook", "LrScheduleHook", "MomentumScheduleHook", "OptimizerHook",

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from accel_slowfast.progress import Progress
 from accel_slowfast.checkpointing.layout import METRICS_FILE, set_aside
+from accel_slowfast.progress import Progress
 
 SUMMARY = "summary"  # a log record's flag: the run's summary, which a notebook shows (runtime.setup_text_logger)
 TEST_COMMAND = "accel-slowfast test"  # what the summary tells a user to run next (any launcher: test.py)

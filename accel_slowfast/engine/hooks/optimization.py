@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from accelerate.utils import extract_model_from_parallel
 
-from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.checkpointing.faults import NonFiniteLossError, any_process
+from accel_slowfast.checkpointing.layout import find_resume_checkpoint
 from accel_slowfast.multigrid import MultigridSchedule, enabled
+from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.schedules import (
     LR_POLICIES,
     MOMENTUM_POLICIES,
@@ -35,7 +36,6 @@ from accel_slowfast.schedules import (
     regular_momentum,
     warmup_factor,
 )
-from accel_slowfast.checkpointing.layout import find_resume_checkpoint
 
 
 def _lr_formula(lr_policy: str) -> Callable[..., float]:
