@@ -57,7 +57,8 @@ def test_predict_averages_the_views_as_the_test_command_does(trained, tmp_path, 
 @pytest.mark.slow
 def test_an_unknown_hub_id_offline_is_one_line(tiny_root, tmp_path):
     video = next((tiny_root / "MoveUp").glob("*.avi"))
-    result = subprocess.run([sys.executable, "-m", "accel_slowfast", "predict", str(video), "--checkpoint=nobody/nothing"],
+    result = subprocess.run([sys.executable, "-m", "accel_slowfast", "predict", str(video),
+                             "--checkpoint=nobody/nothing"],
                             capture_output=True, text=True, timeout=120, cwd=tmp_path,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
     assert "nobody/nothing is not a local path, and the Hugging Face Hub did not give it" in one_line_error(result)
