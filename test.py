@@ -7,7 +7,7 @@
 
 import sys
 
-from accel_slowfast.commands.cli import run
+from accel_slowfast.commands.test import main
 
 if __name__ == "__main__":
-    run("test", sys.argv[1:], prog="test.py")
+    main(sys.argv[1:], prog="test.py")

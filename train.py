@@ -7,7 +7,7 @@
 
 import sys
 
-from accel_slowfast.commands.cli import run
+from accel_slowfast.commands.train import main
 
 if __name__ == "__main__":
-    run("train", sys.argv[1:], prog="train.py")
+    main(sys.argv[1:], prog="train.py")

@@ -1,4 +1,4 @@
-"""The commands: ``accel-slowfast`` and its subcommands, ``python -m accel_slowfast.<module>``, the root shims."""
+"""commands/cli.py: ``accel-slowfast`` and its subcommands, ``python -m accel_slowfast``, the root scripts."""
 
 import os
 import subprocess
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, one_line_error
 
-from accel_slowfast.commands.cli import COMMANDS, main
+from accel_slowfast.commands.cli import COMMANDS, command_main, main
 
 REPO = Path(__file__).parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -33,6 +33,20 @@ def test_no_or_a_misspelt_subcommand_exits_2(capsys, argv, message):
     with pytest.raises(SystemExit) as stop:
         main(argv)
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_each_command_is_the_main_of_its_own_module():
+    for name in COMMANDS:
+        assert command_main(name).__module__ == f"accel_slowfast.commands.{name}", name
+
+
+@pytest.mark.parametrize("name", ["train", "test", "models"])
+def test_a_commands_help_imports_no_torch(name):
+    code = (f"import sys\nfrom accel_slowfast.commands.cli import main\ntry:\n    main([{name!r}, '--help'])\n"
+            "finally:\n    assert 'torch' not in sys.modules, 'torch'")
+    result = _python("-c", code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"usage: accel-slowfast {name}" in result.stdout
 
 
 @pytest.mark.slow
@@ -80,21 +94,20 @@ def test_test_command_needs_a_checkpoint():
     assert "usage: test.py --checkpoint=PATH [--out_dir=DIR] [RECIPE.yaml]" in _python("test.py", "--help").stdout
 
 
-@pytest.mark.parametrize("module, args, usage", [
-    ("accel_slowfast.export.hub", ["--help"], "usage: accel-slowfast export"),
-    ("accel_slowfast.models.builders", ["slowfast_tiny", "--crop_size=32"], "slowfast_tiny"),
-    ("accel_slowfast", ["models", "slowfast_tiny", "--crop_size=32"], "GFLOPs/view"),
+@pytest.mark.parametrize("args, usage", [
+    (["export", "--help"], "usage: accel-slowfast export"),
+    (["models", "slowfast_tiny", "--crop_size=32"], "GFLOPs/view"),
 ])
 @pytest.mark.slow
-def test_python_m_runs_the_module_cli_without_a_runpy_warning(module, args, usage):
-    result = _python("-m", module, *args)
+def test_python_m_accel_slowfast_runs_a_command_without_a_runpy_warning(args, usage):
+    result = _python("-m", "accel_slowfast", *args)
     assert result.returncode == 0, result.stderr[-2000:]
     assert usage in result.stdout and "RuntimeWarning" not in result.stderr
 
 
 @pytest.mark.slow
 def test_accelerate_launch_runs_the_training_and_test_command_modules(tiny_root, tmp_path):
-    """``accelerate launch -m accel_slowfast.engine.training``/``.evaluate_checkpoint`` from outside the checkout."""
+    """``accelerate launch -m accel_slowfast train``/``test`` from outside the checkout."""
     recipe = [f"--data_root={tiny_root}", f"--work_dir={tmp_path / 'run'}", "--max_epochs=1",
               *(f"--{key}={value}" for key, value in TINY.items() if key != "max_epochs")]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes=1"]

@@ -33,7 +33,7 @@ def our_logits(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_converted_checkpoint_reproduces_mmaction2_logits(tmp_path):
-    assert main([str(CHECKPOINT), str(tmp_path / "ours.pth"), "--model", ""]) == 0
+    main([str(CHECKPOINT), str(tmp_path / "ours.pth"), "--model", ""])  # exits only when it fails
     model = build_model("slowfast_r50_4x16_mmaction2", num_classes=7, **TINY)
     report = load_weights(model, tmp_path / "ours.pth")
     assert report == {"missing": [], "unexpected": [], "shape_mismatch": []}
@@ -80,7 +80,9 @@ def test_fc_columns_move_from_fast_slow_to_slow_fast_order():
 
 def test_cli_checks_the_result_against_a_preset(tmp_path, capsys):
     # The tiny fixture does not fit the full-size preset: refused, nothing written.
-    assert main([str(CHECKPOINT), str(tmp_path / "out.pth")]) == 1
+    with pytest.raises(SystemExit) as stop:
+        main([str(CHECKPOINT), str(tmp_path / "out.pth")])
+    assert stop.value.code == 1
     assert "does not match preset 'slowfast_r50_4x16_mmaction2'" in capsys.readouterr().err
     assert not (tmp_path / "out.pth").exists()
     torch.save({"state_dict": build_model("slowfast_tiny", 3).state_dict()}, tmp_path / "ours.pth")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import one_line_error
 
-from accel_slowfast.export import hub as export
+from accel_slowfast.commands import export
 from accel_slowfast.export.hub import export_model, load_model, push_to_hub
 
 EXPORTED = ("model.safetensors", "config.json", "video_preprocessor_config.json", "hf_model.py", "README.md")
@@ -114,7 +114,7 @@ def test_export_to_a_file_is_one_line(trained, tmp_path, capsys):
 def test_push_to_hub_without_a_network_fails_in_one_line(trained, tmp_path):
     # as a user without a network runs it: the Hub cannot be reached (a closed local port)
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_test", "HF_HUB_ETAG_TIMEOUT": "2"}
-    result = subprocess.run([sys.executable, "-m", "accel_slowfast.export.hub", str(trained[1]), str(tmp_path / "x"),
+    result = subprocess.run([sys.executable, "-m", "accel_slowfast", "export", str(trained[1]), str(tmp_path / "x"),
                              "--push_to_hub=you/x"], capture_output=True, text=True, timeout=300, env=env)
     line = one_line_error(result, code=1)
     assert line == "error: pushing to you/x failed: [Errno 111] Connection refused"

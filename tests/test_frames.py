@@ -229,14 +229,14 @@ def test_train_test_and_predict_on_frame_folders(rawframes, tiny_root, tmp_path)
     metrics = json.loads((tmp_path / "test_metrics.json").read_text())
     assert metrics["num_videos"] == 10 and metrics["num_failed"] == 0
     folder = rawframes / "rawframes" / "MoveUp" / "v_MoveUp_g01_c01"
-    predicted = subprocess.run([sys.executable, "-m", "accel_slowfast.commands.predict", str(folder),
+    predicted = subprocess.run([sys.executable, "-m", "accel_slowfast", "predict", str(folder),
                                 f"--checkpoint={tmp_path / 'checkpoints' / 'epoch_1'}", "--top_k=2"],
                                capture_output=True, text=True, timeout=120)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert [line.split()[0] in classes for line in predicted.stdout.splitlines()] == [True, True]
     empty = tmp_path / "empty_folder"
     empty.mkdir()
-    failed = subprocess.run([sys.executable, "-m", "accel_slowfast.commands.predict", str(empty),
+    failed = subprocess.run([sys.executable, "-m", "accel_slowfast", "predict", str(empty),
                              f"--checkpoint={tmp_path / 'checkpoints' / 'epoch_1'}"],
                             capture_output=True, text=True, timeout=120)
     assert "no frames" in one_line_error(failed)

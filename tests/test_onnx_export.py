@@ -67,7 +67,7 @@ def test_export_onnx_writes_a_file_onnxruntime_runs_as_pytorch_at_any_batch(trai
 @needs_onnx
 @pytest.mark.slow  # a second export, about 10 s
 def test_export_onnx_beside_an_export_folder_replaces_no_file_unasked(trained, tmp_path, capsys):
-    from accel_slowfast.export import hub as export
+    from accel_slowfast.commands import export
 
     out = export_model(trained[1], tmp_path / "exported")
     written = sorted(p.name for p in out.iterdir())
@@ -83,7 +83,7 @@ def test_export_onnx_beside_an_export_folder_replaces_no_file_unasked(trained, t
 
 @needs_onnx
 def test_export_onnx_is_refused_when_onnxruntime_disagrees(trained, tmp_path, monkeypatch, capsys):
-    from accel_slowfast.export import hub as export
+    from accel_slowfast.commands import export
 
     real = onnx_export.check_parity
 
@@ -107,7 +107,7 @@ def test_export_onnx_is_refused_when_onnxruntime_disagrees(trained, tmp_path, mo
 
 
 def test_export_onnx_without_the_extra_names_it(trained, tmp_path, monkeypatch, capsys):
-    from accel_slowfast.export import hub as export
+    from accel_slowfast.commands import export
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))

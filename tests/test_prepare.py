@@ -11,7 +11,8 @@ from pathlib import Path
 import av
 import pytest
 
-from accel_slowfast.data.prepare import main, prepare
+from accel_slowfast.commands.data import main
+from accel_slowfast.data.prepare import prepare
 from accel_slowfast.data.readers import read_list_file, read_ucf101_split
 from accel_slowfast.data.transcode import FRAME_NAME
 from accel_slowfast.progress import Progress
@@ -151,7 +152,9 @@ def test_a_corrupt_video_is_listed_and_the_others_finish(tiny_root, tmp_path):
 ])
 def test_bad_input_is_one_line(tiny_root, tmp_path, capsys, args, message):
     out = tiny_root / "out" if "frames" in args else tmp_path / "out"
-    assert main([str(tiny_root), str(out), *(arg.format(src=tmp_path) for arg in args)]) == 2
+    with pytest.raises(SystemExit) as stop:
+        main(["prepare", str(tiny_root), str(out), *(arg.format(src=tmp_path) for arg in args)])
+    assert stop.value.code == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and message in error and "\n" not in error
     assert not out.exists()
@@ -159,5 +162,5 @@ def test_bad_input_is_one_line(tiny_root, tmp_path, capsys, args, message):
 
 def test_an_odd_short_side_for_videos_is_refused(tiny_root, tmp_path, capsys):
     with pytest.raises(SystemExit, match="2"):
-        main([str(tiny_root), str(tmp_path / "out"), "--short-side=255"])
+        main(["prepare", str(tiny_root), str(tmp_path / "out"), "--short-side=255"])
     assert "--short-side 255: give 0 or a positive size (even for videos" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import torch
 from conftest import tiny_recipe
 
 from accel_slowfast.commands.predict import predict
-from accel_slowfast.commands.test import run_test
+from accel_slowfast.engine.testing import run_test
 from accel_slowfast.engine.training import train
 from accel_slowfast.export.hub import export_model, load_model
 from accel_slowfast.models.presets import BACKBONES, PRESETS

@@ -70,7 +70,7 @@ def test_data_check_command_lists_bad_videos(tiny_root, tmp_path):
     subprocess.run(["cp", "-r", str(tiny_root), str(root)], check=True)
     (root / "MoveUp/v_MoveUp_g02_c01.avi").write_bytes(b"")
     (root / "ZoomIn/v_ZoomIn_g03_c02.avi").unlink()
-    result = subprocess.run([sys.executable, "-m", "accel_slowfast.data", "check", f"--data_root={root}",
+    result = subprocess.run([sys.executable, "-m", "accel_slowfast", "data", "check", f"--data_root={root}",
                              "--clip_len=16", "--frame_interval=2"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     assert "MISSING     " in result.stdout and "v_ZoomIn_g03_c02.avi" in result.stdout
@@ -173,7 +173,7 @@ def test_a_damaged_cache_is_moved_aside_and_probed_again(tiny_root, tmp_path, da
 def test_data_check_heals_a_damaged_cache(tiny_root, tmp_path):
     """As a user meets it: every command failed with ArrowInvalid until the folder was found and deleted."""
     env = dict(os.environ, ACCEL_SLOWFAST_CACHE=str(tmp_path / "cache"))
-    command = [sys.executable, "-m", "accel_slowfast.data", "check", f"--data_root={tiny_root}", "--clip_len=8",
+    command = [sys.executable, "-m", "accel_slowfast", "data", "check", f"--data_root={tiny_root}", "--clip_len=8",
                "--frame_interval=1"]
     assert subprocess.run(command, capture_output=True, text=True, timeout=120, env=env).returncode == 0
     for cache in (tmp_path / "cache" / "index").iterdir():

@@ -6,7 +6,8 @@
 ``load_from`` converts mmaction2 files on the fly as well; the CLI writes a file once, checks that it
 loads strictly into ``--model`` (default ``slowfast_r50_4x16_mmaction2``) and reports what it dropped.
 
-The key mapping is ``accel_slowfast/mmaction2.py``'s.
+The key mapping is ``models/mmaction2.py``'s. Exit status (``exits.py``): 2 for a file that cannot be
+read, 1 when it is not an mmaction2 SlowFast checkpoint or does not fit ``--model``.
 """
 
 import argparse
@@ -17,12 +18,13 @@ from pathlib import Path
 import torch
 
 from accel_slowfast.checkpointing.load import extract_state_dict, load_file
-from accel_slowfast.errors import UserError
+from accel_slowfast.commands.exits import exit_status
 from accel_slowfast.models.builders import build_model
 from accel_slowfast.models.mmaction2 import is_mmaction2_state_dict, mmaction2_to_ours
 from accel_slowfast.models.presets import PRESETS
 
 logger = logging.getLogger("accel_slowfast")
+
 
 def convert_file(src: str | Path, dst: str | Path, model: str = "slowfast_r50_4x16_mmaction2") -> dict[str, list]:
     """Convert mmaction2 checkpoint ``src`` into ``{'state_dict': ..., 'meta': ...}`` at ``dst``.
@@ -54,23 +56,15 @@ def convert_file(src: str | Path, dst: str | Path, model: str = "slowfast_r50_4x
     return {"dropped": dropped}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="accel-slowfast convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="mmaction2 .pth checkpoint ({'meta', 'state_dict', 'optimizer'})")
     parser.add_argument("dst", help="output file, loadable with load_from")
     parser.add_argument("--model", default="slowfast_r50_4x16_mmaction2",
                         help="preset the result must load into strictly; '' skips the check")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+    with exit_status(failed=(ValueError, RuntimeError)):  # not mmaction2's, or not the preset's
         report = convert_file(args.src, args.dst, args.model)
-    except (ValueError, RuntimeError, UserError) as error:
-        print(f"convert: {error}", file=sys.stderr)
-        return 1
     print(f"wrote {args.dst}" + (f" ({len(report['dropped'])} keys dropped)" if report["dropped"] else ""))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,28 +1,31 @@
 """Check a recipe's data before training, or convert a video tree once for fast training:
 
     accel-slowfast data check RECIPE.yaml [--key=value ...] [--decode]
-    accel-slowfast data prepare SRC OUT [--to videos|frames] [--splits DIR] [--short-side 256]   # prepare.py
+    accel-slowfast data prepare SRC OUT [--to videos|frames] [--splits DIR] [--short-side 256]   # data/prepare.py
 
 Prints, for the training and validation sets, the class counts, and lists the videos that are
 missing, unreadable, empty, over the decode budget (``max_decode_pixels``: training refuses them
 unread, ``data/probe.py``) or shorter than one clip (those loop). ``--decode`` also decodes the
 centre clip of every video with the recipe's decoder, which finds truncated files whose header
-still reads fine. Exits with status 1 when a video cannot be used.
+still reads fine. Exits with status 1 when a video cannot be used (``prepare``: when one failed).
 """
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from accel_slowfast.commands.exits import exit_status
+from accel_slowfast.data import prepare
 from accel_slowfast.data.dataset import ClipDataset
-from accel_slowfast.data.index import VideoIndex
+from accel_slowfast.data.index import SHOWN, VideoIndex
 from accel_slowfast.data.probe import over_budget, probe_errors, probe_index
+from accel_slowfast.data.transcode import available_encoders
 from accel_slowfast.recipe.io import load_recipe
-from accel_slowfast.recipe.recipe import RecipeError
 
 
 def _decode_error(dataset: ClipDataset, i: int) -> str:
@@ -68,9 +71,13 @@ def check_split(name: str, index: VideoIndex, span: int, decode_with: ClipDatase
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["prepare"]:
-        from accel_slowfast.data.prepare import main as prepare
+        prepare_tree(argv[1:])
+    else:
+        check(argv)
 
-        raise SystemExit(prepare(argv[1:]))
+
+def check(argv: list[str]) -> None:
+    """``data check RECIPE.yaml [--key=value ...] [--decode]``: exit 1 when a video cannot be used."""
     parser = argparse.ArgumentParser(prog="accel-slowfast data", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["check", "prepare"])
     parser.add_argument("--decode", action="store_true", help="also decode the centre clip of every video")
@@ -78,14 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     from accel_slowfast.data.builders import build_indexes, check_decoder_loads  # the same readers as training
     from accel_slowfast.engine.accelerator import build_accelerator
 
-    try:
+    with exit_status(bad_input=(FileNotFoundError, ValueError)):  # a list file or a folder that is not there
         recipe = load_recipe(recipe_args, prog="accel-slowfast data check")
         if args.decode:  # the data check decodes on the CPU, whatever decoder_device says
             check_decoder_loads(recipe)
         train_index, val_index = build_indexes(recipe, build_accelerator(dataclasses.replace(recipe, report_to="none")))
-    except (RecipeError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
     span = recipe.clip_len * recipe.frame_interval
     bad = 0
     for name, index in (("train", train_index), ("val", val_index)):
@@ -98,5 +102,40 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(1 if bad else 0)
 
 
-if __name__ == "__main__":
-    main()
+def prepare_tree(argv: list[str]) -> None:
+    """``data prepare SRC OUT [...]`` (``data/prepare.py``): exit 1 when some videos failed."""
+    encoders = available_encoders()
+    examples = [line.strip() for line in prepare.__doc__.splitlines() if line.startswith("    accel-slowfast data")]
+    parser = argparse.ArgumentParser(
+        prog="accel-slowfast data prepare", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Convert a video tree once for fast training (videos re-encoded with a keyframe at least\n"
+                    "every 16 frames, or mmaction2's frame folders) and write mmaction2's list files beside it.",
+        epilog="\n".join(examples))
+    parser.add_argument("src", help="the source tree: SRC/<Class>/<video> (UCF-101, HMDB51's videos, class folders)")
+    parser.add_argument("out", help="the output tree, made if absent; the list files go beside it")
+    parser.add_argument("--to", choices=sorted(prepare.LIST_KINDS), default="videos",
+                        help="videos: re-encoded .mp4 (default); frames: OUT/<Class>/<name>/img_00001.jpg")
+    parser.add_argument("--splits", help="UCF101's ucfTrainTestlist or HMDB51's split folder: one list per split and "
+                                         "subset; without it SRC is class folders and OUT.txt lists every video")
+    parser.add_argument("--short-side", type=int, default=256, help="the short side of the output; 0 keeps the size")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="videos converted at once "
+                        "(default: one per core)")
+    parser.add_argument("--encoder", choices=encoders, default=encoders[0] if encoders else None,
+                        help="the encoder, from PyAV's own FFmpeg (a keyframe at least every 16 frames either way): "
+                             "libx264 (H.264, CRF 23, as mmaction2's resize_videos.py), else mpeg4 (MPEG-4 part 2, "
+                             f"q 3) where that FFmpeg lacks libx264; this one has: {', '.join(encoders) or 'neither'}")
+    args = parser.parse_args(argv)
+    if args.short_side < 0 or (args.to == "videos" and args.short_side % 2):
+        parser.error(f"--short-side {args.short_side}: give 0 or a positive size (even for videos: 4:2:0 video)")
+    if args.processes < 1:
+        parser.error(f"--processes {args.processes}: give 1 or more")
+    if args.to == "videos" and not encoders:
+        parser.error("PyAV's FFmpeg has neither libx264 nor mpeg4; install PyAV's wheel from PyPI, or use --to frames")
+    with exit_status():
+        summary = prepare.prepare(args.src, args.out, to=args.to, splits=args.splits, short_side=args.short_side,
+                                  processes=args.processes, encoder=args.encoder or "")
+    lists = ", ".join(str(path) for path in summary.lists[:SHOWN]) + (" ..." if len(summary.lists) > SHOWN else "")
+    failed = f"{len(summary.failed)} failed" + (f" (listed in {summary.failed_list})" if summary.failed else "")
+    print(f"prepared {summary.converted} videos into {args.out} ({summary.skipped} done before), {failed}; "
+          f"lists: {lists}")
+    raise SystemExit(1 if summary.failed else 0)

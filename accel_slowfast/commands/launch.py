@@ -27,6 +27,7 @@ import psutil
 from torch.distributed import run as torchrun
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, record
 
+from accel_slowfast.commands.exits import exit_status
 from accel_slowfast.errors import UserError
 from accel_slowfast.interrupts import EXIT_INTERRUPTED, EXIT_REQUEUE, LAUNCHER_ENV, STOP_SIGNALS, exit_code
 
@@ -71,13 +72,10 @@ def torchrun_args(argv: list[str]):
 
 
 @record
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     """``accel-slowfast launch``: exit status 0, 130/75 after a stop signal, 1 on a failure, 2 on bad arguments."""
-    try:
+    with exit_status():
         args = torchrun_args(sys.argv[1:] if argv is None else argv)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     os.environ[LAUNCHER_ENV] = "1"  # the ranks know their stop signals reach them through this launcher
     forward = Forwarder()
     for sig in STOP_SIGNALS:
@@ -87,10 +85,5 @@ def main(argv: list[str] | None = None) -> int:
     except ChildFailedError as error:
         codes = {failure.exitcode for failure in error.failures.values()}
         if len(codes) == 1 and codes <= set(STOP_CODES):  # every rank that ended stopped on a signal
-            return codes.pop()  # (the ranks said where their checkpoint is)
+            raise SystemExit(codes.pop()) from None  # (the ranks said where their checkpoint is)
         raise
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

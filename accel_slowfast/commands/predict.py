@@ -4,7 +4,7 @@
     accel-slowfast predict rawframes/Class/v_x --checkpoint=PATH   # a frame folder (img_00001.jpg ...)
     accel-slowfast predict big.mp4 --checkpoint=PATH --max_decode_pixels=300000000   # a 32-frame 4K clip
 
-``PATH`` is an export folder (``accel_slowfast.export.hub``), its Hugging Face Hub id (``owner/name``)
+``PATH`` is an export folder (``export/hub.py``), its Hugging Face Hub id (``owner/name``)
 or a training checkpoint inside its work_dir. A folder is read as frames (``data/frames.py``),
 named by the run's ``filename_tmpl`` and ``start_index`` (mmaction2's defaults for a run that
 trained on videos) unless ``--filename_tmpl`` / ``--start_index`` say otherwise. A video whose clip is
@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from accel_slowfast.commands.exits import exit_status
 from accel_slowfast.data import ClipDataset, VideoIndex, VideoRecord
 from accel_slowfast.data.frames import FILENAME_TMPL, START_INDEX, FrameFolderIndex
 from accel_slowfast.data.probe import decode_budget_error
 from accel_slowfast.data.views import view_transforms
 from accel_slowfast.engine.accelerator import build_accelerator
-from accel_slowfast.errors import UserError
 from accel_slowfast.evaluation.metrics import average_views, softmax
 from accel_slowfast.export.hub import load_model
 from accel_slowfast.models.classifier import VideoClassifier
@@ -85,21 +85,15 @@ def main(argv: list[str] | None = None) -> None:
                         f"{START_INDEX})")
     parser.add_argument("--max_decode_pixels", type=int, help="the decode budget of a clip, frames x height x "
                         f"width (default: the run's, else {DataSource.max_decode_pixels:,})")
-    args = parser.parse_args(argv)
-    try:
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    with exit_status(bad_input=(FileNotFoundError, RuntimeError)):  # a file that is not there, a video not read
         model, config = load_model(args.checkpoint)
         config.update({key: getattr(args, key) for key in ("filename_tmpl", "start_index", "max_decode_pixels")
                        if getattr(args, key) is not None})
         # the device and precision every command gets (accelerate launch --mixed_precision bf16 ...)
         model = build_accelerator().prepare_model(model, evaluation_mode=True)
         results = predict(model, config, args.video, args.top_k)
-    except (UserError, FileNotFoundError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
     width = max(len(name) for name, _ in results)
     for name, prob in results:
         print(f"{name:<{width}}  {prob:.4f}")
 
-
-if __name__ == "__main__":
-    main()

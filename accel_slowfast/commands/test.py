@@ -1,90 +1,53 @@
-"""The test command: multi-view evaluation of a checkpoint, with the reports a paper table needs.
+"""``accel-slowfast test`` / ``test.py``: the multi-view test of a checkpoint (``engine/testing.py``).
 
     accelerate launch test.py --checkpoint=work_dirs/x/checkpoints/best_top1_acc_epoch_10.pth   # the run's recipe
     accelerate launch test.py RECIPE.yaml --checkpoint=PATH --num_clips=2                      # another recipe
     accelerate launch test.py --checkpoint=PATH --out_dir=results/x                           # the reports there
-    accelerate launch -m accel_slowfast.commands.test RECIPE.yaml --checkpoint=PATH      # = accel-slowfast test
+    accelerate launch -m accel_slowfast test RECIPE.yaml --checkpoint=PATH               # = accel-slowfast test
 
-Writes beside the checkpoint (into the run's work_dir for ``work_dir/checkpoints/<name>``), or into
-``--out_dir``: ``test_metrics.json`` (``top1_acc``, ``top5_acc``,
-``mean_class_accuracy``, ``num_videos`` scored, ``num_failed``, ``num_views``, and the
-``mixed_precision`` and ``num_processes`` in force),
-``test_predictions.csv`` (one row per video), ``test_per_class.csv``, ``test_confusion.png``, the
-text log ``test_<time>.log`` and ``bad_videos.txt``. The recipe's own ``work_dir`` is not used: a
-copied checkpoint's recipe names the run it came from.
-Every process runs the views it is given; results are gathered once per view, so any number
-of processes gives the same metrics. The scoring and the reports are ``evaluation.py``'s.
+Without a recipe file the checkpoint's own run decides: its ``recipe.yaml`` (the copy inside a
+checkpoint folder, else the run's work_dir) is the base, and command-line keys still win. The
+arguments are read before torch is imported: ``--help`` and a bad key are answered at once.
 """
 
-import dataclasses
-import json
 import sys
 from pathlib import Path
 
-from accel_slowfast.checkpointing.layout import BAD_VIDEOS_FILE, TEST_METRICS_FILE, reports_dir
-from accel_slowfast.checkpointing.load import load_weights
-from accel_slowfast.commands.cli import test_arguments
-from accel_slowfast.data.builders import build_indexes, build_loader, build_test_dataset
-from accel_slowfast.engine.accelerator import build_accelerator, describe, setup_text_logger
-from accel_slowfast.errors import CheckpointError, UserError
-from accel_slowfast.evaluation.metrics import score_videos, write_reports
-from accel_slowfast.models.builders import build_model
+from accel_slowfast.checkpointing.layout import RECIPE_FILE, find_run_file, reports_dir
+from accel_slowfast.commands.exits import exit_status
+from accel_slowfast.errors import RecipeError
+from accel_slowfast.recipe.io import OneLineParser, load_recipe
 from accel_slowfast.recipe.recipe import Recipe
 
 
-def run_test(recipe: Recipe, checkpoint: str | Path, out_dir: str | Path | None = None) -> dict:
-    """Evaluate ``checkpoint`` on the recipe's validation split with the multi-view protocol; write
-    the reports into ``out_dir`` (default: beside the checkpoint, ``workdir.reports_dir``)."""
-    work_dir = Path(out_dir) if out_dir is not None else reports_dir(checkpoint)
-    recipe = dataclasses.replace(recipe, work_dir=str(work_dir), report_to="none")  # (bad_videos.txt goes there)
-    accelerator = build_accelerator(recipe)
-    if accelerator.is_main_process:
-        work_dir.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    logger = setup_text_logger(work_dir, accelerator.is_main_process, prefix="test")
-    model = build_model(recipe.model, recipe.num_classes, mean=recipe.mean, std=recipe.std)
-    report = load_weights(model, checkpoint)  # verified and loaded before any data work
-    if report["missing"] or report["shape_mismatch"]:
-        raise CheckpointError(f"checkpoint {checkpoint} does not fit model '{recipe.model}' with "
-                              f"{recipe.num_classes} classes: missing {report['missing']}, "
-                              f"shape mismatch {report['shape_mismatch']}")
-    _, index = build_indexes(recipe, accelerator)
-    dataset = build_test_dataset(recipe, index, accelerator)
-    model, loader = accelerator.prepare(model, build_loader(dataset, recipe, accelerator, train=False))
-    logger.info(describe(accelerator, recipe))
-    logger.info("Testing %s on %d videos x %d views (%d clips x %d crops of %d px), %s averaging",
-                checkpoint, len(index), dataset.views_per_video, recipe.num_clips, recipe.num_crops,
-                recipe.test_crop_size, recipe.average_clips)
-    results = score_videos(model, loader, accelerator, recipe.average_clips, progress="test")
-    metrics = {**results.metrics(), "num_views": results.num_views, "checkpoint": str(checkpoint),
-               "mixed_precision": accelerator.mixed_precision, "num_processes": accelerator.num_processes}
-    if accelerator.is_main_process:
-        written = write_reports(results, index, work_dir)
-        (work_dir / TEST_METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-        if metrics["num_failed"]:
-            logger.warning("%d videos could not be decoded and were not scored; see %s",
-                           metrics["num_failed"], work_dir / BAD_VIDEOS_FILE)
-        logger.info("Test of %s: top1_acc %.4f, top5_acc %.4f, mean_class_accuracy %.4f on %d videos (%d not "
-                    "scored), %d views", checkpoint, metrics["top1_acc"], metrics["top5_acc"],
-                    metrics["mean_class_accuracy"], metrics["num_videos"], metrics["num_failed"], metrics["num_views"])
-        logger.info("Wrote:\n%s", "\n".join(f"  {path}" for path in [work_dir / TEST_METRICS_FILE, *written]))
-    accelerator.wait_for_everyone()
-    return metrics
+def test_arguments(argv: list[str], prog: str = "accel-slowfast test") -> tuple[str, Path, Recipe]:
+    """``test``'s checkpoint, output folder and recipe, from ``[RECIPE.yaml] --checkpoint=PATH
+    [--out_dir=DIR] [--key=value ...]``.
 
-
-def main(argv: list[str] | None = None) -> None:
-    """``accel-slowfast test`` / ``test.py``: ``[RECIPE.yaml] --checkpoint=PATH [--key=value ...]``.
-
-    Without a recipe file the checkpoint's own run decides: its ``recipe.yaml`` (the copy inside
-    a checkpoint folder, else the run's work_dir) is the base, and command-line keys still win.
+    Without a recipe file the recipe is the checkpoint's run's (``layout.find_run_file``), or the
+    defaults for a checkpoint that no run of ours made. Without ``--out_dir`` the files go beside
+    the checkpoint (``layout.reports_dir``).
     """
-    try:
-        checkpoint, out_dir, recipe = test_arguments(sys.argv[1:] if argv is None else argv)
+    parser = OneLineParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--checkpoint", default="")
+    parser.add_argument("--out_dir", default="")
+    args, rest = parser.parse_known_args(argv)
+    if "-h" in rest or "--help" in rest:
+        load_recipe(rest, prog=f"{prog} --checkpoint=PATH [--out_dir=DIR]")  # prints the help: needs no checkpoint
+    if not args.checkpoint:
+        raise RecipeError("test needs --checkpoint=PATH (an epoch folder, a best_*.pth or any load_from file)")
+    if not (rest and not rest[0].startswith("-")):  # no recipe file: the run's own, if it has one
+        try:
+            rest = [str(find_run_file(args.checkpoint, RECIPE_FILE)), *rest]
+        except FileNotFoundError:
+            pass  # a file from elsewhere (a zoo .pyth, an mmaction2 .pth): the defaults and the command line
+    out_dir = Path(args.out_dir) if args.out_dir else reports_dir(args.checkpoint)
+    return args.checkpoint, out_dir, load_recipe(rest, prog=f"{prog} --checkpoint=PATH [--out_dir=DIR]")
+
+
+def main(argv: list[str] | None = None, prog: str = "accel-slowfast test") -> None:
+    with exit_status():
+        checkpoint, out_dir, recipe = test_arguments(sys.argv[1:] if argv is None else argv, prog)
+        from accel_slowfast.engine.testing import run_test  # torch: after the arguments are known to be good
+
         run_test(recipe, checkpoint, out_dir)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-if __name__ == "__main__":  # accelerate launch -m accel_slowfast.commands.test
-    main()

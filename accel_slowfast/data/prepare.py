@@ -1,4 +1,5 @@
-"""``accel-slowfast data prepare``: a video tree converted once for fast training, and its list files.
+"""A video tree converted once for fast training, and its list files (``accel-slowfast data prepare``,
+``commands/data.py``).
 
     accel-slowfast data prepare data/ucf101/UCF-101 data/ucf101/videos --splits data/ucf101/ucfTrainTestlist
     accel-slowfast data prepare data/ucf101/UCF-101 data/ucf101/rawframes --to frames --splits ...
@@ -21,19 +22,17 @@ interrupted one is simply run again. A video that fails is left out of the lists
 ``OUT_failed.txt`` with its reason; the others go on, and the exit status is 1.
 """
 
-import argparse
 import os
-import sys
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from accel_slowfast.data.index import SHOWN, VideoIndex
+from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.readers import read_class_folders, read_hmdb51_split, read_ucf101_split
 from accel_slowfast.data.transcode import available_encoders, count_frames, extract_frames, reencode
-from accel_slowfast.errors import DataError, UserError
+from accel_slowfast.errors import DataError
 from accel_slowfast.progress import Progress
 
 LIST_KINDS = {"videos": "videos", "frames": "rawframes"}  # --to: mmaction2's word in list names
@@ -190,43 +189,3 @@ def write_failed(out: Path, failed: dict[str, str]) -> Path | None:
     path.write_text("".join(f"{source}\t{reason}\n" for source, reason in failed.items()))
     return path
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``accel-slowfast data prepare SRC OUT [...]``; returns the exit status (1: some videos failed)."""
-    encoders = available_encoders()
-    parser = argparse.ArgumentParser(
-        prog="accel-slowfast data prepare", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Convert a video tree once for fast training (videos re-encoded with a keyframe at least\n"
-                    "every 16 frames, or mmaction2's frame folders) and write mmaction2's list files beside it.",
-        epilog="\n".join(line.strip() for line in __doc__.splitlines()[2:5]))
-    parser.add_argument("src", help="the source tree: SRC/<Class>/<video> (UCF-101, HMDB51's videos, class folders)")
-    parser.add_argument("out", help="the output tree, made if absent; the list files go beside it")
-    parser.add_argument("--to", choices=sorted(LIST_KINDS), default="videos",
-                        help="videos: re-encoded .mp4 (default); frames: OUT/<Class>/<name>/img_00001.jpg")
-    parser.add_argument("--splits", help="UCF101's ucfTrainTestlist or HMDB51's split folder: one list per split and "
-                                         "subset; without it SRC is class folders and OUT.txt lists every video")
-    parser.add_argument("--short-side", type=int, default=256, help="the short side of the output; 0 keeps the size")
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="videos converted at once "
-                        "(default: one per core)")
-    parser.add_argument("--encoder", choices=encoders, default=encoders[0] if encoders else None,
-                        help="the encoder, from PyAV's own FFmpeg (a keyframe at least every 16 frames either way): "
-                             "libx264 (H.264, CRF 23, as mmaction2's resize_videos.py), else mpeg4 (MPEG-4 part 2, "
-                             f"q 3) where that FFmpeg lacks libx264; this one has: {', '.join(encoders) or 'neither'}")
-    args = parser.parse_args(argv)
-    if args.short_side < 0 or (args.to == "videos" and args.short_side % 2):
-        parser.error(f"--short-side {args.short_side}: give 0 or a positive size (even for videos: 4:2:0 video)")
-    if args.processes < 1:
-        parser.error(f"--processes {args.processes}: give 1 or more")
-    if args.to == "videos" and not encoders:
-        parser.error("PyAV's FFmpeg has neither libx264 nor mpeg4; install PyAV's wheel from PyPI, or use --to frames")
-    try:
-        summary = prepare(args.src, args.out, to=args.to, splits=args.splits, short_side=args.short_side,
-                          processes=args.processes, encoder=args.encoder or "")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    lists = ", ".join(str(path) for path in summary.lists[:SHOWN]) + (" ..." if len(summary.lists) > SHOWN else "")
-    failed = f"{len(summary.failed)} failed" + (f" (listed in {summary.failed_list})" if summary.failed else "")
-    print(f"prepared {summary.converted} videos into {args.out} ({summary.skipped} done before), {failed}; "
-          f"lists: {lists}")
-    return 1 if summary.failed else 0

@@ -4,7 +4,7 @@
                                           #          width, height, has_audio, error
     bad = probe_errors(table)             # {row: error} of the unusable videos
     large = over_budget(table, clip_len=32, max_decode_pixels=150_000_000)   # {row: reason}: never decoded
-    python -m accel_slowfast.data check recipes/ucf101/slowfast_r50_4x16x1_256e.yaml
+    accel-slowfast data check recipes/ucf101/slowfast_r50_4x16x1_256e.yaml
 
 The cache key is every file's path, label, size and modification time, so a changed or replaced
 video is probed again; the second load of a 13k-video index reads one Arrow file. Probing shows

@@ -91,7 +91,7 @@ def start_the_processes_accelerate_did_not() -> None:
     print(f"accelerate launch started one process for --num_processes {args.num_processes} (on CPUs it starts "
           f"several only through MPI); starting them with: accel-slowfast launch {' '.join(command)}",
           file=sys.stderr, flush=True)
-    os.execv(sys.executable, [sys.executable, "-m", "accel_slowfast.commands.launch", *command])
+    os.execv(sys.executable, [sys.executable, "-m", "accel_slowfast", "launch", *command])
 
 
 def describe(accelerator: Accelerator, recipe: Recipe) -> str:

@@ -11,7 +11,6 @@ run -> end trackers.
 import contextlib
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from accel_slowfast.checkpointing.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
+from accel_slowfast.checkpointing.faults import check_work_dir
 from accel_slowfast.checkpointing.layout import CLASSES_FILE, RECIPE_FILE, RunnerProgress, remove_staging
 from accel_slowfast.checkpointing.load import load_weights
 from accel_slowfast.checkpointing.lock import hold_work_dir
@@ -29,12 +28,11 @@ from accel_slowfast.engine.accelerator import build_accelerator, describe, seed_
 from accel_slowfast.engine.hooks import build_hooks, state_objects
 from accel_slowfast.engine.runner import Runner
 from accel_slowfast.engine.trackers import init_trackers
-from accel_slowfast.errors import UserError
-from accel_slowfast.interrupts import EXIT_INTERRUPTED, InterruptedRun, Interrupts, launcher_warning
+from accel_slowfast.interrupts import Interrupts, launcher_warning
 from accel_slowfast.models.builders import apply_fast_path, build_model, convert_sync_batchnorm, model_report
 from accel_slowfast.models.classifier import VideoClassifier
 from accel_slowfast.multigrid import MultigridSchedule, enabled
-from accel_slowfast.recipe.io import load_recipe, recipe_diff, save_recipe
+from accel_slowfast.recipe.io import recipe_diff, save_recipe
 from accel_slowfast.recipe.recipe import Recipe
 
 
@@ -187,35 +185,3 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
         accelerator.end_training()
     return runner
 
-
-def main(argv: list[str] | None = None) -> None:
-    """``train.py`` entry point. Exit status: 2 for bad input (one line, before any work where it
-    can be found then), 1 when the run fails (a non-finite loss, a checkpoint that cannot be
-    written), 130 after a SIGINT/SIGTERM checkpoint, 75 after a SIGUSR1 one (requeue me)."""
-    try:
-        recipe = load_recipe(argv)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    with Interrupts() as interrupts:
-        try:
-            train(recipe, interrupts)
-        except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(2) from None
-        except (NonFiniteLossError, CheckpointWriteError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(1) from None
-        except InterruptedRun as stop:
-            interrupts.settle()  # a second signal during the shutdown keeps this status
-            print(f"stopped: {stop}; resume with --resume_from=auto", file=sys.stderr)
-            raise SystemExit(stop.exit_code) from None
-        except KeyboardInterrupt as error:
-            interrupts.settle()
-            print(f"stopped: {error or 'interrupted'} (no checkpoint of this moment); resume with "
-                  "--resume_from=auto to continue from the last one", file=sys.stderr)
-            raise SystemExit(EXIT_INTERRUPTED) from None
-
-
-if __name__ == "__main__":  # accelerate launch -m accel_slowfast.engine.training
-    main()

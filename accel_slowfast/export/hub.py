@@ -1,11 +1,10 @@
 """A trained model as a self-contained, Hub-ready folder, loadable with one call:
 
-    accel-slowfast export work_dirs/x/checkpoints/best_top1_acc_epoch_10.pth exported/x [--push_to_hub you/name]
-
+    export_model("work_dirs/x/checkpoints/best_top1_acc_epoch_10.pth", "exported/x")   # = accel-slowfast export
     model, config = load_model("exported/x")      # or a Hub id: load_model("you/name")
     predict(model, config, "clip.avi")            # accel_slowfast.commands.predict
 
-The folder is one transformers opens (``hf_export.py`` writes it: ``config.json``, ``model.safetensors``,
+The folder is one transformers opens (``transformers_files.py`` writes it: ``config.json``, ``model.safetensors``,
 ``video_preprocessor_config.json`` and ``hf_model.py``, the code ``trust_remote_code`` runs), plus
 ``README.md``, a Hugging Face model card (``model_card.py``). ``config.json`` also holds the preset,
 classes, and the clip / resize / normalization settings ``predict`` needs. A folder that already holds
@@ -15,13 +14,11 @@ and downloads a Hub id once into the Hugging Face cache and reads it from there 
 (``HF_HUB_OFFLINE=1``: the cache only).
 
 ``--format onnx`` writes ``model.onnx`` into the folder instead, checked against PyTorch
-(``onnx_export.py``; the ``[onnx]`` extra).
+(``onnx_file.py``; the ``[onnx]`` extra). The command line is ``commands/export.py``.
 """
 
-import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
 import yaml
@@ -29,7 +26,6 @@ import yaml
 from accel_slowfast.checkpointing.layout import CLASSES_FILE, METRICS_FILE, RECIPE_FILE, find_run_file
 from accel_slowfast.checkpointing.load import load_weights
 from accel_slowfast.errors import CheckpointError, UserError
-from accel_slowfast.export import onnx_file as onnx_export
 from accel_slowfast.export.model_card import model_card, run_results
 from accel_slowfast.export.transformers_files import CONFIG_FILE, HF_FILES, WEIGHTS_FILE, read_export, write_hf_folder
 from accel_slowfast.models.builders import build_model
@@ -150,57 +146,3 @@ def _model_from_checkpoint(config: dict, checkpoint: str | Path) -> VideoClassif
         raise RuntimeError(f"{checkpoint} does not fit {config['model']}: {report}")
     return model
 
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="accel-slowfast export", description=__doc__.split("\n")[0])
-    parser.add_argument("checkpoint", help="an epoch folder, a best_*.pth or any load_from file inside a work_dir")
-    parser.add_argument("out_dir", help="the export folder to write")
-    parser.add_argument("--push_to_hub", metavar="REPO_ID", default="", help="then upload it to this Hub model repo")
-    parser.add_argument("--private", action="store_true", help="with --push_to_hub: create the repo private")
-    parser.add_argument("--license", default="apache-2.0", help="the model card's license (default: apache-2.0)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help=f"write into out_dir even if it holds files (replacing its {WRITTEN}; with "
-                             "--format onnx: its model.onnx)")
-    parser.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",
-                        help="safetensors (default): the folder transformers opens (weights, config, processor, code, "
-                             f"card); onnx: model.onnx in out_dir, opset {onnx_export.OPSET}, kept only if onnxruntime "
-                             "matches PyTorch (pip install 'accel_slowfast[onnx]')")
-    args = parser.parse_args(argv)
-    if args.format == "onnx":
-        out = _export_onnx(args.checkpoint, args.out_dir, args.overwrite)
-    else:
-        try:
-            out = export_model(args.checkpoint, args.out_dir, repo_id=args.push_to_hub or None,
-                               license=args.license, overwrite=args.overwrite)
-        except (UserError, FileNotFoundError, RuntimeError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(2) from None
-        print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
-    if args.push_to_hub:
-        import httpx2  # huggingface_hub's HTTP client: it raises a failed connection as is, no OSError
-
-        try:
-            print(f"pushed to {push_to_hub(out, args.push_to_hub, private=args.private)}")
-        except (OSError, httpx2.TransportError) as error:  # not logged in, no rights, no network
-            print(f"error: pushing to {args.push_to_hub} failed: {str(error).splitlines()[0]}", file=sys.stderr)
-            raise SystemExit(1) from None
-
-
-def _export_onnx(checkpoint: str, out_dir: str, overwrite: bool) -> Path:
-    """``--format onnx``: ``out_dir/model.onnx`` and its parity line; exit 2 on bad input, 1 when refused."""
-    try:
-        onnx_export.check_installed()  # before loading anything: the missing extra is the first thing to fix
-        path, parity = onnx_export.export_onnx(*load_model(checkpoint), out_dir, overwrite=overwrite)
-    except onnx_export.ParityError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except (UserError, FileNotFoundError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(parity)
-    print(f"wrote {path}: opset {onnx_export.OPSET}, input uint8 (batch, 3, T, H, W) normalized inside, dynamic batch")
-    return path.parent
-
-
-if __name__ == "__main__":
-    main()

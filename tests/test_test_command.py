@@ -1,7 +1,6 @@
-"""The test command (``evaluate_checkpoint.py``, ``test.py``): multi-view evaluation of a
-checkpoint and the files it writes; any number of processes gives the same metrics."""
+"""commands/test.py (``accel-slowfast test``, ``test.py``): the arguments, the reports beside the checkpoint or
+in ``--out_dir``, the run's recipe as the base; any number of processes gives the same metrics."""
 
-import csv
 import json
 import os
 import shutil
@@ -11,49 +10,37 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import one_line_error
 
-from accel_slowfast.commands.test import run_test
-from accel_slowfast.errors import CheckpointError
+from accel_slowfast.commands import test as command
 from accel_slowfast.models.builders import build_model
 
 REPO = Path(__file__).parents[1]
 
 
-def test_multi_view_test_writes_metrics_and_reports(trained, tmp_path):
+def test_arguments_read_the_checkpoints_own_recipe_and_put_the_reports_beside_it(trained, tmp_path):
     recipe, checkpoint = trained
-    metrics = run_test(recipe, checkpoint, tmp_path)
-    assert metrics["num_videos"] == 10 and metrics["num_failed"] == 0 and metrics["num_views"] == 60
-    assert json.loads((tmp_path / "test_metrics.json").read_text()) == metrics
-    with open(tmp_path / "test_predictions.csv") as file:
-        rows = list(csv.DictReader(file))
-    assert len(rows) == 10 and all(len(r["top5"].split()) == 5 for r in rows)
-    accuracy = sum(int(r["correct"]) for r in rows) / 10
-    assert accuracy == pytest.approx(metrics["top1_acc"])
-    with open(tmp_path / "test_per_class.csv") as file:
-        per_class = list(csv.DictReader(file))
-    assert [r["class"] for r in per_class] == ["MoveDown", "MoveSideways", "MoveUp", "ZoomIn", "ZoomOut"]
-    assert sum(int(r["videos"]) for r in per_class) == 10
-    assert (tmp_path / "test_confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    found, out_dir, read = command.test_arguments([f"--checkpoint={checkpoint}", "--num_clips=2"])
+    assert (found, out_dir) == (str(checkpoint), Path(recipe.work_dir))
+    assert read.data_root == recipe.data_root and read.num_clips == 2  # the run's recipe; the command line wins
 
 
-def test_test_refuses_a_checkpoint_of_another_model(trained, tmp_path):
-    recipe, _ = trained
-    torch.save(build_model("slowfast_tiny", num_classes=7).state_dict(), tmp_path / "other.pth")
-    with pytest.raises(CheckpointError, match="does not fit"):
-        run_test(recipe, tmp_path / "other.pth")
+def test_a_missing_checkpoint_is_one_line_before_torch_is_imported():
+    code = ("import sys\nfrom accel_slowfast.commands.cli import main\ntry:\n    main(['test', '--num_clips=2'])\n"
+            "finally:\n    assert 'torch' not in sys.modules, 'torch'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "test needs --checkpoint=PATH" in one_line_error(result)
 
 
 def test_test_of_a_copied_checkpoint_writes_beside_the_copy_or_into_out_dir(trained, tmp_path):
-    from accel_slowfast.commands.test import main
-
     recipe, checkpoint = trained
     copy = tmp_path / "elsewhere" / "epoch_1"
     shutil.copytree(checkpoint, copy)  # its recipe.yaml names the run it came from as work_dir
     before = sorted(Path(recipe.work_dir).iterdir())
-    main([f"--checkpoint={copy}", "--num_clips=1", "--num_crops=1"])
+    command.main([f"--checkpoint={copy}", "--num_clips=1", "--num_crops=1"])
     assert json.loads((copy.parent / "test_metrics.json").read_text())["checkpoint"] == str(copy)
     assert (copy.parent / "test_predictions.csv").is_file() and next(copy.parent.glob("test_*.log"))
-    main([f"--checkpoint={copy}", f"--out_dir={tmp_path / 'results'}", "--num_clips=1", "--num_crops=1"])
+    command.main([f"--checkpoint={copy}", f"--out_dir={tmp_path / 'results'}", "--num_clips=1", "--num_crops=1"])
     assert (tmp_path / "results" / "test_metrics.json").is_file()
     assert sorted(Path(recipe.work_dir).iterdir()) == before  # the original run's work_dir is untouched
 
