@@ -1,4 +1,4 @@
-"""Batch-level regularisation (blending.py): soft targets of mass 1, the same mix for the same seed,
+"""Batch-level regularisation (engine/mixing.py): soft targets of mass 1, the same mix for the same seed,
 one clip mixed (the model takes its pathways from it), and a resumed run with every regularisation key on equal to an
 uninterrupted one."""
 
