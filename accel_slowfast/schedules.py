@@ -1,11 +1,10 @@
 """Learning-rate and momentum schedules of mmcv 1.x (``LrUpdaterHook`` and ``MomentumUpdaterHook``
-families) as pure formulas; ``hooks/optimization.py``'s two schedule hooks write them into the
-optimizer.
+families) as pure formulas; ``engine/schedule.py`` builds them from a recipe and the runner writes
+their values into the optimizer before each iteration.
 
-The hooks compute every value from ``(runner.epoch, runner.iter)`` alone and set it before each
-iteration, so every process agrees and nothing is "stepped": a resumed run needs no scheduler
-state. The base values live in the optimizer's param groups (``initial_lr``,
-``initial_momentum``), which its state dict keeps.
+Every value is computed from the run's position (epoch, global iteration) alone, so every
+process agrees and nothing is "stepped": a resumed run needs no scheduler state. ``base_lr`` and
+``max_lr`` below are mmcv's names in its formulas; the value is the recipe's ``lr`` (scaled).
 
 ``progress`` p is the epoch (``by_epoch``) or the global iteration, both 0-based; P is
 ``max_epochs`` or ``max_iters``; ``cos(a, b, f) = b + 0.5 (a - b) (cos(pi f) + 1)``.
@@ -29,22 +28,21 @@ Warmup multiplies the regular LR during the first ``warmup_iters`` global iterat
 (priority HIGH, after the LR): ``step``, ``cosine`` (as above) and ``cyclic``
 (``cyclic_momentum``), written to SGD's ``momentum`` or Adam's ``betas[0]``.
 
-The formulas and hooks name their keyword-only parameters after the recipe's keys (``lr_steps``,
+The formulas name their keyword-only parameters after the recipe's keys (``lr_steps``,
 ``min_lr``, ``warmup_ratio``, ...; ``accel-slowfast train --help`` says what each means) and give
-them no default: ``Recipe`` holds every default, and ``recipe_args`` picks a function's values
-from a recipe by those names; ``check_schedule_keys`` holds the checks between those keys that
+them no default: ``Recipe`` holds every default, and ``engine/schedule.py`` passes each formula
+its keys by name; ``check_schedule_keys`` holds the checks between those keys that
 ``Recipe.validate`` runs. Worked example (the seed recipe: base 0.1, 256 epochs, 34 linear
 warmup epochs of 100 iterations)::
 
-    >>> from accel_slowfast.recipe.recipe import Recipe
-    >>> lr = regular_lr("cosine", 0.1, 1, 256, **recipe_args(regular_lr, Recipe()))
+    >>> lr = regular_lr("cosine", 0.1, 1, 256, min_lr=0.0, min_lr_ratio=0.0, lr_steps=(), lr_step_every=0,
+    ...                 lr_gamma=0.1, lr_power=1.0, flat_cosine_start=0.75, restart_periods=(), restart_weights=())
     >>> round(lr * warmup_factor("linear", 100, 3400, 0.1), 9)
     0.012646583
 """
 
-import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from accel_slowfast.errors import RecipeError
@@ -67,13 +65,6 @@ def annealing_linear(start: float, end: float, factor: float) -> float:
 
 
 ANNEAL = {"cos": annealing_cos, "linear": annealing_linear}
-
-
-def recipe_args(function: Callable[..., Any], recipe: Any) -> dict[str, Any]:
-    """The values of ``recipe`` (a ``Recipe``, or any object with its keys as attributes) for
-    ``function``'s keyword-only parameters that have no default, by name."""
-    return {name: getattr(recipe, name) for name, p in inspect.signature(function).parameters.items()
-            if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
 
 
 def decays_passed(progress: int, milestones: Sequence[int], every: int) -> int:

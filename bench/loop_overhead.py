@@ -5,10 +5,10 @@ SGD and L2 gradient clipping at 40:
 
     (a) hand loop: forward, cross-entropy, ``accelerator.backward``, ``clip_grad_norm_``, step,
         ``zero_grad`` -- nothing else
-    (b) ``Runner`` with the hooks ``accel_slowfast.engine.training.train`` registers for the loop itself:
-        LR schedule (cosine + linear warm-up), ``OptimizerHook`` (NaN check, backward, clipping,
-        step), ``IterTimerHook``, ``LoggerHook`` (text log, ``metrics.jsonl`` in a temporary
-        work_dir, progress bar) -- ``classification_step`` as the train step
+    (b) ``Runner`` with its train iteration as ``accel_slowfast.engine.training.train`` builds it:
+        LR schedule (cosine + linear warm-up), NaN check, backward, clipping, step -- and the hooks
+        of the loop itself, ``IterTimerHook`` and ``LoggerHook`` (text log, ``metrics.jsonl`` in a
+        temporary work_dir, progress bar) -- ``classification_step`` as the train step
 
 Rows take turns in rounds (a noisy neighbour slows both alike); the medians are printed with
 their ratio (target: (b)/(a) <= 1.03). Run from the repository root::
@@ -31,8 +31,9 @@ from accelerate.utils import send_to_device
 
 import accel_slowfast  # noqa: F401  (first: the pytorchvideo import shim)
 from accel_slowfast.engine.accelerator import setup_text_logger
-from accel_slowfast.engine.hooks import IterTimerHook, LoggerHook, OptimizerHook, build_lr_hook
+from accel_slowfast.engine.hooks import IterTimerHook, LoggerHook
 from accel_slowfast.engine.runner import Runner
+from accel_slowfast.engine.schedule import build_lr_schedule
 from accel_slowfast.engine.training import classification_step
 from accel_slowfast.models.builders import PRESETS, build_model
 from accel_slowfast.recipe.recipe import Recipe
@@ -62,9 +63,8 @@ def hand_loop(model, optimizer, accelerator: Accelerator, batches: list[dict], g
 def build_runner(model, optimizer, accelerator: Accelerator, recipe: Recipe, work_dir: Path) -> Runner:
     logger = setup_text_logger(work_dir, accelerator.is_main_process)
     logger.setLevel(logging.WARNING)  # the file and console handlers still format nothing we do not log
-    runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
-    runner.register_hook(build_lr_hook(recipe))
-    runner.register_hook(OptimizerHook(recipe.grad_clip))
+    runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger,
+                    lr_schedule=build_lr_schedule(recipe, accelerator.num_processes), grad_clip=recipe.grad_clip)
     runner.register_hook(IterTimerHook())
     runner.register_hook(LoggerHook(recipe.log_interval))
     return runner
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         runner = build_runner(model_b, opt_b, accelerator, recipe, Path(work_dir))
         rows = {
             "(a) hand-written Accelerate loop": lambda: hand_loop(model_a, opt_a, accelerator, batches, 40.0),
-            "(b) Runner + LR/optimizer/timer/logger hooks": lambda: runner.run(
+            "(b) Runner step + timer/logger hooks": lambda: runner.run(
                 {"train": batches}, [("train", 1)], max_epochs=runner.epoch + 1),
         }
         for run in rows.values():  # warm-up round: allocator, first log file, tqdm

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 
 import accel_slowfast  # noqa: F401
-from accel_slowfast.engine.hooks import OptimizerHook, build_lr_hook
 from accel_slowfast.engine.runner import Runner
+from accel_slowfast.engine.schedule import build_lr_schedule
 from accel_slowfast.recipe.recipe import Recipe
 
 
@@ -43,10 +43,10 @@ def main(out: str, total_batch: str) -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-4)
     loader = torch.utils.data.DataLoader(Samples(), batch_size=int(total_batch) // accelerator.num_processes)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    runner = Runner(model, optimizer, accelerator, "/tmp", step)
+    recipe = Recipe(lr=0.5, lr_policy="cosine", warmup="linear", warmup_epochs=1, warmup_ratio=0.1)
+    runner = Runner(model, optimizer, accelerator, "/tmp", step, lr_schedule=build_lr_schedule(recipe, 1),
+                    grad_clip=1.0)
     lrs = []
-    runner.register_hook(build_lr_hook(Recipe(lr_policy="cosine", warmup="linear", warmup_epochs=1, warmup_ratio=0.1)))
-    runner.register_hook(OptimizerHook(grad_clip=1.0))
     runner.register_hook(lambda r, event: lrs.append(r.optimizer.param_groups[0]["lr"])
                          if event == "after_train_iter" else None)
     runner.run({"train": loader}, [("train", 1)], max_epochs=3)

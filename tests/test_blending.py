@@ -1,8 +1,7 @@
-"""Batch-level regularisation (blending.py): soft targets of mass 1, the same mix for the same seed,
+"""Batch-level regularisation (engine/mixing.py): soft targets of mass 1, the same mix for the same seed,
 one clip mixed (the model takes its pathways from it), and a resumed run with every regularisation key on equal to an
 uninterrupted one."""
 
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ import torch.nn.functional as F
 from conftest import tiny_recipe
 from test_interrupts import _assert_same_weights, _records, _reset_accelerate, _signal_at
 
-from accel_slowfast.engine.mixing import Blending, BlendingHook
+from accel_slowfast.engine.mixing import BatchMixing, Blending
 from accel_slowfast.engine.training import train
 from accel_slowfast.interrupts import InterruptedRun
 from accel_slowfast.models.builders import build_model
@@ -76,25 +75,17 @@ def test_a_batch_of_one_clip_is_not_mixed():
     assert torch.equal(mixed, fast) and torch.equal(targets, F.one_hot(LABELS[:1], NUM_CLASSES).float())
 
 
-def _hook_runner(iteration, process=0):
+def _blended(iteration, process=0, **settings):
     model = build_model("slowfast_tiny", NUM_CLASSES)
     g = torch.Generator().manual_seed(0)
     clips = torch.randint(0, 256, (len(LABELS), 3, 8, 16, 16), dtype=torch.uint8, generator=g)
-    accelerator = SimpleNamespace(process_index=process, unwrap_model=lambda m: m)
     batch = {"video": clips, "label": LABELS, "replaced": torch.zeros(len(LABELS))}
-    return SimpleNamespace(model=model, accelerator=accelerator, iter=iteration, data_batch=batch)
+    mix = BatchMixing(Blending(num_classes=NUM_CLASSES, **settings), seed=0, normalize=model.normalize,
+                      process_index=process)
+    return mix(batch, iteration), model.normalize(clips)
 
 
-def _blended(iteration, process=0, **settings):
-    runner = _hook_runner(iteration, process)
-    hook = BlendingHook(Blending(num_classes=NUM_CLASSES, **settings), seed=0)
-    hook.before_run(runner)
-    uint8 = runner.data_batch["video"]
-    hook.before_train_iter(runner)
-    return runner.data_batch, runner.model.normalize(uint8)
-
-
-def test_the_hook_mixes_one_normalized_clip_and_keeps_the_hard_labels():
+def test_the_mixing_mixes_one_normalized_clip_and_keeps_the_hard_labels():
     batch, normalized = _blended(3, **KINDS["both"])
     clips = batch["video"]  # both pathways come from it in the model: the same lambda, the same box
     assert clips.dtype == torch.float32 and clips.shape == normalized.shape and not torch.equal(clips, normalized)
@@ -102,7 +93,7 @@ def test_the_hook_mixes_one_normalized_clip_and_keeps_the_hard_labels():
     assert torch.allclose(batch["target"].sum(1), torch.ones(len(LABELS)))
 
 
-def test_the_hook_s_mix_follows_the_iteration_and_the_process():
+def test_the_mix_follows_the_iteration_and_the_process():
     mixes = {key: _blended(*key, **KINDS["both"])[0]["video"] for key in ((3, 0), (3, 0), (4, 0), (3, 1))}
     assert torch.equal(mixes[3, 0], _blended(3, 0, **KINDS["both"])[0]["video"])
     assert not torch.equal(mixes[3, 0], mixes[4, 0]) and not torch.equal(mixes[3, 0], mixes[3, 1])

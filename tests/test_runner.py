@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from accel_slowfast.engine.hooks import OptimizerHook
-from accel_slowfast.engine.runner import EVENTS, Runner, get_priority
+from accel_slowfast.engine.events import EVENTS, get_priority
+from accel_slowfast.engine.runner import Runner
 
 
 def _step(model, batch, train_mode):
@@ -15,13 +15,13 @@ def _step(model, batch, train_mode):
     return {"loss": loss, "log_vars": {"loss": loss.detach()}, "num_samples": len(batch["x"])}
 
 
-def _runner(tmp_path, accelerator=None, lr=0.1):
+def _runner(tmp_path, accelerator=None, lr=0.1, **step):
     accelerator = accelerator or Accelerator(cpu=True)
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.5)
     model, optimizer = accelerator.prepare(model, optimizer)
-    return Runner(model, optimizer, accelerator, tmp_path, _step)
+    return Runner(model, optimizer, accelerator, tmp_path, _step, **step)
 
 
 def _batches(n, size=2, seed=0):
@@ -91,7 +91,6 @@ def test_gradient_accumulation_makes_one_step_from_n_micro_batches(tmp_path):
     accumulated = _runner(tmp_path, Accelerator(cpu=True, gradient_accumulation_steps=3))
     steps = Mock(wraps=accumulated.optimizer.optimizer.step)
     accumulated.optimizer.optimizer.step = steps
-    accumulated.register_hook(OptimizerHook())
     micro = _batches(3)
     accumulated.run({"train": micro}, [("train", 1)], max_epochs=1)
     assert steps.call_count == 1
@@ -108,9 +107,8 @@ def test_gradient_accumulation_makes_one_step_from_n_micro_batches(tmp_path):
 
 
 def test_gradient_clipping_logs_the_norm_and_bounds_the_update(tmp_path):
-    runner = _runner(tmp_path, lr=1.0)
+    runner = _runner(tmp_path, lr=1.0, grad_clip=1e-3)
     before = [p.detach().clone() for p in runner.model.parameters()]
-    runner.register_hook(OptimizerHook(grad_clip=1e-3))
     batch = [{"x": torch.full((2, 3), 100.0), "y": torch.zeros(2, 1)}]
     runner.run({"train": batch}, [("train", 1)], max_epochs=1)
     update = torch.cat([(p.detach() - b).flatten() for p, b in zip(runner.model.parameters(), before, strict=True)])
@@ -166,3 +164,23 @@ def test_a_before_train_iter_hook_may_replace_the_batch_the_step_gets(tmp_path):
     assert [batch["seen_at"] for batch in received] == [0, 1]
     assert all(torch.equal(batch["y"], torch.zeros(2, 1)) for batch in received)
     assert runner.data_batch is None  # not held once the iteration is over
+
+
+def test_the_iteration_s_lr_and_momentum_are_set_before_any_hook_and_the_step(tmp_path):
+    seen = []
+
+    class Schedule:
+        def __init__(self, values):
+            self.values = values
+
+        def check_run(self, max_epochs, max_iters):
+            pass
+
+        def __call__(self, at):
+            return self.values[at.iteration]
+
+    runner = _runner(tmp_path, lr_schedule=Schedule([0.5, 0.25]), momentum_schedule=Schedule([0.8, 0.9]))
+    runner.register_hook(SimpleNamespace(before_train_iter=lambda r: seen.append(
+        (r.optimizer.param_groups[0]["lr"], r.optimizer.param_groups[0]["momentum"]))), "HIGHEST")
+    runner.run({"train": _batches(2)}, [("train", 1)], max_epochs=1)
+    assert seen == [(0.5, 0.8), (0.25, 0.9)]

@@ -4,49 +4,48 @@ Expected values are literal numbers or small formulas written here from mmcv's d
 never produced by the code under test.
 """
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from accel_slowfast.engine.hooks import (
-    LrScheduleHook,
-    MomentumScheduleHook,
-    OptimizerHook,
-    build_lr_hook,
-    build_momentum_hook,
+from accel_slowfast.engine.schedule import (
+    Position,
+    build_lr_schedule,
+    build_momentum_schedule,
+    set_lr_and_momentum,
 )
-from accel_slowfast.engine.runner import get_priority
 from accel_slowfast.recipe.recipe import Recipe, RecipeError
-from accel_slowfast.schedules import (
-    LR_POLICIES,
-    annealing_cos,
-    cyclic_momentum,
-    one_cycle_lr,
-    recipe_args,
-    regular_lr,
-    regular_momentum,
-    warmup_factor,
-)
+from accel_slowfast.schedules import LR_POLICIES, annealing_cos, regular_lr, warmup_factor
 
 DEFAULTS = Recipe()
 
 
-def lr_hook(lr_policy, **keys):
-    """``build_lr_hook`` of the default recipe without warmup, ``keys`` changed. Not a validated ``Recipe``:
-    the grid also runs one-cycle under each warmup, which one-cycle ignores and a recipe refuses."""
-    return build_lr_hook(SimpleNamespace(**{**DEFAULTS.to_dict(), "warmup": "none", "lr_policy": lr_policy, **keys}))
+def lr_schedule(lr_policy, lr=0.2, **keys):
+    """``build_lr_schedule`` of the default recipe with ``lr`` and without warmup, ``keys`` changed. Not a
+    validated ``Recipe``: the grid also runs one-cycle under each warmup, which one-cycle ignores and a recipe
+    refuses."""
+    recipe = SimpleNamespace(**{**DEFAULTS.to_dict(), "warmup": "none", "lr_policy": lr_policy, "lr": lr, **keys})
+    return build_lr_schedule(recipe, num_processes=1)
 
 
-def momentum_hook(momentum_policy, by_epoch=DEFAULTS.by_epoch, **args):
-    """``MomentumScheduleHook`` with the default recipe's values for the formula's keys ``args`` leaves out
+def from_recipe(recipe):
+    return build_lr_schedule(recipe, num_processes=1)
+
+
+def momentum_schedule(momentum_policy, by_epoch=DEFAULTS.by_epoch, momentum=0.9, **args):
+    """``build_momentum_schedule`` with the default recipe's values for the formula's keys ``args`` leaves out
     (``args`` may add cyclic's ``gamma`` and ``anneal_strategy``, which have no recipe key)."""
-    formula = cyclic_momentum if momentum_policy == "cyclic" else regular_momentum
-    return MomentumScheduleHook(momentum_policy, by_epoch=by_epoch, **{**recipe_args(formula, DEFAULTS), **args})
+    schedule = build_momentum_schedule(SimpleNamespace(**{**DEFAULTS.to_dict(), "momentum_policy": momentum_policy}),
+                                       momentum)
+    return dataclasses.replace(schedule, by_epoch=by_epoch, policy_keys={**schedule.policy_keys, **args})
 
 
 class FakeRunner:
+    """The runner's position, and an optimizer the schedules' values are written into (as the runner does)."""
+
     def __init__(self, max_epochs, iters_per_epoch, base_lr, optimizer=None):
         self.max_epochs, self.max_iters = max_epochs, max_epochs * iters_per_epoch
         self.data_loader = range(iters_per_epoch)
@@ -56,14 +55,18 @@ class FakeRunner:
     def go_to(self, cur_iter):
         self.iter, self.epoch = cur_iter, cur_iter // len(self.data_loader)
 
+    def position(self):
+        per_epoch = len(self.data_loader)
+        return Position(self.epoch, self.iter, self.iter % per_epoch, per_epoch, self.max_epochs, self.max_iters)
+
     def lr_at(self, hook, cur_iter):
         self.go_to(cur_iter)
-        hook.before_train_iter(self)
+        set_lr_and_momentum(self.optimizer, hook(self.position()), None)
         return self.optimizer.param_groups[0]["lr"]
 
 
 def lrs(hook, runner, iters):
-    hook.before_run(runner)
+    hook.check_run(runner.max_epochs, runner.max_iters)
     return [runner.lr_at(hook, i) for i in iters]
 
 
@@ -75,15 +78,14 @@ SEED_TABLE = [(0, 1.0e-2), (1, 1.002647e-2), (100, 1.264658e-2), (3399, 9.593029
 @pytest.mark.parametrize("cur_iter, expected", SEED_TABLE)
 def test_seed_recipe_lr_matches_mmcv_table(cur_iter, expected):
     runner = FakeRunner(256, 100, 0.1)
-    hook = lr_hook("cosine", warmup="linear", warmup_epochs=34, warmup_ratio=0.1)
-    hook.before_run(runner)
+    hook = lr_schedule("cosine", lr=0.1, warmup="linear", warmup_epochs=34, warmup_ratio=0.1)
     assert runner.lr_at(hook, cur_iter) == pytest.approx(expected, rel=1e-6)
 
 
 def test_seed_recipe_file_builds_the_table_schedule():
     recipe = Recipe(lr=0.1, max_epochs=256, lr_policy="cosine", min_lr=0.0, warmup="linear", warmup_epochs=34)
     runner = FakeRunner(256, 100, 0.1)
-    assert lrs(build_lr_hook(recipe), runner, [3399, 25500]) == pytest.approx([9.593029e-2, 3.764908e-6], rel=1e-6)
+    assert lrs(from_recipe(recipe), runner, [3399, 25500]) == pytest.approx([9.593029e-2, 3.764908e-6], rel=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +100,7 @@ def cos_anneal(start, end, factor, weight=1.0):
 
 
 def policy_case(name, by_epoch):
-    """(policy, hook arguments, regular LR at progress p) for the unit of ``by_epoch``."""
+    """(policy, schedule arguments, regular LR at progress p) for the unit of ``by_epoch``."""
     total = EPOCHS if by_epoch else ITERS  # max_progress
     unit = 1 if by_epoch else PER_EPOCH  # progress per epoch
     if name == "fixed":
@@ -158,7 +160,7 @@ def test_the_grid_covers_every_policy():
 @pytest.mark.parametrize("name", POLICY_CASES)
 def test_every_policy_and_warmup_matches_the_formulas(name, by_epoch, warmup, length, warmup_iters, factor):
     policy, args, regular = policy_case(name, by_epoch)
-    hook = lr_hook(policy, by_epoch=by_epoch, warmup=warmup, warmup_ratio=0.25, **length, **args)
+    hook = lr_schedule(policy, by_epoch=by_epoch, warmup=warmup, warmup_ratio=0.25, **length, **args)
     expected = []
     for i in range(ITERS):
         lr = regular(i if policy == "one-cycle" or not by_epoch else i // PER_EPOCH)
@@ -195,20 +197,20 @@ LITERALS = [
 
 @pytest.mark.parametrize("policy, by_epoch, args, warmup, points", LITERALS)
 def test_hand_checked_values(policy, by_epoch, args, warmup, points):
-    hook = lr_hook(policy, by_epoch=by_epoch, **warmup, **args)
+    hook = lr_schedule(policy, by_epoch=by_epoch, **warmup, **args)
     iters, expected = zip(*points, strict=True)
     assert lrs(hook, FakeRunner(EPOCHS, PER_EPOCH, BASE), iters) == pytest.approx(expected, rel=1e-9)
 
 
 def test_lr_constant_within_an_epoch_when_by_epoch_and_after_warmup():
     runner = FakeRunner(10, 5, 0.1)
-    values = lrs(lr_hook("cosine"), runner, range(10, 15))
+    values = lrs(lr_schedule("cosine", lr=0.1), runner, range(10, 15))
     assert values == [pytest.approx(0.05 * (1 + math.cos(math.pi * 0.2)))] * 5
 
 
 def test_step_warmup_multiplies_the_current_epochs_lr():
     runner = FakeRunner(10, 4, 0.1)
-    hook = lr_hook("step", lr_steps=(1,), lr_gamma=0.5, warmup="linear", warmup_epochs=2, warmup_ratio=0.2)
+    hook = lr_schedule("step", lr=0.1, lr_steps=(1,), lr_gamma=0.5, warmup="linear", warmup_epochs=2, warmup_ratio=0.2)
     assert lrs(hook, runner, [6, 8]) == pytest.approx([0.05 * (1 - (1 - 6 / 8) * 0.8), 0.05])
 
 
@@ -225,30 +227,31 @@ def test_annealing_cos_weight_starts_between_start_and_end():
 
 def test_unknown_policy_and_arguments_are_rejected():
     with pytest.raises(ValueError, match="lr_policy"):
-        regular_lr("poly2", 0.1, 0, 10, **recipe_args(regular_lr, DEFAULTS))
+        regular_lr("poly2", 0.1, 0, 10, **lr_schedule("cosine").policy_keys)
     with pytest.raises(ValueError, match="lr_policy"):
-        lr_hook("poly2")
+        lr_schedule("poly2")
     with pytest.raises(TypeError, match="min_lr"):
-        LrScheduleHook("one-cycle", **recipe_args(LrScheduleHook, DEFAULTS), **recipe_args(one_cycle_lr, DEFAULTS),
-                       min_lr=0.1)
+        one_cycle = lr_schedule("one-cycle")
+        dataclasses.replace(one_cycle, policy_keys={**one_cycle.policy_keys, "min_lr": 0.1})(
+            FakeRunner(EPOCHS, PER_EPOCH, BASE).position())
 
 
 def test_run_length_checks_happen_before_the_first_iteration():
     runner = FakeRunner(EPOCHS, PER_EPOCH, BASE)
     with pytest.raises(ValueError, match="one_cycle_total_steps"):
-        lr_hook("one-cycle", one_cycle_total_steps=20).before_run(runner)
+        lrs(lr_schedule("one-cycle", one_cycle_total_steps=20), runner, [])
     with pytest.raises(ValueError, match="restart_periods cover 20 iterations"):
-        lr_hook("cosine-restart", by_epoch=False, restart_periods=(10, 10)).before_run(runner)
+        lrs(lr_schedule("cosine-restart", by_epoch=False, restart_periods=(10, 10)), runner, [])
 
 
-def test_initial_lr_survives_an_optimizer_state_round_trip():
+def test_a_loaded_optimizer_state_leaves_the_lr_schedule_as_it_was():
     runner = FakeRunner(EPOCHS, PER_EPOCH, BASE)
-    hook = lr_hook("cosine")
+    hook = lr_schedule("cosine")
     lrs(hook, runner, [12])
     state = runner.optimizer.state_dict()
     resumed = FakeRunner(EPOCHS, PER_EPOCH, 0.123)
     resumed.optimizer.load_state_dict(state)
-    assert lrs(lr_hook("cosine"), resumed, [15]) == pytest.approx([0.1])
+    assert lrs(lr_schedule("cosine"), resumed, [15]) == pytest.approx([0.1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,11 +261,11 @@ def sgd(momentum=0.9):
 
 
 def momenta(hook, runner, iters, read=lambda group: group["momentum"]):
-    hook.before_run(runner)
+    hook.check_run(runner.max_epochs, runner.max_iters)
     values = []
     for i in iters:
         runner.go_to(i)
-        hook.before_train_iter(runner)
+        set_lr_and_momentum(runner.optimizer, None, hook(runner.position()))
         values.append(read(runner.optimizer.param_groups[0]))
     return values
 
@@ -288,7 +291,7 @@ MOMENTUM_CASES = [  # (policy, by_epoch, hook arguments, [(iteration, momentum)]
 
 @pytest.mark.parametrize("policy, by_epoch, args, points", MOMENTUM_CASES)
 def test_momentum_schedules_match_the_formulas(policy, by_epoch, args, points):
-    hook = momentum_hook(policy, by_epoch=by_epoch, **args)
+    hook = momentum_schedule(policy, by_epoch=by_epoch, **args)
     iters, expected = zip(*points, strict=True)
     runner = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=sgd())
     assert momenta(hook, runner, iters) == pytest.approx(expected, rel=1e-12)
@@ -297,43 +300,38 @@ def test_momentum_schedules_match_the_formulas(policy, by_epoch, args, points):
 def test_momentum_sets_adams_beta1_and_keeps_beta2():
     adam = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.1, betas=(0.9, 0.99))
     runner = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=adam)
-    values = momenta(momentum_hook("step", momentum_steps=(2,)), runner, [0, 10], read=lambda group: group["betas"])
+    values = momenta(momentum_schedule("step", momentum_steps=(2,)), runner, [0, 10], read=lambda group: group["betas"])
     assert values == [pytest.approx((0.9, 0.99)), pytest.approx((0.45, 0.99))]
 
 
-def test_momentum_hook_priority_is_high_between_lr_and_optimizer():
-    assert get_priority(MomentumScheduleHook.priority) == 30
-    assert get_priority(LrScheduleHook.priority) < 30 < get_priority(OptimizerHook.priority)
-
-
-def test_initial_momentum_survives_an_optimizer_state_round_trip():
+def test_a_loaded_optimizer_state_leaves_the_momentum_schedule_as_it_was():
     runner = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=sgd(0.9))
-    momenta(momentum_hook("step", momentum_steps=(2,)), runner, [12])
+    momenta(momentum_schedule("step", momentum_steps=(2,)), runner, [12])
     resumed = FakeRunner(EPOCHS, PER_EPOCH, BASE, optimizer=sgd(0.45))
     resumed.optimizer.load_state_dict(runner.optimizer.state_dict())
-    assert momenta(momentum_hook("step", momentum_steps=(2,)), resumed, [0]) == [0.9]
+    assert momenta(momentum_schedule("step", momentum_steps=(2,)), resumed, [0]) == [0.9]
 
 
 # ---------------------------------------------------------------------------------------------
-# Recipe keys -> hooks, and validation before any work.
+# Recipe keys -> schedules, and validation before any work.
 def test_recipe_builds_each_policy_with_its_keys():
     recipe = Recipe(lr=0.2, max_epochs=6, lr_policy="cosine-restart", restart_periods=[2, 4],
                     restart_weights=[1.0, 0.5], min_lr=0.01, warmup="none")
-    assert lrs(build_lr_hook(recipe), FakeRunner(6, 5, 0.2), [10, 20]) == pytest.approx([0.105, 0.0575])
+    assert lrs(from_recipe(recipe), FakeRunner(6, 5, 0.2), [10, 20]) == pytest.approx([0.105, 0.0575])
     recipe = Recipe(lr=0.2, max_epochs=6, lr_policy="one-cycle", one_cycle_anneal="linear", warmup="none")
-    assert lrs(build_lr_hook(recipe), FakeRunner(6, 5, 0.2), [2, 8]) == pytest.approx([0.056, 0.2])
+    assert lrs(from_recipe(recipe), FakeRunner(6, 5, 0.2), [2, 8]) == pytest.approx([0.056, 0.2])
     recipe = Recipe(lr=0.2, max_epochs=6, lr_policy="poly", lr_power=2.0, min_lr=0.01, warmup="linear",
                     warmup_iters=7, warmup_epochs=20, warmup_ratio=0.5)
-    assert lrs(build_lr_hook(recipe), FakeRunner(6, 5, 0.2), [0, 15]) == pytest.approx([0.1, 0.0575])
+    assert lrs(from_recipe(recipe), FakeRunner(6, 5, 0.2), [0, 15]) == pytest.approx([0.1, 0.0575])
 
 
-def test_recipe_builds_momentum_hooks():
-    assert build_momentum_hook(Recipe()) is None
-    hook = build_momentum_hook(Recipe(optimizer="sgd", momentum_policy="step", momentum_step_every=2,
-                                      momentum_gamma=0.5))
+def test_recipe_builds_momentum_schedules():
+    assert build_momentum_schedule(Recipe(), 0.9) is None
+    hook = build_momentum_schedule(Recipe(optimizer="sgd", momentum_policy="step", momentum_step_every=2,
+                                          momentum_gamma=0.5), 0.9)
     runner = FakeRunner(6, 5, 0.2, optimizer=sgd())
     assert momenta(hook, runner, [9, 10]) == pytest.approx([0.9, 0.45])
-    hook = build_momentum_hook(Recipe(momentum_policy="cyclic", momentum_target_ratio=[0.8 / 0.9, 1.0]))
+    hook = build_momentum_schedule(Recipe(momentum_policy="cyclic", momentum_target_ratio=[0.8 / 0.9, 1.0]), 0.9)
     assert momenta(hook, FakeRunner(6, 5, 0.2, optimizer=sgd()), [12]) == pytest.approx([0.8])
 
 
@@ -368,5 +366,5 @@ def test_warmup_iters_replaces_warmup_epochs():
     recipe = Recipe(warmup_iters=7, warmup_epochs=20, max_epochs=30, lr_policy="fixed", warmup="constant")
     runner = FakeRunner(max_epochs=30, iters_per_epoch=5, base_lr=recipe.lr)
     # 7 warmup iterations (20 epochs would be 100): constant warmup at warmup_ratio, then the base LR
-    assert lrs(build_lr_hook(recipe), runner, [6, 7]) == [pytest.approx(recipe.lr * recipe.warmup_ratio), recipe.lr]
+    assert lrs(from_recipe(recipe), runner, [6, 7]) == [pytest.approx(recipe.lr * recipe.warmup_ratio), recipe.lr]
     Recipe(warmup="none", lr_policy="one-cycle", by_epoch=True)  # one-cycle ignores by_epoch

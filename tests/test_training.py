@@ -14,9 +14,10 @@ import yaml
 from conftest import tiny_recipe
 from safetensors.torch import load_file
 
+from accel_slowfast.engine.schedule import build_lr_schedule
 from accel_slowfast.engine.training import build_optimizer, describe_repeats, train
 from accel_slowfast.recipe.recipe import Recipe, RecipeError
-from accel_slowfast.schedules import recipe_args, regular_lr, warmup_factor
+from accel_slowfast.schedules import regular_lr, warmup_factor
 
 REPO = Path(__file__).parents[1]
 TIMING = ("time", "data_time")
@@ -46,7 +47,7 @@ def test_train_writes_metrics_recipe_and_checkpoints(tiny_root, tmp_path):
         assert {"lr", "loss", "time", "data_time", "grad_norm"} <= set(r) and r["loss"] > 0
         # the LR the record's iteration used: cosine by epoch x linear warmup over epoch 1
         cur = r["iter"] - 1
-        lr = regular_lr("cosine", recipe.lr, cur // 5, 2, **recipe_args(regular_lr, recipe))
+        lr = regular_lr("cosine", recipe.lr, cur // 5, 2, **build_lr_schedule(recipe, 1).policy_keys)
         expected = lr * warmup_factor("linear", cur, 5, 0.1)
         assert r["lr"] == pytest.approx(expected)
     assert [(r["epoch"], r["iter"]) for r in val_records] == [(1, 5), (2, 10)]

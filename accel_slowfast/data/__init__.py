@@ -28,7 +28,7 @@ A batch (``ClipDataset.collate``, the loaders' ``collate_fn``) has the same entr
 ``default_collate`` gives, with a leading batch dimension: ``video`` uint8 ``(B, C, T, H, W)``,
 the index entries int64 ``(B,)``, ``replaced`` bool ``(B,)``. A repeated dataset's items are
 flattened, a video's N clips side by side: a loader batch of ``b`` items holds ``b x N`` clips.
-In training with mixing or label smoothing, ``blending.BlendingHook`` then turns a batch on the
+In training with mixing or label smoothing, ``engine.mixing.BatchMixing`` then turns a batch on the
 device into a normalized float32 ``video`` (mixed), which the model takes as it is, and adds
 ``target``: ``(B, num_classes)`` float32 soft targets; ``label`` stays the hard labels.
 """

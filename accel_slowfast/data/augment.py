@@ -1,5 +1,5 @@
 """Per-clip regularisation of uint8 ``(T, H, W, C)`` clips, in the loader workers: RandAugment and
-random erasing (``rand_augment``, ``random_erasing``; the batch-level MixUp/CutMix are ``blending.py``'s).
+random erasing (``rand_augment``, ``random_erasing``; the batch-level MixUp/CutMix are ``engine/mixing.py``'s).
 
     train_transform(..., augment=[RandAugment(magnitude=7, layers=4, fill=mean), RandomErasing(0.25, mean, std)])
 

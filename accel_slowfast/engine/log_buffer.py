@@ -10,12 +10,11 @@ import torch
 
 
 class LogBuffer:
-    """``update`` every iteration; ``average(n)`` fills ``output`` and sets ``ready`` for the loggers."""
+    """``update`` every iteration; ``average(n)`` fills ``output`` for the loggers."""
 
     def __init__(self):
         self.history: dict[str, list[tuple[float | torch.Tensor, int]]] = defaultdict(list)
         self.output: dict[str, float] = {}
-        self.ready = False
 
     def update(self, values: dict[str, float | torch.Tensor], count: int = 1) -> None:
         for key, value in values.items():
@@ -28,7 +27,6 @@ class LogBuffer:
             if recent:
                 total = sum(count for _, count in recent)
                 self.output[key] = float(sum(float(value) * count for value, count in recent) / total)
-        self.ready = True
 
     def clear(self) -> None:
         self.history.clear()
@@ -36,4 +34,3 @@ class LogBuffer:
 
     def clear_output(self) -> None:
         self.output.clear()
-        self.ready = False

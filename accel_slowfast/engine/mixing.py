@@ -1,10 +1,11 @@
 """Batch-level regularisation on the model's device: MixUp, CutMix and label smoothing, as soft targets.
 
     blending = Blending(num_classes=400, mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1)
-    runner.register_hook(BlendingHook(blending, seed=0))   # build_hooks does it for such a recipe
+    mix = BatchMixing(blending, seed=0, normalize=model.normalize, process_index=accelerator.process_index)
+    batch = mix(batch, iteration)     # the runner's train iteration does it (training.build_runner)
 
-Before each training iteration ``BlendingHook`` takes the batch the runner holds
-(``runner.data_batch``, already on the device), normalizes its uint8 clips with the model's
+In each training iteration ``BatchMixing`` takes the batch (already on the device),
+normalizes its uint8 clips with the model's
 ``normalize`` (so mixing averages normalized values, and the model takes the float clips as they
 are), mixes them, and adds ``target``: ``(B, num_classes)`` probabilities, each row summing to 1,
 that ``training.classification_step``'s cross-entropy uses instead of ``label``. ``label`` stays
@@ -23,10 +24,13 @@ Each batch's draws come from torch's CPU generator seeded by (recipe seed, proce
 iteration) inside ``fork_rng``: the same mix on a resumed run, a different one on every process
 and iteration, and the global RNG state that checkpoints hold is left as it was.
 
-Why a hook, not the train step: the seed needs the global iteration, which the runner holds and
-the step is not given; mmcv's runner hands hooks the batch as ``data_batch`` in the same way.
-(mmaction2 blends inside its recognizer's training forward, or, in 1.x, its data preprocessor.)
+Why in the runner's iteration, not the train step: the seed needs the global iteration, which
+the runner holds and the step is not given. (mmaction2 blends inside its recognizer's training
+forward, or, in 1.x, its data preprocessor.)
 """
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,26 +78,23 @@ class Blending:
         return clips, convert_to_one_hot(labels, self.num_classes, self.label_smoothing).float()
 
 
-class BlendingHook:
-    """Replace each training batch by its blend: float ``video`` mixed on the device, soft ``target``.
+class BatchMixing:
+    """A training batch's blend: float ``video`` mixed on the device, soft ``target``.
 
     Args:
         blending: what to do to a batch.
         seed: the recipe's seed (with the process index and the global iteration, each batch's).
+        normalize: the model's ``normalize`` (uint8 clips to the float ones it takes).
+        process_index: this process's index (``accelerator.process_index``).
     """
 
-    priority = "VERY_LOW"  # after IterTimerHook (LOW) took data_time: blending is the step's work, not loading
+    def __init__(self, blending: Blending, seed: int, normalize: Callable[[torch.Tensor], torch.Tensor],
+                 process_index: int):
+        self.blending, self.seed, self.normalize, self.process_index = blending, seed, normalize, process_index
 
-    def __init__(self, blending: Blending, seed: int):
-        self.blending, self.seed = blending, seed
-
-    def before_run(self, runner) -> None:
-        model = runner.accelerator.unwrap_model(runner.model)
-        self._normalize = model.normalize
-
-    def before_train_iter(self, runner) -> None:
-        batch = runner.data_batch
-        clips = self._normalize(batch["video"])  # (B, C, T, H, W) float32, a new tensor: mixed in place
-        words = [BLENDING_STREAM, self.seed, runner.accelerator.process_index, runner.iter]
+    def __call__(self, batch: dict[str, Any], iteration: int) -> dict[str, Any]:
+        """``batch`` with ``video`` blended and ``target`` added, for global iteration ``iteration``."""
+        clips = self.normalize(batch["video"])  # (B, C, T, H, W) float32, a new tensor: mixed in place
+        words = [BLENDING_STREAM, self.seed, self.process_index, iteration]
         clips, target = self.blending(clips, batch["label"], int(np.random.default_rng(words).integers(2**63)))
-        runner.data_batch = {**batch, "video": clips, "target": target}
+        return {**batch, "video": clips, "target": target}

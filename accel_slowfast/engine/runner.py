@@ -1,7 +1,9 @@
-"""The epoch-based runner: mmcv 1.x ``EpochBasedRunner`` semantics on HuggingFace Accelerate.
+"""The epoch-based runner: mmcv 1.x ``EpochBasedRunner`` semantics on HuggingFace Accelerate, with
+the training step in the loop (``Runner.train_epoch``) where a reader sees it, as mmengine does.
 
-    runner = Runner(model, optimizer, accelerator, work_dir="work_dirs/x", train_step=classification_step)
-    runner.register_hook(LrScheduleHook(...))      # any callable or object with event methods
+    runner = Runner(model, optimizer, accelerator, work_dir="work_dirs/x", train_step=classification_step,
+                    lr_schedule=build_lr_schedule(recipe, accelerator.num_processes), grad_clip=40.0)
+    runner.register_hook(EMAHook(model))          # any callable or object with event methods
     runner.run({"train": train_loader}, workflow=[("train", 1)], max_epochs=10)
 
 Event order (mmcv 1.x's)::
@@ -9,17 +11,16 @@ Event order (mmcv 1.x's)::
     before_run
       for each (mode, epochs) in workflow, repeated until max_epochs:
         before_{mode}_epoch
-          (before_{mode}_iter -> train_step -> after_{mode}_iter) * len(loader)
+          (before_{mode}_iter -> step -> after_{mode}_iter) * len(loader)
         after_{mode}_epoch
     after_run
 
-A train iteration runs inside ``accelerator.accumulate(model)``: the forward, and the
-backward + step done by ``OptimizerHook`` in ``after_train_iter``, see one micro-batch, and
-Accelerate only syncs gradients and steps on the last micro-batch of each accumulation window.
+A train iteration: LR and momentum of the schedules -> ``before_train_iter`` hooks -> mix the
+batch -> ``train_step`` (forward + loss) -> non-finite check -> backward -> (sync step) clip, step,
+zero the gradients -> ``after_train_iter`` hooks (they see the stepped weights: EMA, loggers).
 ``iter`` counts data iterations (micro-batches), as mmcv's ``GradientCumulativeOptimizerHook`` does.
 """
 
-import difflib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,75 +29,40 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+from accel_slowfast.checkpointing.faults import NonFiniteLossError, any_process
+from accel_slowfast.checkpointing.layout import find_resume_checkpoint
+from accel_slowfast.engine.events import EVENTS, PRIORITIES, get_priority, refuse_stray_methods
 from accel_slowfast.engine.log_buffer import LogBuffer
-
-EVENTS = (
-    "before_run",
-    "before_train_epoch",
-    "before_train_iter",
-    "after_train_iter",
-    "after_train_epoch",
-    "before_val_epoch",
-    "before_val_iter",
-    "after_val_iter",
-    "after_val_epoch",
-    "after_run",
-)
-
-PRIORITIES = {
-    "HIGHEST": 0,
-    "VERY_HIGH": 10,
-    "HIGH": 30,
-    "ABOVE_NORMAL": 40,
-    "NORMAL": 50,
-    "BELOW_NORMAL": 60,
-    "LOW": 70,
-    "VERY_LOW": 90,
-    "LOWEST": 100,
-}
+from accel_slowfast.engine.schedule import LrSchedule, MomentumSchedule, Position, set_lr_and_momentum
 
 TrainStep = Callable[[torch.nn.Module, dict[str, Any], bool], dict[str, Any]]
-
-
-# Public methods a hook may have besides events: Accelerate's checkpointing protocol
-# (``accelerator.register_for_checkpointing``).
-NON_EVENT_METHODS = ("state_dict", "load_state_dict")
-
-
-def get_priority(priority: int | str) -> int:
-    """mmcv's priority names (``"NORMAL"``) or an int in [0, 100]; lower runs first."""
-    if isinstance(priority, str):
-        if priority.upper() not in PRIORITIES:
-            raise ValueError(f"unknown hook priority {priority!r}; choose one of {list(PRIORITIES)}")
-        return PRIORITIES[priority.upper()]
-    if not 0 <= priority <= 100:
-        raise ValueError(f"hook priority must be in [0, 100], got {priority}")
-    return priority
+Mix = Callable[[dict[str, Any], int], dict[str, Any]]  # (batch, global iteration) -> the batch trained on
 
 
 class Runner:
-    """Runs train/val epochs over data loaders and calls hooks at mmcv's events.
+    """Runs train/val epochs over data loaders, steps the optimizer, and calls hooks at mmcv's events.
 
-    State the hooks read (and some write): ``epoch`` (0-based index of the current epoch,
-    incremented after ``after_train_epoch`` as in mmcv, so it counts finished epochs between
-    epochs), ``iter`` (train
+    State the hooks read: ``epoch`` (0-based index of the current epoch, incremented after
+    ``after_train_epoch`` as in mmcv, so it counts finished epochs between epochs), ``iter`` (train
     iterations finished, global), ``inner_iter`` (index in the current epoch), ``start_inner_iter``
     (iterations of the current epoch already done before a mid-epoch resume), ``max_epochs``,
     ``max_iters``, ``mode`` (``"train"``/``"val"``), ``data_batch`` (the training batch of the
     current iteration, as mmcv's runner has it: a ``before_train_iter`` hook may replace it before
-    ``train_step`` gets it), ``outputs`` (the last ``train_step`` result), ``log_buffer``,
-    ``data_loader`` (the current one), ``meta`` (free-form, saved in checkpoints),
-    ``stop_training`` (set by a hook: the run ends after the current epoch),
-    ``eval_results`` (the last evaluation's per-video scores, set by ``EvalHook``, read by the
-    trackers; None before the first).
+    the step gets it), ``outputs`` (the last ``train_step`` result), ``log_buffer``,
+    ``data_loader`` (the current one), ``meta`` (free-form, saved in checkpoints: ``skipped_steps``),
+    ``stop_training`` (set by a hook: the run ends after the current epoch).
 
     Args:
         model: the prepared model.
-        optimizer: the prepared optimizer (``OptimizerHook`` steps it).
+        optimizer: the prepared optimizer.
         accelerator: the ``Accelerator`` that prepared them.
         work_dir: where hooks write logs and checkpoints.
         train_step: ``train_step(model, batch, train_mode) -> {"loss", "log_vars", "num_samples"}``.
         logger: text logger; defaults to ``logging.getLogger("accel_slowfast")``.
+        lr_schedule, momentum_schedule: the LR and momentum of each iteration; None: as the optimizer has it.
+        mix: ``mix(batch, iteration)``, the training batch blended (``mixing.BatchMixing``); None: as loaded.
+        grad_clip: max L2 norm of the gradients (0: no clipping).
+        skip_nonfinite: a NaN/inf loss skips its accumulation window instead of raising ``NonFiniteLossError``.
     """
 
     def __init__(
@@ -107,6 +73,12 @@ class Runner:
         work_dir: str | Path,
         train_step: TrainStep,
         logger: logging.Logger | None = None,
+        *,
+        lr_schedule: LrSchedule | None = None,
+        momentum_schedule: MomentumSchedule | None = None,
+        mix: Mix | None = None,
+        grad_clip: float = 0.0,
+        skip_nonfinite: bool = False,
     ):
         self.model = model
         self.optimizer = optimizer
@@ -114,6 +86,8 @@ class Runner:
         self.work_dir = Path(work_dir)
         self.train_step = train_step
         self.logger = logger or logging.getLogger("accel_slowfast")
+        self.lr_schedule, self.momentum_schedule, self.mix = lr_schedule, momentum_schedule, mix
+        self.grad_clip, self.skip_nonfinite = grad_clip, skip_nonfinite
         self.log_buffer = LogBuffer()
         self.meta: dict[str, Any] = {}
         self._hooks: list[tuple[int, Any]] = []
@@ -122,7 +96,6 @@ class Runner:
         self.inner_iter = 0
         self.start_inner_iter = 0
         self.stop_training = False  # a hook (early stopping) ends the run after the current epoch
-        self.eval_results: Any = None  # EvalHook's last per-video scores (evaluation.VideoScores)
         self.max_epochs = 0
         self.max_iters = 0
         self.mode = "train"
@@ -144,13 +117,7 @@ class Runner:
         misspelled ``after_train_iteration``) is refused: it would never be called.
         """
         if not isinstance(hook, type(lambda: None)):
-            stray = [name for name in dir(type(hook)) if not name.startswith("_") and callable(getattr(hook, name))
-                     and name not in EVENTS and name not in NON_EVENT_METHODS]
-            if stray:
-                close = difflib.get_close_matches(stray[0], EVENTS, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else f"; events are {', '.join(EVENTS)}"
-                raise ValueError(f"hook {type(hook).__name__} has public method(s) {stray} that are not runner events "
-                                 f"and would never be called{hint} (name helpers with a leading underscore)")
+            refuse_stray_methods(hook)
         value = get_priority(priority if priority is not None else getattr(hook, "priority", "NORMAL"))
         position = len(self._hooks)
         while position > 0 and self._hooks[position - 1][0] > value:
@@ -203,36 +170,77 @@ class Runner:
         if "train" in data_loaders:
             self.max_iters = max_iters or max_epochs * len(data_loaders["train"])
         self.logger.info("Hooks, in the order they run at each event:\n%s", self.hook_info())
+        for schedule in (self.lr_schedule, self.momentum_schedule):  # a run longer than a schedule fails now
+            if schedule is not None:
+                schedule.check_run(self.max_epochs, self.max_iters)
         self.call_hook("before_run")
         while self.epoch < max_epochs and not self.stop_training:
             for mode, epochs in workflow:
                 for _ in range(epochs):
                     if self.stop_training or mode == "train" and self.epoch >= max_epochs:
                         break
-                    getattr(self, mode)(data_loaders[mode])
+                    (self.train_epoch if mode == "train" else self.val_epoch)(data_loaders[mode])
         self.call_hook("after_run")
 
-    def train(self, data_loader: Iterable) -> None:
-        """One training epoch."""
+    def train_epoch(self, data_loader: Iterable) -> None:
+        """One training epoch: each iteration reads top to bottom here."""
         self.model.train()
         self.mode, self.data_loader = "train", data_loader
-        self.call_hook("before_train_epoch")
+        self.call_hook("before_train_epoch")  # sets the sampler's epoch: a multigrid epoch's length is known after
+        iters_per_epoch = len(data_loader)
         start, self.start_inner_iter = self.start_inner_iter, 0
         if start:  # resuming mid-epoch: the sampler's order is the epoch's, skip what was done
             data_loader = self.accelerator.skip_first_batches(data_loader, start)
         for self.inner_iter, self.data_batch in enumerate(data_loader, start):
+            # Inside accumulate() Accelerate scales the loss by 1 / gradient_accumulation_steps, skips the
+            # gradient all-reduce on all but the last micro-batch of the window and makes optimizer.step()
+            # and zero_grad() no-ops there: N micro-batches make one step.
             with self.accelerator.accumulate(self.model):
-                self.call_hook("before_train_iter")  # may replace data_batch (blending.BlendingHook)
-                self.outputs = self.train_step(self.model, self.data_batch, True)
+                # This iteration's LR and momentum, set first (from the position alone, so a resumed run
+                # needs no scheduler state): every hook and the step see them.
+                at = Position(self.epoch, self.iter, self.inner_iter, iters_per_epoch, self.max_epochs, self.max_iters)
+                lr = self.lr_schedule(at) if self.lr_schedule is not None else None
+                momentum = self.momentum_schedule(at) if self.momentum_schedule is not None else None
+                set_lr_and_momentum(self.optimizer, lr, momentum)
+                self.call_hook("before_train_iter")  # may replace data_batch
+                if self.mix is not None:  # after the hooks: IterTimerHook's data_time is loading, not mixing
+                    self.data_batch = self.mix(self.data_batch, self.iter)
+                self.outputs = self.train_step(self.model, self.data_batch, True)  # forward + loss
                 self.log_buffer.update(self.outputs["log_vars"], self.outputs["num_samples"])
-                self.call_hook("after_train_iter")
+                loss = self.outputs["loss"]
+                # One value read per iteration (on every process): the price of never stepping on a NaN.
+                if any_process(self.accelerator, not bool(torch.isfinite(loss.detach()).all())):
+                    self._nonfinite_loss(float(loss.detach().float().mean()))
+                else:
+                    self.accelerator.backward(loss)
+                    if self.accelerator.sync_gradients and self.grad_clip > 0:  # the window's whole gradient
+                        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+                        self.log_buffer.update({"grad_norm": grad_norm})
+                    self.optimizer.step()
+                    self.optimizer.zero_grad()
+                self.call_hook("after_train_iter")  # EMA, timer, loggers, checkpoints: after the step
             self.iter += 1
             self.data_batch = None  # not kept alive while the next batch loads
         self.call_hook("after_train_epoch")
         self.epoch += 1
 
+    def _nonfinite_loss(self, value: float) -> None:
+        """A NaN/inf loss: stop, naming the last good checkpoint, or (``skip_nonfinite``) drop the
+        accumulation window, counted in ``meta["skipped_steps"]``. Nothing was stepped either way."""
+        where = f"iteration {self.iter + 1} (epoch {self.epoch + 1}, iteration {self.inner_iter + 1} of it)"
+        if not self.skip_nonfinite:
+            last = find_resume_checkpoint(self.work_dir)
+            raise NonFiniteLossError(
+                f"loss is {value} at {where}; nothing was stepped. The last good checkpoint is "
+                f"{last or 'none yet'}. Lower lr, keep grad_clip on, or set skip_nonfinite_loss to skip such steps.")
+        self.meta["skipped_steps"] = self.meta.get("skipped_steps", 0) + 1
+        self.logger.warning("loss is %s at %s: optimizer step skipped (%d so far)", value, where,
+                            self.meta["skipped_steps"])
+        if self.accelerator.sync_gradients:  # drop the whole accumulation window
+            self.optimizer.zero_grad()
+
     @torch.no_grad()
-    def val(self, data_loader: Iterable) -> None:
+    def val_epoch(self, data_loader: Iterable) -> None:
         """One validation epoch computing the loss under ``no_grad`` (mmcv's ``('val', N)``)."""
         self.model.eval()
         self.mode, self.data_loader = "val", data_loader

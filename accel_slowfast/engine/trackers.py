@@ -48,6 +48,7 @@ from accel_slowfast.checkpointing.layout import (
     TENSORBOARD_DIR,
     VAL_CONFUSION_FILE,
 )
+from accel_slowfast.evaluation.hooks import EvalHook
 from accel_slowfast.evaluation.metrics import class_names, confusion_matrix, per_class_accuracy, plot_confusion
 from accel_slowfast.recipe.recipe import Recipe
 
@@ -139,7 +140,7 @@ class TrackerHook:
     """Confusion matrix, per-class accuracy, mistakes and example clips after each evaluation,
     and the best checkpoint as a wandb artifact at the end.
 
-    Reads ``runner.eval_results`` (the per-video ``VideoScores`` that ``EvalHook`` leaves) and
+    Reads ``evaluation.last`` (the run's ``EvalHook``: its per-video scores, its best checkpoint) and
     logs at ``runner.iter``, the step of the matching ``val/*`` scalars. Runs after ``EvalHook``
     and ``LoggerHook``; only the main process logs (no collective calls).
 
@@ -147,12 +148,14 @@ class TrackerHook:
         val_dataset: the validation ``ClipDataset`` (paths, class names, clips for the videos).
         num_clips: validation clips sent to wandb per evaluation (0: none).
         log_checkpoint: upload the best checkpoint as a wandb ``model`` artifact in ``after_run``.
+        evaluation: the run's ``EvalHook``.
     """
 
     priority = "VERY_LOW"
 
-    def __init__(self, val_dataset, *, num_clips: int = 4, log_checkpoint: bool = True):
+    def __init__(self, val_dataset, *, evaluation: EvalHook, num_clips: int = 4, log_checkpoint: bool = True):
         self.val_dataset, self.num_clips, self.log_checkpoint = val_dataset, num_clips, log_checkpoint
+        self.evaluation = evaluation
         self._logged = None
 
     @staticmethod
@@ -161,10 +164,10 @@ class TrackerHook:
         return {t.name: t.tracker for t in runner.accelerator.trackers}
 
     def after_train_epoch(self, runner) -> None:
-        results = getattr(runner, "eval_results", None)
-        if results is None or results is self._logged or not runner.accelerator.is_main_process:
+        evaluation = self.evaluation.last
+        if evaluation is None or evaluation is self._logged or not runner.accelerator.is_main_process:
             return
-        self._logged = results
+        self._logged, results = evaluation, evaluation.scores
         trackers = self._trackers(runner)
         if not trackers or not len(results.videos):
             return
@@ -234,7 +237,7 @@ class TrackerHook:
         if not self.log_checkpoint or not runner.accelerator.is_main_process:
             return
         run = self._trackers(runner).get("wandb")
-        best = runner.meta.get("best_ckpt")
+        best = self.evaluation.best_checkpoint
         if run is None or not best or not Path(best).exists():
             return
         import wandb

@@ -4,8 +4,8 @@
     runner = train(Recipe(max_epochs=2))          # the synthetic default, in a notebook
 
 Lifecycle: validate (the Recipe did) -> accelerator -> work_dir (resume planned) -> seed ->
-model (resume checked, load_from loaded) -> data -> optimizer -> prepare -> hooks -> resume ->
-run -> end trackers.
+model (resume checked, load_from loaded) -> data -> optimizer -> prepare -> runner (its step:
+schedules, mixing) -> hooks -> resume -> run -> end trackers.
 """
 
 import contextlib
@@ -26,7 +26,9 @@ from accel_slowfast.checkpointing.resume import ResumePlan, check_model_fits, fi
 from accel_slowfast.data.builders import build_datasets, build_indexes, build_loader, describe_videos
 from accel_slowfast.engine.accelerator import build_accelerator, describe, seed_everything, setup_text_logger
 from accel_slowfast.engine.hooks import build_hooks, state_objects
+from accel_slowfast.engine.mixing import BatchMixing, Blending
 from accel_slowfast.engine.runner import Runner
+from accel_slowfast.engine.schedule import build_lr_schedule, build_momentum_schedule, optimizer_momentum, scaled_lr
 from accel_slowfast.engine.trackers import init_trackers
 from accel_slowfast.interrupts import Interrupts, launcher_warning
 from accel_slowfast.models.builders import apply_fast_path, build_model, convert_sync_batchnorm, model_report
@@ -37,21 +39,12 @@ from accel_slowfast.recipe.recipe import Recipe
 
 
 def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mode: bool) -> dict[str, Any]:
-    """Forward + cross-entropy: the runner's ``train_step`` (backward is ``OptimizerHook``'s)."""
+    """Forward + cross-entropy: the runner's ``train_step`` (the runner does the backward and step)."""
     logits = model(batch["video"])  # (B, num_classes)
-    # BlendingHook's soft targets (mixed, smoothed) when training with them; the hard labels otherwise
+    # the mixing's soft targets (mixed, smoothed) when training with them; the hard labels otherwise
     loss = F.cross_entropy(logits.float(), batch.get("target", batch["label"]))
     log_vars = {"loss": loss.detach(), "bad_clip_ratio": batch["replaced"].float().mean()}
     return {"loss": loss, "log_vars": log_vars, "num_samples": batch["label"].shape[0]}
-
-
-def scaled_lr(recipe: Recipe, num_processes: int) -> float:
-    """``lr``, scaled by the linear rule when ``base_batch_size`` is set: by the clips of an optimizer
-    step (processes x batch_size x accumulation, repeats of one video counted as clips) over it."""
-    if not recipe.base_batch_size:
-        return recipe.lr
-    clips = num_processes * recipe.batch_size * recipe.gradient_accumulation_steps
-    return recipe.lr * clips / recipe.base_batch_size
 
 
 def describe_repeats(recipe: Recipe, num_processes: int) -> str:
@@ -73,6 +66,24 @@ def build_optimizer(model: VideoClassifier, recipe: Recipe, accelerator: Acceler
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=recipe.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+
+
+def build_runner(recipe: Recipe, model: torch.nn.Module, optimizer: torch.optim.Optimizer, accelerator: Accelerator,
+                 logger: logging.Logger) -> Runner:
+    """The runner of a prepared model and optimizer, with the recipe's step: its LR and momentum
+    schedules, MixUp/CutMix/label smoothing when on, gradient clipping, the non-finite loss rule."""
+    momentum = None
+    if recipe.momentum_policy != "none":
+        momentum = build_momentum_schedule(recipe, optimizer_momentum(optimizer.param_groups[0]))
+    mix = None
+    if recipe.mixup_alpha or recipe.cutmix_alpha or recipe.label_smoothing:
+        blending = Blending(num_classes=recipe.num_classes, mixup_alpha=recipe.mixup_alpha,
+                            cutmix_alpha=recipe.cutmix_alpha, mix_prob=recipe.mix_prob,
+                            switch_prob=recipe.mix_switch_prob, label_smoothing=recipe.label_smoothing)
+        mix = BatchMixing(blending, recipe.seed, accelerator.unwrap_model(model).normalize, accelerator.process_index)
+    return Runner(model, optimizer, accelerator, recipe.work_dir, classification_step, logger,
+                  lr_schedule=build_lr_schedule(recipe, accelerator.num_processes), momentum_schedule=momentum,
+                  mix=mix, grad_clip=recipe.grad_clip, skip_nonfinite=recipe.skip_nonfinite_loss)
 
 
 def open_work_dir(recipe: Recipe, accelerator: Accelerator) -> tuple[logging.Logger, ResumePlan | None]:
@@ -169,7 +180,7 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
                         MultigridSchedule(recipe).table())
         logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
 
-        runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
+        runner = build_runner(recipe, model, optimizer, accelerator, logger)
         progress = RunnerProgress()
         hooks = build_hooks(recipe, model=model, train_loader=bn_loader or train_loader, val_loader=val_loader,
                             val_set=val_set, progress=progress, interrupts=interrupts, run_id=run_id)

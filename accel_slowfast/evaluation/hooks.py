@@ -12,13 +12,16 @@ hook                 priority     does
 ==================== ============ ============================================================
 
 In ``after_train_epoch``: EMA swap-in (NORMAL) -> precise BN -> evaluation -> early stopping ->
-the loggers (VERY_LOW, which clear the metrics) -> the checkpoint (LOWEST).
+the loggers (VERY_LOW) -> the checkpoint (LOWEST). ``EvalHook.last`` holds the latest
+``Evaluation``; the hooks that use it (early stopping, ``LoggerHook``, ``TrackerHook``) are given
+the ``EvalHook`` when they are built (``hooks.build_hooks``).
 """
 
 import functools
 import itertools
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +32,31 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from accel_slowfast.checkpointing.faults import any_process, state_bytes, write_failure
 from accel_slowfast.checkpointing.layout import BAD_VIDEOS_FILE, CHECKPOINT_DIR, best_checkpoint_name, staging_path
-from accel_slowfast.evaluation.metrics import score_videos
+from accel_slowfast.evaluation.metrics import VideoScores, score_videos
 
 EARLY_STOP_STATE = "early_stop"  # key in runner.meta (saved with every checkpoint)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation: its epoch (1-based), its ``metrics`` (top1_acc, top5_acc,
+    mean_class_accuracy, num_videos, num_failed), the per-video ``scores`` behind them, and the
+    best checkpoint of the run so far (this epoch's when it improved; None before any)."""
+
+    epoch: int
+    metrics: dict[str, float]
+    scores: VideoScores
+    best_checkpoint: str | None
 
 
 class EvalHook:
     """Top-1/top-5/mean-class accuracy every ``interval`` epochs and after the last epoch, with
     the number of videos scored (``num_videos``) and not scored (``num_failed``).
 
-    Keeps the best model (by ``save_best``, higher is better) as
-    ``checkpoints/best_<metric>_epoch_<N>.pth`` and its score in ``runner.meta``. Runs on every
+    ``last`` is the latest ``Evaluation`` (None before the first): the epoch's, when ``last.epoch``
+    is ``runner.epoch + 1`` in ``after_train_epoch``. Keeps the best model (by ``save_best``,
+    higher is better) as ``checkpoints/best_<metric>_epoch_<N>.pth`` and its score in
+    ``runner.meta`` (saved with the checkpoints; ``best_checkpoint`` is restored from it). Runs on every
     process (scores are gathered); only the main process writes, under a staging name carrying
     ``run_id`` (``workdir.staging_path``). ``between_batches(runner)``, if given, is called on every
     process after each batch; it may end the evaluation by raising
@@ -52,6 +69,11 @@ class EvalHook:
                  between_batches: Callable[[Any], None] | None = None):
         self.data_loader, self.interval, self.save_best, self.run_id = data_loader, interval, save_best, run_id
         self._between_batches = between_batches
+        self.last: Evaluation | None = None
+        self.best_checkpoint: str | None = None
+
+    def before_run(self, runner) -> None:
+        self.best_checkpoint = runner.meta.get("best_ckpt")  # a resumed run's, from its checkpoint
 
     def after_train_epoch(self, runner) -> None:
         if not runner.epoch_due(self.interval):
@@ -59,17 +81,16 @@ class EvalHook:
         epoch = runner.epoch + 1
         between = functools.partial(self._between_batches, runner) if self._between_batches else None
         results = score_videos(runner.model, self.data_loader, runner.accelerator, between_batches=between)
-        runner.eval_results = results  # per-video scores, for TrackerHook (confusion matrix, clips)
         metrics = results.metrics()
         if metrics["num_failed"]:
             runner.logger.warning("Epoch %d: %d validation videos could not be decoded and were not scored "
                                   "(listed in %s)", epoch, metrics["num_failed"], BAD_VIDEOS_FILE)
-        runner.log_buffer.output.update(metrics)
-        runner.log_buffer.ready = True
         runner.meta["last_eval"] = {"epoch": epoch, **metrics}  # for the run's summary
         score = metrics[self.save_best]
         if score > runner.meta.get("best_score", float("-inf")):
             self._save_best(runner, epoch, score)
+            self.best_checkpoint = runner.meta["best_ckpt"]
+        self.last = Evaluation(epoch, metrics, results, self.best_checkpoint)
 
     def _save_best(self, runner, epoch: int, score: float) -> None:
         accelerator = runner.accelerator
@@ -94,6 +115,13 @@ class EvalHook:
             runner.logger.info("Epoch %d: best %s %.4f, saved %s", epoch, self.save_best, score, path)
         runner.meta.update(best_metric=self.save_best, best_score=score, best_epoch=epoch, best_ckpt=str(path))
         accelerator.wait_for_everyone()
+
+
+def just_evaluated(evaluation: EvalHook, runner) -> Evaluation | None:
+    """The ``Evaluation`` of the train epoch that just ended (in ``after_train_epoch``, after
+    ``evaluation`` ran), or None for an epoch without one."""
+    last = evaluation.last
+    return last if last is not None and last.epoch == runner.epoch + 1 else None
 
 
 def forward_batch(model: torch.nn.Module, batch: dict[str, Any]) -> Any:
@@ -172,19 +200,19 @@ class PreciseBNHook:
 class EarlyStoppingHook:
     """Stop the run when ``metric`` has not improved for ``patience`` evaluations.
 
-    Reads the metrics ``EvalHook`` left in ``runner.log_buffer.output`` (epochs without an
-    evaluation are skipped) and sets ``runner.stop_training``: the runner finishes this epoch's
+    Reads the metrics of ``evaluation`` (the run's ``EvalHook``; epochs without an evaluation are
+    skipped) and sets ``runner.stop_training``: the runner finishes this epoch's
     hooks (logger, checkpoint) and ends. Its state lives in ``runner.meta["early_stop"]``, so it is
     saved with every checkpoint; a resumed run that had already stopped ends at once.
     """
 
-    priority = "LOW"  # registered after EvalHook, which writes the metrics; before the loggers (VERY_LOW) clear them
+    priority = "LOW"  # registered after EvalHook, which evaluates at the same priority
 
-    def __init__(self, metric: str, patience: int, rule: str = "greater"):
+    def __init__(self, metric: str, patience: int, rule: str = "greater", *, evaluation: EvalHook):
         if rule not in ("greater", "less") or patience < 1:
             raise ValueError(f"EarlyStoppingHook needs rule 'greater' or 'less' and patience >= 1, got {rule!r}, "
                              f"{patience}")
-        self.metric, self.patience, self.rule = metric, patience, rule
+        self.metric, self.patience, self.rule, self.evaluation = metric, patience, rule, evaluation
 
     def before_run(self, runner) -> None:
         state = runner.meta.get(EARLY_STOP_STATE)
@@ -193,12 +221,13 @@ class EarlyStoppingHook:
             runner.stop_training = True
 
     def after_train_epoch(self, runner) -> None:
-        output = runner.log_buffer.output
-        if self.metric not in output:
-            if output:
-                raise KeyError(f"early stopping monitors {self.metric!r}, but the evaluation gave {sorted(output)}")
+        evaluation = just_evaluated(self.evaluation, runner)
+        if evaluation is None:
             return
-        epoch, value = runner.epoch + 1, float(output[self.metric])
+        if self.metric not in evaluation.metrics:
+            raise KeyError(f"early stopping monitors {self.metric!r}, but the evaluation gave "
+                           f"{sorted(evaluation.metrics)}")
+        epoch, value = runner.epoch + 1, float(evaluation.metrics[self.metric])
         state = runner.meta.setdefault(EARLY_STOP_STATE, {"best": None, "best_epoch": 0, "bad_evaluations": 0,
                                                           "stopped": False, "stopped_epoch": 0})
         best = state["best"]

@@ -24,7 +24,7 @@ class VideoClassifier(nn.Module):
 
     Input clips are uint8 RGB (0-255), as ``ClipDataset`` yields them: the model normalizes them
     with ``mean`` and ``std`` (0-255 scale) on its own device, like mmaction2 1.x's data
-    preprocessor. Float clips are taken as normalized already (``blending.BlendingHook`` mixes
+    preprocessor. Float clips are taken as normalized already (``engine.mixing.BatchMixing`` mixes
     normalized clips).
 
     ``frozen_stages`` (-1 .. 4): the stem and res stages 1..frozen_stages (``blocks[0..k]``) get

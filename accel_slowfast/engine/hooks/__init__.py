@@ -1,54 +1,47 @@
 """The built-in hooks, grouped by concern, and ``build_hooks``: the ones a recipe switches on, in order.
 
-A hook is an object whose methods are named after runner events (``runner.EVENTS``) and take
-the runner. Lower priorities run first (mmcv's names); among equal ones, the order of
-registration, which is the order below. The run's log prints the result per event
+A hook is an object whose methods are named after runner events (``events.EVENTS``) and take
+the runner; hooks do side effects only: the LR, momentum, mixing, backward and optimizer step are
+the runner's train iteration (``Runner.train_epoch``), which runs the step before every
+``after_train_iter`` hook. Lower priorities run first (mmcv's names); among equal ones, the order
+of registration, which is the order below. The run's log prints the result per event
 (``Runner.hook_info``).
 
 ============================ ============ ==================================================
 hook (module)                priority     does
 ============================ ============ ==================================================
-``LrScheduleHook`` (optim.)  VERY_HIGH    the LR of every param group before each iteration
-``MomentumScheduleHook``     HIGH         momentum (SGD) or beta1 (Adam), ``momentum_policy``
-``OptimizerHook`` (optim.)   ABOVE_NORMAL backward, gradient clipping, step (accumulation aware)
-``SamplerSeedHook`` (misc)   NORMAL       the loader's epoch: shuffling and augmentation
-``EMAHook`` (optim.)         NORMAL       ``ema``: weight average, swapped in for evaluation
-``EmptyCacheHook`` (misc)    NORMAL       ``empty_cache``: ``torch.cuda.empty_cache()``
+``SamplerSeedHook`` (sampler) NORMAL      the loader's epoch: shuffling and augmentation
+``EMAHook`` (ema)            NORMAL       ``ema``: weight average, swapped in for evaluation
+``EmptyCacheHook`` (device)  NORMAL       ``empty_cache``: ``torch.cuda.empty_cache()``
 ``PreciseBNHook`` (eval.)    BELOW_NORMAL ``precise_bn_batches``: BN statistics before evaluating
 ``IterTimerHook`` (logs)     LOW          ``time`` and ``data_time`` of each iteration
 ``EvalHook`` (eval.)         LOW          metrics every ``eval_interval`` epochs and at the end
 ``EarlyStoppingHook`` (eval.) LOW         ``early_stop_metric``: ends the run when it stalls
-``BlendingHook`` (blending)  VERY_LOW     MixUp, CutMix, label smoothing: soft targets
 ``LoggerHook`` (logs)        VERY_LOW     text log, ``metrics.jsonl``, trackers, bar, summary
 ``TrackerHook`` (trackers)   VERY_LOW     ``report_to``: confusion matrix, clips, artifact
-``ProfilerHook`` (misc)      LOWEST       ``profile_iters``: a ``torch.profiler`` trace
+``ProfilerHook`` (device)    LOWEST       ``profile_iters``: a ``torch.profiler`` trace
 ``CheckpointHook`` (ckpt.)   LOWEST       resumable state every ``checkpoint_interval`` epochs
 ``InterruptHook`` (ckpt.)    LOWEST       a stop signal: checkpoint after the step, then stop
 ============================ ============ ==================================================
+
+``EarlyStoppingHook``, ``LoggerHook`` and ``TrackerHook`` are given the ``EvalHook``: they read
+its ``Evaluation`` (metrics, per-video scores, best checkpoint).
 """
 
 from typing import Any
 
 from accel_slowfast.checkpointing.hooks import CheckpointHook, CheckpointWriter, InterruptHook
 from accel_slowfast.checkpointing.layout import RunnerProgress
+from accel_slowfast.engine.hooks.device import EmptyCacheHook, ProfilerHook
+from accel_slowfast.engine.hooks.ema import EMAHook
 from accel_slowfast.engine.hooks.logs import IterTimerHook, LoggerHook, summary_lines
-from accel_slowfast.engine.hooks.misc import EmptyCacheHook, ProfilerHook, SamplerSeedHook, set_loader_epoch
-from accel_slowfast.engine.hooks.optimization import (
-    EMAHook,
-    LrScheduleHook,
-    MomentumScheduleHook,
-    OptimizerHook,
-    build_lr_hook,
-    build_momentum_hook,
-)
-from accel_slowfast.engine.mixing import Blending, BlendingHook
+from accel_slowfast.engine.hooks.sampler import SamplerSeedHook, set_loader_epoch
 from accel_slowfast.engine.trackers import TrackerHook, tracker_names
 from accel_slowfast.evaluation.hooks import EarlyStoppingHook, EvalHook, PreciseBNHook, recompute_bn_stats
 
 __all__ = ["CheckpointHook", "CheckpointWriter", "EMAHook", "EarlyStoppingHook", "EmptyCacheHook", "EvalHook",
-           "InterruptHook", "IterTimerHook", "LoggerHook", "LrScheduleHook", "MomentumScheduleHook", "OptimizerHook",
-           "PreciseBNHook", "ProfilerHook", "SamplerSeedHook", "TrackerHook", "build_hooks", "recompute_bn_stats",
-           "set_loader_epoch", "state_objects", "summary_lines"]
+           "InterruptHook", "IterTimerHook", "LoggerHook", "PreciseBNHook", "ProfilerHook", "SamplerSeedHook",
+           "TrackerHook", "build_hooks", "recompute_bn_stats", "set_loader_epoch", "state_objects", "summary_lines"]
 
 
 def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: RunnerProgress,
@@ -68,11 +61,7 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
     Hooks with a ``state_dict`` (``EMAHook``) are saved with every checkpoint after ``progress``;
     ``state_objects`` lists them in that order, for ``resume.restore``.
     """
-    hooks: list[Any] = [build_lr_hook(recipe)]
-    if recipe.momentum_policy != "none":
-        hooks.append(build_momentum_hook(recipe))
-    hooks.append(OptimizerHook(recipe.grad_clip, skip_nonfinite=recipe.skip_nonfinite_loss))
-    hooks.append(SamplerSeedHook())
+    hooks: list[Any] = [SamplerSeedHook()]
     if recipe.ema:
         hooks.append(EMAHook(model, recipe.ema_momentum, recipe.ema_interval, recipe.ema_warm_up))
     if recipe.empty_cache != "none":
@@ -81,18 +70,16 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
         hooks.append(PreciseBNHook(train_loader, recipe.precise_bn_batches, interval=recipe.eval_interval))
     # A stop signal ends an evaluation at its next batch; the InterruptHook that acts on it is built
     # last (its writer saves every hook's state), so the evaluation looks it up when it runs.
-    hooks += [IterTimerHook(), EvalHook(val_loader, interval=recipe.eval_interval, run_id=run_id,
-                                        between_batches=lambda runner: interrupt._between_eval_batches(runner))]
+    evaluation = EvalHook(val_loader, interval=recipe.eval_interval, run_id=run_id,
+                          between_batches=lambda runner: interrupt._between_eval_batches(runner))
+    hooks += [IterTimerHook(), evaluation]
     if recipe.early_stop_metric:
-        hooks.append(EarlyStoppingHook(recipe.early_stop_metric, recipe.early_stop_patience, recipe.early_stop_rule))
-    if recipe.mixup_alpha or recipe.cutmix_alpha or recipe.label_smoothing:
-        blending = Blending(num_classes=recipe.num_classes, mixup_alpha=recipe.mixup_alpha,
-                            cutmix_alpha=recipe.cutmix_alpha, mix_prob=recipe.mix_prob,
-                            switch_prob=recipe.mix_switch_prob, label_smoothing=recipe.label_smoothing)
-        hooks.append(BlendingHook(blending, recipe.seed))
-    hooks.append(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none"))
+        hooks.append(EarlyStoppingHook(recipe.early_stop_metric, recipe.early_stop_patience, recipe.early_stop_rule,
+                                       evaluation=evaluation))
+    hooks.append(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none", evaluation=evaluation))
     if tracker_names(recipe):
-        hooks.append(TrackerHook(val_set, num_clips=recipe.log_val_clips, log_checkpoint=recipe.log_checkpoint))
+        hooks.append(TrackerHook(val_set, evaluation=evaluation, num_clips=recipe.log_val_clips,
+                                 log_checkpoint=recipe.log_checkpoint))
     if recipe.profile_iters:
         wait, warmup, active = [0, 0, *recipe.profile_iters][-3:]
         hooks.append(ProfilerHook(wait, warmup, active))

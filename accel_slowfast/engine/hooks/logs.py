@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from accel_slowfast.checkpointing.layout import METRICS_FILE, set_aside
+from accel_slowfast.evaluation.hooks import EvalHook, just_evaluated
 from accel_slowfast.progress import Progress
 
 SUMMARY = "summary"  # a log record's flag: the run's summary, which a notebook shows (runtime.setup_text_logger)
@@ -44,15 +45,17 @@ class LoggerHook:
     """Text log lines, ``<work_dir>/metrics.jsonl``, Accelerate trackers and a tqdm bar.
 
     A train record is written every ``interval`` iterations of an epoch and for the rest of
-    the epoch at its end; a val record whenever ``EvalHook`` left metrics in the log buffer.
+    the epoch at its end; a val record after each epoch ``evaluation`` (the run's ``EvalHook``) evaluated.
     Loss-like values are averaged over processes; every process must run this hook.
     """
 
     priority = "VERY_LOW"
     timing_keys = ("time", "data_time")
 
-    def __init__(self, interval: int = 10, use_trackers: bool = False, progress_bar: bool = True):
+    def __init__(self, interval: int = 10, use_trackers: bool = False, progress_bar: bool = True, *,
+                 evaluation: EvalHook | None = None):
         self.interval, self.use_trackers, self.progress_bar = interval, use_trackers, progress_bar
+        self.evaluation = evaluation
         self._bar = None
         self._json = None  # metrics.jsonl, open for the run on the main process
 
@@ -111,10 +114,9 @@ class LoggerHook:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        if runner.log_buffer.ready:
-            metrics = dict(runner.log_buffer.output)
-            self._write(runner, {"mode": "val", "epoch": runner.epoch + 1, "iter": runner.iter, **metrics})
-            runner.log_buffer.clear_output()
+        evaluation = just_evaluated(self.evaluation, runner) if self.evaluation is not None else None
+        if evaluation is not None:
+            self._write(runner, {"mode": "val", "epoch": evaluation.epoch, "iter": runner.iter, **evaluation.metrics})
 
     def before_val_epoch(self, runner) -> None:
         runner.log_buffer.clear()  # the train epoch before it is fully logged

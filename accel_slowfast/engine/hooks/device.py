@@ -1,9 +1,8 @@
-"""The other hooks: the loader's epoch, the CUDA cache, the profiler.
+"""Hooks about the device: its memory cache and a profile of its work.
 
 ==================== ============ ============================================================
 hook                 priority     does
 ==================== ============ ============================================================
-``SamplerSeedHook``  NORMAL       ``set_epoch`` on the loader: shuffling and augmentation
 ``EmptyCacheHook``   NORMAL       ``torch.cuda.empty_cache()`` after epochs (and iterations)
 ``ProfilerHook``     LOWEST       ``torch.profiler`` over a window of iterations, Chrome trace
                                   in ``<work_dir>/profiler/``
@@ -15,27 +14,6 @@ from pathlib import Path
 import torch
 
 from accel_slowfast.checkpointing.layout import PROFILER_DIR
-
-
-class SamplerSeedHook:
-    """mmcv's ``DistSamplerSeedHook``: tell the loader (sampler and dataset) the epoch."""
-
-    priority = "NORMAL"
-
-    def before_train_epoch(self, runner) -> None:
-        set_loader_epoch(runner.data_loader, runner.epoch)
-
-
-def set_loader_epoch(loader, epoch: int) -> None:
-    """Tell a loader's sampler (shuffling) and dataset (augmentation) the epoch.
-
-    Accelerate's prepared loader forwards ``set_epoch`` to the dataset only when its sampler has
-    no ``set_epoch`` (accelerate 1.15: not under multi-process sharding), so call both.
-    """
-    if hasattr(loader, "set_epoch"):
-        loader.set_epoch(epoch)
-    if hasattr(getattr(loader, "dataset", None), "set_epoch"):
-        loader.dataset.set_epoch(epoch)
 
 
 class EmptyCacheHook:
@@ -74,7 +52,7 @@ class ProfilerHook:
     and written as a Chrome trace (``chrome://tracing``, Perfetto) to
     ``<work_dir>/profiler/trace_iter<first>-<last>.json`` (1-based global iterations); the
     slowest operators are logged. Runs last (LOWEST) so each profiled step ends after the
-    optimizer step and the loggers.
+    loggers (the runner's optimizer step comes before every ``after_train_iter`` hook).
     """
 
     priority = "LOWEST"
