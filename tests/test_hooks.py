@@ -16,7 +16,6 @@ from conftest import tiny_recipe
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from accel_slowfast.checkpointing.layout import RunnerProgress
 from accel_slowfast.checkpointing.resume import load_checkpoint
 from accel_slowfast.engine.hooks import (
     CheckpointHook,
@@ -111,8 +110,8 @@ def test_ema_follows_mmcv_formula_and_evaluation_sees_the_average(tmp_path, inte
 def _resumable(work_dir, batches, crash_after=None):
     accelerator = Accelerator(cpu=True)
     runner = _runner(work_dir, _bn_model, accelerator)
-    progress, ema = RunnerProgress(), EMAHook(runner.model, momentum=0.3, warm_up=2)
-    writer = CheckpointWriter(progress, recipe={}, max_keep_ckpts=0, objects=[ema])
+    ema = EMAHook(runner.model, momentum=0.3, warm_up=2)
+    writer = CheckpointWriter(recipe={}, max_keep_ckpts=0, objects=[ema])
     for hook in (OptimizerHook(), ema, PreciseBNHook(batches, num_batches=2, forward=_forward),
                  CheckpointHook(writer, interval=1, interval_iters=0)):
         runner.register_hook(hook)
@@ -121,12 +120,12 @@ def _resumable(work_dir, batches, crash_after=None):
             if r.epoch + 1 == crash_after:
                 raise KeyboardInterrupt("simulated preemption")
         runner.register_hook(SimpleNamespace(after_train_epoch=crash), "LOWEST")  # after the checkpoint
-    return runner, accelerator, progress, ema
+    return runner, accelerator, ema
 
 
 def test_ema_and_precise_bn_resume_equal_an_uninterrupted_run(tmp_path):
     batches = _batches(3)
-    straight, _, _, straight_ema = _resumable(tmp_path / "straight", batches)
+    straight, _, straight_ema = _resumable(tmp_path / "straight", batches)
     straight.run({"train": batches}, [("train", 1)], max_epochs=3)
 
     interrupted, *_ = _resumable(tmp_path / "resumed", batches, crash_after=2)
@@ -136,9 +135,8 @@ def test_ema_and_precise_bn_resume_equal_an_uninterrupted_run(tmp_path):
     saved = torch.load(checkpoint / "custom_checkpoint_1.pkl", weights_only=True)
     assert saved["swapped"] and saved["shadow"].keys() == dict(_bn_model().named_parameters()).keys()
 
-    runner, accelerator, progress, ema = _resumable(tmp_path / "resumed", batches)
-    load_checkpoint(checkpoint, accelerator, [progress, ema])
-    progress.restore(runner)
+    runner, accelerator, ema = _resumable(tmp_path / "resumed", batches)
+    load_checkpoint(checkpoint, accelerator, [runner, ema])
     assert runner.epoch == 2
     runner.run({"train": batches}, [("train", 1)], max_epochs=3)
     ours, reference = runner.model.state_dict(), straight.model.state_dict()
@@ -394,7 +392,7 @@ def test_build_hooks_registers_what_the_recipe_asks_for_in_the_documented_order(
                         profile_iters=[1], momentum_policy="cosine", optimizer="sgd", report_to="tensorboard",
                         label_smoothing=0.1)
     hooks = build_hooks(everything, model=model, train_loader=[], val_loader=[], val_set=None,
-                        progress=RunnerProgress(), interrupts=Interrupts())
+                        interrupts=Interrupts())
     runner = _runner(tmp_path, lambda: model)
     for hook in hooks:
         runner.register_hook(hook)
@@ -407,6 +405,6 @@ def test_build_hooks_registers_what_the_recipe_asks_for_in_the_documented_order(
         "EMAHook", "EmptyCacheHook", "PreciseBNHook", "EvalHook", "EarlyStoppingHook", "LoggerHook", "TrackerHook",
         "CheckpointHook"]
     plain = build_hooks(Recipe(), model=model, train_loader=[], val_loader=[], val_set=None,
-                        progress=RunnerProgress(), interrupts=Interrupts())
+                        interrupts=Interrupts())
     assert [type(h).__name__ for h in plain] == ["LrScheduleHook", "OptimizerHook", "SamplerSeedHook", "IterTimerHook",
                                                  "EvalHook", "LoggerHook", "CheckpointHook", "InterruptHook"]

@@ -16,7 +16,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from accel_slowfast.checkpointing.layout import RECIPE_FILE, find_run_file, reports_dir
+from accel_slowfast.checkpointing.names import RECIPE_FILE, find_run_file, reports_dir
 from accel_slowfast.errors import UserError
 from accel_slowfast.recipe.io import OneLineParser, load_recipe
 from accel_slowfast.recipe.recipe import Recipe, RecipeError

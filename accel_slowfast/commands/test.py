@@ -21,8 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-from accel_slowfast.checkpointing.layout import BAD_VIDEOS_FILE, TEST_METRICS_FILE, reports_dir
 from accel_slowfast.checkpointing.load import load_weights
+from accel_slowfast.checkpointing.names import BAD_VIDEOS_FILE, TEST_METRICS_FILE, reports_dir
 from accel_slowfast.commands.cli import test_arguments
 from accel_slowfast.data.builders import build_indexes, build_loader, build_test_dataset
 from accel_slowfast.engine.accelerator import build_accelerator, describe, setup_text_logger

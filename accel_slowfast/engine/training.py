@@ -19,13 +19,15 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from accel_slowfast.checkpointing.faults import CheckpointWriteError, NonFiniteLossError, check_work_dir
-from accel_slowfast.checkpointing.layout import CLASSES_FILE, RECIPE_FILE, RunnerProgress, remove_staging
+from accel_slowfast.checkpointing.faults import CheckpointWriteError, check_work_dir
 from accel_slowfast.checkpointing.load import load_weights
 from accel_slowfast.checkpointing.lock import hold_work_dir
+from accel_slowfast.checkpointing.names import CLASSES_FILE, RECIPE_FILE
 from accel_slowfast.checkpointing.resume import ResumePlan, check_model_fits, find_checkpoint, plan_resume, restore
+from accel_slowfast.checkpointing.writer import remove_staging
 from accel_slowfast.data.builders import build_datasets, build_indexes, build_loader, describe_videos
 from accel_slowfast.engine.accelerator import build_accelerator, describe, seed_everything, setup_text_logger
+from accel_slowfast.engine.faults import NonFiniteLossError
 from accel_slowfast.engine.hooks import build_hooks, state_objects
 from accel_slowfast.engine.runner import Runner
 from accel_slowfast.engine.trackers import init_trackers
@@ -78,7 +80,7 @@ def build_optimizer(model: VideoClassifier, recipe: Recipe, accelerator: Acceler
 
 
 def open_work_dir(recipe: Recipe, accelerator: Accelerator) -> tuple[logging.Logger, ResumePlan | None]:
-    """The work_dir (held: ``workdir_lock.hold_work_dir``) made ready before any data work: without
+    """The work_dir (held: ``lock.hold_work_dir``) made ready before any data work: without
     stale partial checkpoints, its text log open, the resume planned (verified and compared),
     ``recipe.yaml`` written."""
     work_dir = Path(recipe.work_dir)
@@ -172,13 +174,12 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
         logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
 
         runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger)
-        progress = RunnerProgress()
         hooks = build_hooks(recipe, model=model, train_loader=bn_loader or train_loader, val_loader=val_loader,
-                            val_set=val_set, progress=progress, interrupts=interrupts, run_id=run_id)
+                            val_set=val_set, interrupts=interrupts, run_id=run_id)
         for hook in hooks:
             runner.register_hook(hook)
         if plan:  # the position and the EMA weights, saved beside Accelerate's state (resume.load_checkpoint)
-            restore(plan, accelerator, state_objects(progress, hooks), runner)
+            restore(plan, runner, state_objects(hooks))
             logger.info("Resumed from %s at epoch %d (iteration %d of it), global iteration %d", plan.path,
                         runner.epoch + 1, runner.start_inner_iter, runner.iter)
         init_trackers(accelerator, recipe, resumed=plan is not None)

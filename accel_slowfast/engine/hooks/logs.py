@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from accel_slowfast.checkpointing.layout import METRICS_FILE, set_aside
+from accel_slowfast.checkpointing.names import METRICS_FILE, set_aside
 from accel_slowfast.progress import Progress
 
 SUMMARY = "summary"  # a log record's flag: the run's summary, which a notebook shows (runtime.setup_text_logger)

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from accelerate.utils import extract_model_from_parallel
 
-from accel_slowfast.checkpointing.faults import NonFiniteLossError, any_process
-from accel_slowfast.checkpointing.layout import find_resume_checkpoint
+from accel_slowfast.checkpointing.manifest import find_resume_checkpoint
+from accel_slowfast.engine.faults import NonFiniteLossError, any_process
 from accel_slowfast.multigrid import MultigridSchedule, enabled
 from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.schedules import (
