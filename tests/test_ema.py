@@ -12,7 +12,6 @@ from conftest import tiny_recipe
 from safetensors.torch import load_file
 from tiny_runner import Probe
 
-from accel_slowfast.checkpointing.layout import RunnerProgress
 from accel_slowfast.checkpointing.resume import load_checkpoint
 from accel_slowfast.engine.hooks import CheckpointHook, CheckpointWriter, EMAHook, PreciseBNHook
 from accel_slowfast.engine.training import train
@@ -55,8 +54,8 @@ def test_ema_follows_mmcv_formula_and_evaluation_sees_the_average(tmp_path, inte
 def _resumable(work_dir, batches, crash_after=None):
     accelerator = Accelerator(cpu=True)
     runner = tiny.runner(work_dir, tiny.bn_model, accelerator, lr=0.1)
-    progress, ema = RunnerProgress(), EMAHook(runner.model, momentum=0.3, warm_up=2)
-    writer = CheckpointWriter(progress, recipe={}, max_keep_ckpts=0, objects=[ema])
+    ema = EMAHook(runner.model, momentum=0.3, warm_up=2)
+    writer = CheckpointWriter(recipe={}, max_keep_ckpts=0, objects=[ema])
     for hook in (ema, PreciseBNHook(batches, num_batches=2, forward=tiny.forward),
                  CheckpointHook(writer, interval=1, interval_iters=0)):
         runner.register_hook(hook)
@@ -65,12 +64,12 @@ def _resumable(work_dir, batches, crash_after=None):
             if r.epoch + 1 == crash_after:
                 raise KeyboardInterrupt("simulated preemption")
         runner.register_hook(SimpleNamespace(after_train_epoch=crash), "LOWEST")  # after the checkpoint
-    return runner, accelerator, progress, ema
+    return runner, accelerator, ema
 
 
 def test_ema_and_precise_bn_resume_equal_an_uninterrupted_run(tmp_path):
     batches = tiny.batches(3)
-    straight, _, _, straight_ema = _resumable(tmp_path / "straight", batches)
+    straight, _, straight_ema = _resumable(tmp_path / "straight", batches)
     straight.run({"train": batches}, [("train", 1)], max_epochs=3)
 
     interrupted, *_ = _resumable(tmp_path / "resumed", batches, crash_after=2)
@@ -80,9 +79,8 @@ def test_ema_and_precise_bn_resume_equal_an_uninterrupted_run(tmp_path):
     saved = torch.load(checkpoint / "custom_checkpoint_1.pkl", weights_only=True)
     assert saved["swapped"] and saved["shadow"].keys() == dict(tiny.bn_model().named_parameters()).keys()
 
-    runner, accelerator, progress, ema = _resumable(tmp_path / "resumed", batches)
-    load_checkpoint(checkpoint, accelerator, [progress, ema])
-    progress.restore(runner)
+    runner, accelerator, ema = _resumable(tmp_path / "resumed", batches)
+    load_checkpoint(checkpoint, accelerator, [runner, ema])
     assert runner.epoch == 2
     runner.run({"train": batches}, [("train", 1)], max_epochs=3)
     ours, reference = runner.model.state_dict(), straight.model.state_dict()

@@ -11,7 +11,6 @@ import torch
 from conftest import tiny_recipe
 from safetensors.torch import load_file
 
-from accel_slowfast.checkpointing.layout import RunnerProgress
 from accel_slowfast.engine.events import EVENTS
 from accel_slowfast.engine.hooks import (
     EarlyStoppingHook,
@@ -108,7 +107,7 @@ def test_build_hooks_registers_what_the_recipe_asks_for_in_the_documented_order(
                         profile_iters=[1], momentum_policy="cosine", optimizer="sgd", report_to="tensorboard",
                         label_smoothing=0.1)
     hooks = build_hooks(everything, model=model, train_loader=[], val_loader=[], val_set=None,
-                        progress=RunnerProgress(), interrupts=Interrupts())
+                        interrupts=Interrupts())
     runner = tiny.runner(tmp_path, lambda: model)
     for hook in hooks:
         runner.register_hook(hook)
@@ -120,7 +119,7 @@ def test_build_hooks_registers_what_the_recipe_asks_for_in_the_documented_order(
         "EMAHook", "EmptyCacheHook", "PreciseBNHook", "EvalHook", "EarlyStoppingHook", "LoggerHook", "TrackerHook",
         "CheckpointHook"]
     plain = build_hooks(Recipe(), model=model, train_loader=[], val_loader=[], val_set=None,
-                        progress=RunnerProgress(), interrupts=Interrupts())
+                        interrupts=Interrupts())
     assert [type(h).__name__ for h in plain] == ["SamplerSeedHook", "IterTimerHook", "EvalHook", "LoggerHook",
                                                  "CheckpointHook", "InterruptHook"]
     evaluation = hooks[5]  # the hooks that read the evaluation are given it

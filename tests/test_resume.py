@@ -19,7 +19,7 @@ import yaml
 from conftest import one_line_error, run_command, tiny_recipe
 from safetensors.torch import load_file
 
-from accel_slowfast.checkpointing.layout import find_resume_checkpoint, verify_checkpoint, write_manifest
+from accel_slowfast.checkpointing.manifest import find_resume_checkpoint, verify_checkpoint, write_manifest
 from accel_slowfast.checkpointing.resume import plan_resume
 from accel_slowfast.engine.hooks import CheckpointHook
 from accel_slowfast.engine.training import train
@@ -280,18 +280,30 @@ def _tiny_state(seed):
     return model, optimizer
 
 
+class _SavedState:
+    """An object with a state, as the runner's position was before it was the runner's own (RunnerProgress)."""
+
+    def __init__(self):
+        self.state = {}
+
+    def state_dict(self):
+        return self.state
+
+    def load_state_dict(self, state):
+        self.state = state
+
+
 def test_a_checkpoint_saved_through_accelerates_registered_objects_still_resumes(tmp_path):
     """Before the run's objects were saved by CheckpointWriter, Accelerate's save_state wrote them
     (register_for_checkpointing): the same files, which load_checkpoint reads with weights_only=True."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    from accel_slowfast.checkpointing.layout import RunnerProgress
     from accel_slowfast.checkpointing.resume import load_checkpoint
 
     accelerator = Accelerator(cpu=True)
     model, optimizer = accelerator.prepare(*_tiny_state(0))
-    old = RunnerProgress()
+    old = _SavedState()
     old.state = {"epoch": 2, "inner_iter": 1, "iter": 7, "meta": {"best_score": 0.5},
                  "log_history": {"loss": [(1.5, 4)]}}
     accelerator.register_for_checkpointing(old)
@@ -301,8 +313,29 @@ def test_a_checkpoint_saved_through_accelerates_registered_objects_still_resumes
 
     accelerator = Accelerator(cpu=True)
     model2, optimizer2 = accelerator.prepare(*_tiny_state(1))
-    new = RunnerProgress()
+    new = _SavedState()
     load_checkpoint(tmp_path / "old", accelerator, [new])
     assert new.state == old.state
     assert torch.equal(model2.weight, model.weight)
     assert optimizer2.state_dict()["state"][0]["exp_avg"].equal(optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_the_runners_state_is_what_checkpoints_held_before_it_was_the_runners_own(tmp_path):
+    """custom_checkpoint_0.pkl written by RunnerProgress (tests/fixtures) loads into a Runner, which
+    saves the same content in the same form."""
+    from accelerate import Accelerator
+
+    from accel_slowfast.engine.runner import Runner
+
+    fixture = Path(__file__).parent / "fixtures" / "custom_checkpoint_0_runner_progress.pkl"
+    old = torch.load(fixture, map_location="cpu", weights_only=True)
+    runner = Runner(torch.nn.Linear(2, 2), None, Accelerator(cpu=True), tmp_path, train_step=None)
+    runner.meta["kept"] = True
+    runner.load_state_dict(old)
+    assert (runner.epoch, runner.start_inner_iter, runner.iter) == (2, 3, 11)
+    assert runner.meta == {**old["meta"], "kept": True}
+    assert runner.log_buffer.history == {"loss": [(1.5, 4), (0.5, 2)], "top1": [(0.25, 4), (0.75, 2)]}
+    del runner.meta["kept"]
+    torch.save(runner.state_dict(epoch=2, inner_iter=3, iter=11), tmp_path / "new.pkl")
+    assert torch.load(tmp_path / "new.pkl", weights_only=True) == old
+    assert runner.state_dict(epoch=3, inner_iter=0, iter=12)["log_history"] == {}  # an epoch's end: all logged

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import tiny_recipe
 
-from accel_slowfast.checkpointing.layout import RUN_ID_FILE
+from accel_slowfast.checkpointing.names import RUN_ID_FILE
 from accel_slowfast.engine.trackers import gif_bytes, tracker_names
 from accel_slowfast.engine.training import train
 from accel_slowfast.recipe.io import save_recipe

@@ -1,8 +1,6 @@
-"""What happens when things go wrong: non-finite losses, a checkpoint that cannot be written,
-an unusable work_dir. (Signals: ``interrupts.py``.)
+"""What happens when a checkpoint cannot be written, or a work_dir cannot hold one. (A non-finite
+loss: ``engine/faults.py``; signals: ``interrupts.py``.)
 
-- A NaN/inf loss stops the run with ``NonFiniteLossError`` naming the iteration and the last
-  good checkpoint (``skip_nonfinite_loss``: the optimizer step is skipped instead).
 - A checkpoint that cannot be written (a full disk, a quota) stops the run with
   ``CheckpointWriteError``: one line naming the work_dir, the room it needs and the last good
   checkpoint; the partial folder is removed and earlier checkpoints stay intact.
@@ -15,12 +13,9 @@ from pathlib import Path
 
 import torch
 
-from accel_slowfast.checkpointing.layout import CHECKPOINT_DIR, find_resume_checkpoint
+from accel_slowfast.checkpointing.manifest import find_resume_checkpoint
+from accel_slowfast.checkpointing.names import CHECKPOINT_DIR
 from accel_slowfast.errors import RecipeError
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 class CheckpointWriteError(RuntimeError):
@@ -50,14 +45,6 @@ def write_failure(error: BaseException | None, target: Path, work_dir: Path, nee
         lines = str(error).strip().splitlines()
         what = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
     return CheckpointWriteError(f"could not save {target} ({what}); the partial save was removed and {last_good}")
-
-
-def any_process(accelerator, flag: bool) -> bool:
-    """True if ``flag`` is set on any process (a collective: every process must call it)."""
-    if accelerator.num_processes == 1:
-        return flag
-    value = torch.tensor([float(flag)], device=accelerator.device)
-    return bool(accelerator.reduce(value, reduction="sum").item())
 
 
 def check_work_dir(work_dir: Path, checkpoint_bytes: int) -> None:

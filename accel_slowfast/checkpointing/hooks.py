@@ -14,107 +14,12 @@ evaluation (best score) and log lines: a resumed run neither forgets the best sc
 re-logs an epoch. Both write through one ``CheckpointWriter``.
 """
 
-import os
-import shutil
 import signal
-from pathlib import Path
 from typing import Any
 
-import torch
-import yaml
-
-from accel_slowfast.checkpointing.faults import any_process, state_bytes, write_failure
-from accel_slowfast.checkpointing.layout import (
-    CHECKPOINT_DIR,
-    OBJECT_STATE,
-    RECIPE_FILE,
-    RunnerProgress,
-    checkpoint_name,
-    sorted_checkpoints,
-    staging_path,
-    write_manifest,
-)
-from accel_slowfast.interrupts import (
-    InterruptedRun,
-    Interrupts,
-    agreed_stop,
-    deferred,
-    exit_code,
-    rng_states,
-    set_rng_states,
-)
-
-
-class CheckpointWriter:
-    """Writes the run's resumable state as ``checkpoints/<name>``; remembers the newest one.
-
-    ``accelerator.save_state`` writes model, optimizer, grad scaler, every process's RNG states
-    and the sampler into a staging folder; the main process adds the state of ``progress`` and
-    ``objects`` (``custom_checkpoint_<i>.pkl``: tensors and plain values, which a resume reads with
-    ``weights_only=True``, ``resume.load_checkpoint``), the run's recipe and the manifest
-    (``workdir.write_manifest``) and renames the folder once complete, so a half-written
-    checkpoint is never picked up. ``max_keep_ckpts`` newest checkpoints of this run are kept (0
-    keeps all; another run's are never deleted); the best weights are a separate file.
-
-    Args:
-        progress: the runner's position.
-        recipe: the resolved recipe, saved in every checkpoint (a resume compares it with its own).
-        max_keep_ckpts: checkpoints kept, newest first; 0 keeps all.
-        objects: other objects with a ``state_dict`` to save (the ``EMAHook``), after ``progress``.
-        run_id: the run's id (``workdir_lock``), in every ``meta.json`` and staging name.
-    """
-
-    def __init__(self, progress: RunnerProgress, recipe: dict[str, Any], max_keep_ckpts: int, objects: tuple = (),
-                 run_id: str = ""):
-        self.progress, self.recipe, self.max_keep_ckpts, self.run_id = progress, recipe, max_keep_ckpts, run_id
-        self.objects = [progress, *objects]
-        self.last_saved: tuple[int, Path] | None = None  # (global iteration, folder) of the newest save
-
-    def save(self, runner, name: str, **position: int) -> None:
-        """Write ``checkpoints/<name>`` holding the runner at ``position`` (every process calls this).
-
-        A failed write (on any process) removes the partial folder and raises
-        ``CheckpointWriteError`` on every process; a full disk says how much room the checkpoint
-        needs and which checkpoint is the last good one. PyTorch's worker-death signal is held
-        back while writing (``interrupts.deferred``), so no checkpoint is cut in half by it.
-        """
-        accelerator = runner.accelerator
-        root = runner.work_dir / CHECKPOINT_DIR
-        final = root / name
-        staging = staging_path(final, self.run_id)
-        if accelerator.is_main_process:
-            shutil.rmtree(staging, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        self.progress.record(runner, **position)
-        error = None
-        with deferred(signal.SIGCHLD):
-            try:
-                accelerator.save_state(str(staging))
-            except Exception as failure:  # noqa: BLE001 - any failure: agree on it, then report it
-                error = failure
-            accelerator.wait_for_everyone()  # every process's files are written (or failed)
-            if accelerator.is_main_process and error is None:
-                try:
-                    for index, obj in enumerate(self.objects):
-                        torch.save(obj.state_dict(), staging / OBJECT_STATE.format(index))
-                    (staging / RECIPE_FILE).write_text(yaml.safe_dump(self.recipe, sort_keys=False))
-                    write_manifest(staging, {**self.progress.state_dict(), "run_id": self.run_id,
-                                             "num_processes": accelerator.num_processes})
-                    shutil.rmtree(final, ignore_errors=True)
-                    os.replace(staging, final)
-                except Exception as failure:  # noqa: BLE001
-                    error = failure
-            if any_process(accelerator, error is not None):
-                if accelerator.is_main_process:
-                    shutil.rmtree(staging, ignore_errors=True)
-                raise write_failure(error, final, runner.work_dir, state_bytes(runner)) from error
-        self.last_saved = (position["iter"], final)
-        if accelerator.is_main_process:
-            runner.logger.info("Saved checkpoint %s", final)
-            if self.max_keep_ckpts > 0:
-                for old in sorted_checkpoints(root, self.run_id)[: -self.max_keep_ckpts]:
-                    shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
+from accel_slowfast.checkpointing.names import checkpoint_name
+from accel_slowfast.checkpointing.writer import CheckpointWriter
+from accel_slowfast.interrupts import InterruptedRun, Interrupts, agreed_stop, exit_code, rng_states, set_rng_states
 
 
 class CheckpointHook:

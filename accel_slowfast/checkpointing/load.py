@@ -10,7 +10,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
-from accel_slowfast.checkpointing.layout import META_FILE, verify_checkpoint
+from accel_slowfast.checkpointing.manifest import verify_checkpoint
+from accel_slowfast.checkpointing.names import META_FILE
 from accel_slowfast.errors import CheckpointError
 from accel_slowfast.models.mmaction2 import is_mmaction2_state_dict, is_other_mmaction2_state_dict, mmaction2_to_ours
 

@@ -27,7 +27,7 @@ from accelerate.utils import broadcast_object_list
 from filelock import MarkerSoftFileLock, Timeout
 
 from accel_slowfast.checkpointing.faults import check_work_dir
-from accel_slowfast.checkpointing.layout import CHECKPOINT_DIR, EPOCH_PREFIX, ITER_PREFIX, set_aside
+from accel_slowfast.checkpointing.names import CHECKPOINT_DIR, EPOCH_PREFIX, ITER_PREFIX, set_aside
 from accel_slowfast.errors import RecipeError, UserError
 
 LOCK_FILE = "run.lock"

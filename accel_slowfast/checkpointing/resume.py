@@ -5,20 +5,20 @@ whole dataset:
 
 1. ``find_checkpoint``: ``auto`` takes the newest intact checkpoint of ``work_dir`` (damaged or
    incomplete ones are skipped with a warning); an explicit folder must be intact. The main
-   process verifies the files (``workdir.verify_checkpoint``) and tells the others.
+   process verifies the files (``manifest.verify_checkpoint``) and tells the others.
 2. ``plan_resume``: the checkpoint's own ``recipe.yaml`` is compared with this run's. Keys that
    change the state's shape or content (``STATE_KEYS``) cannot differ. Keys that change the
    order of an epoch's batches (``ORDER_KEYS`` and the number of processes) cannot differ when
    the checkpoint stopped mid-epoch, unless ``resume_next_epoch`` lets the run skip the rest of
    that epoch. Every other change is logged.
-3. ``restore``: ``load_checkpoint`` and the runner's position.
+3. ``restore``: ``load_checkpoint`` into the runner (its position: ``Runner.load_state_dict``) and the hooks.
 
 Nothing in a checkpoint can run code: before loading, every pickled file (``PICKLE_SUFFIXES``) is
 read without running it and refused if it names any class or function beyond tensors and plain
-values (``checkpoint.unsafe_globals``); then everything is loaded with ``weights_only=True``.
+values (``load.unsafe_globals``); then everything is loaded with ``weights_only=True``.
 Accelerate's ``load_state`` loads the model, optimizer, scaler and random states that way, but
 unpickles registered objects with ``weights_only=False``, so the run's own objects (its position,
-the EMA weights) are not registered with it: ``CheckpointWriter`` saves them as
+the EMA weights) are not registered with it: ``writer.CheckpointWriter`` saves them as
 ``custom_checkpoint_<i>.pkl`` (Accelerate's names: old checkpoints resume unchanged) and
 ``load_checkpoint`` reads them itself.
 """
@@ -37,14 +37,9 @@ from accelerate.utils import broadcast_object_list
 from safetensors import safe_open
 from torch import nn
 
-from accel_slowfast.checkpointing.layout import (
-    OBJECT_STATE,
-    RECIPE_FILE,
-    find_resume_checkpoint,
-    read_meta,
-    verify_checkpoint,
-)
 from accel_slowfast.checkpointing.load import safe_globals, unsafe_globals
+from accel_slowfast.checkpointing.manifest import find_resume_checkpoint, read_meta, verify_checkpoint
+from accel_slowfast.checkpointing.names import OBJECT_STATE, RECIPE_FILE
 from accel_slowfast.errors import CheckpointError
 
 # The checkpoint's state has another shape or content when these change: it cannot load.
@@ -210,17 +205,15 @@ def load_checkpoint(folder: Path, accelerator, objects: list) -> None:
             obj.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
 
-def restore(plan: ResumePlan, accelerator, objects: list, runner) -> None:
-    """Load the checkpoint into the prepared objects (``objects[0]``: the runner's ``RunnerProgress``)
-    and put the runner at its position."""
-    progress = objects[0]
+def restore(plan: ResumePlan, runner, objects: list) -> None:
+    """Load the checkpoint into the runner (its prepared model, optimizer, random states and its
+    position) and ``objects`` (the hooks saved after it, in their order)."""
     try:
-        load_checkpoint(plan.path, accelerator, objects)
+        load_checkpoint(plan.path, runner.accelerator, [runner, *objects])
     except Exception as error:  # noqa: BLE001 - whatever Accelerate or torch raise: one line
         lines = str(error).strip().splitlines()
         raise CheckpointError(f"resume_from: {plan.path} does not load into this run ({type(error).__name__}: "
                               f"{lines[0] if lines else ''}); resume with the recipe it was trained with") from None
-    progress.restore(runner)
     if plan.next_epoch:
         runner.epoch, runner.start_inner_iter = runner.epoch + 1, 0
         runner.log_buffer.clear()

@@ -13,7 +13,7 @@ arguments are read before torch is imported: ``--help`` and a bad key are answer
 import sys
 from pathlib import Path
 
-from accel_slowfast.checkpointing.layout import RECIPE_FILE, find_run_file, reports_dir
+from accel_slowfast.checkpointing.names import RECIPE_FILE, find_run_file, reports_dir
 from accel_slowfast.commands.exits import exit_status
 from accel_slowfast.errors import RecipeError
 from accel_slowfast.recipe.io import OneLineParser, load_recipe

@@ -18,7 +18,8 @@ from accel_slowfast.recipe.io import load_recipe
 def main(argv: list[str] | None = None, prog: str = "accel-slowfast train") -> None:
     with exit_status():
         recipe = load_recipe(sys.argv[1:] if argv is None else argv, prog=prog)
-    from accel_slowfast.checkpointing.faults import CheckpointWriteError, NonFiniteLossError
+    from accel_slowfast.checkpointing.faults import CheckpointWriteError
+    from accel_slowfast.engine.faults import NonFiniteLossError
     from accel_slowfast.engine.training import train
     from accel_slowfast.interrupts import Interrupts
 

@@ -14,7 +14,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from accel_slowfast.checkpointing.layout import BAD_VIDEOS_FILE
+from accel_slowfast.checkpointing.names import BAD_VIDEOS_FILE
 from accel_slowfast.data.annotations import read_label_map
 from accel_slowfast.data.augment import RandAugment, RandomErasing
 from accel_slowfast.data.dataset import ClipDataset, init_worker, list_bad_videos

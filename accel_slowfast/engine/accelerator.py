@@ -29,7 +29,7 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
-from accel_slowfast.checkpointing.layout import log_file_name
+from accel_slowfast.checkpointing.names import log_file_name
 from accel_slowfast.engine.trackers import build_trackers
 from accel_slowfast.progress import bars_enabled, in_notebook
 from accel_slowfast.recipe.recipe import Recipe

@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-from accel_slowfast.checkpointing.faults import NonFiniteLossError, any_process
-from accel_slowfast.checkpointing.layout import find_resume_checkpoint
+from accel_slowfast.checkpointing.manifest import find_resume_checkpoint
 from accel_slowfast.engine.events import EVENTS, PRIORITIES, get_priority, refuse_stray_methods
+from accel_slowfast.engine.faults import NonFiniteLossError, any_process
 from accel_slowfast.engine.log_buffer import LogBuffer
 from accel_slowfast.engine.schedule import LrSchedule, MomentumSchedule, Position, set_lr_and_momentum
 
@@ -251,3 +251,28 @@ class Runner:
             self.log_buffer.update(self.outputs["log_vars"], self.outputs["num_samples"])
             self.call_hook("after_val_iter")
         self.call_hook("after_val_epoch")
+
+    # --- state ---------------------------------------------------------------------------
+    def state_dict(self, *, epoch: int, inner_iter: int, iter: int) -> dict[str, Any]:
+        """What a checkpoint keeps of the runner (``custom_checkpoint_0.pkl``, and ``meta.json`` to
+        read without loading it): ``epoch`` (the epoch to run next, or the one in progress),
+        ``inner_iter`` (its iterations done), ``iter`` (global iterations done), ``meta`` and, mid-epoch,
+        the log buffer's values not yet logged.
+
+        A hook saves before the runner moves its counters on (the epoch's end is saved in
+        ``after_train_epoch``, before ``epoch`` counts it), so the hook gives the position a
+        resume starts from. The keys and plain values are those checkpoints have always held.
+        """
+        history = {key: [(float(value), count) for value, count in entries]
+                   for key, entries in self.log_buffer.history.items()} if inner_iter else {}
+        return {"epoch": epoch, "inner_iter": inner_iter, "iter": iter, "meta": dict(self.meta),
+                "log_history": history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put the runner at the position ``state`` (``state_dict``) holds: a mid-epoch one resumes
+        after ``start_inner_iter`` iterations of that epoch."""
+        self.epoch, self.iter = state["epoch"], state["iter"]
+        self.start_inner_iter = state.get("inner_iter", 0)
+        self.meta.update(state["meta"])
+        for key, entries in state.get("log_history", {}).items():
+            self.log_buffer.history[key] = [tuple(entry) for entry in entries]

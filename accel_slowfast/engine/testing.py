@@ -19,8 +19,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from accel_slowfast.checkpointing.layout import BAD_VIDEOS_FILE, TEST_METRICS_FILE, reports_dir
 from accel_slowfast.checkpointing.load import load_weights
+from accel_slowfast.checkpointing.names import BAD_VIDEOS_FILE, TEST_METRICS_FILE, reports_dir
 from accel_slowfast.data.builders import build_indexes, build_loader, build_test_dataset
 from accel_slowfast.engine.accelerator import build_accelerator, describe, setup_text_logger
 from accel_slowfast.errors import CheckpointError
@@ -31,7 +31,7 @@ from accel_slowfast.recipe.recipe import Recipe
 
 def run_test(recipe: Recipe, checkpoint: str | Path, out_dir: str | Path | None = None) -> dict:
     """Evaluate ``checkpoint`` on the recipe's validation split with the multi-view protocol; write
-    the reports into ``out_dir`` (default: beside the checkpoint, ``checkpointing/layout.reports_dir``)."""
+    the reports into ``out_dir`` (default: beside the checkpoint, ``checkpointing/names.reports_dir``)."""
     work_dir = Path(out_dir) if out_dir is not None else reports_dir(checkpoint)
     recipe = dataclasses.replace(recipe, work_dir=str(work_dir), report_to="none")  # (bad_videos.txt goes there)
     accelerator = build_accelerator(recipe)

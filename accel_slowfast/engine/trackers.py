@@ -41,7 +41,7 @@ import numpy as np
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker, TensorBoardTracker
 
-from accel_slowfast.checkpointing.layout import (
+from accel_slowfast.checkpointing.names import (
     CLASSES_FILE,
     RECIPE_FILE,
     RUN_ID_FILE,

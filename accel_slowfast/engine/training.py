@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 
 from accel_slowfast.checkpointing.faults import check_work_dir
-from accel_slowfast.checkpointing.layout import CLASSES_FILE, RECIPE_FILE, RunnerProgress, remove_staging
 from accel_slowfast.checkpointing.load import load_weights
 from accel_slowfast.checkpointing.lock import hold_work_dir
+from accel_slowfast.checkpointing.names import CLASSES_FILE, RECIPE_FILE
 from accel_slowfast.checkpointing.resume import ResumePlan, check_model_fits, find_checkpoint, plan_resume, restore
+from accel_slowfast.checkpointing.writer import remove_staging
 from accel_slowfast.data.builders import build_datasets, build_indexes, build_loader, describe_videos
 from accel_slowfast.engine.accelerator import build_accelerator, describe, seed_everything, setup_text_logger
 from accel_slowfast.engine.hooks import build_hooks, state_objects
@@ -87,7 +88,7 @@ def build_runner(recipe: Recipe, model: torch.nn.Module, optimizer: torch.optim.
 
 
 def open_work_dir(recipe: Recipe, accelerator: Accelerator) -> tuple[logging.Logger, ResumePlan | None]:
-    """The work_dir (held: ``workdir_lock.hold_work_dir``) made ready before any data work: without
+    """The work_dir (held: ``lock.hold_work_dir``) made ready before any data work: without
     stale partial checkpoints, its text log open, the resume planned (verified and compared),
     ``recipe.yaml`` written."""
     work_dir = Path(recipe.work_dir)
@@ -181,13 +182,12 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
         logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
 
         runner = build_runner(recipe, model, optimizer, accelerator, logger)
-        progress = RunnerProgress()
         hooks = build_hooks(recipe, model=model, train_loader=bn_loader or train_loader, val_loader=val_loader,
-                            val_set=val_set, progress=progress, interrupts=interrupts, run_id=run_id)
+                            val_set=val_set, interrupts=interrupts, run_id=run_id)
         for hook in hooks:
             runner.register_hook(hook)
         if plan:  # the position and the EMA weights, saved beside Accelerate's state (resume.load_checkpoint)
-            restore(plan, accelerator, state_objects(progress, hooks), runner)
+            restore(plan, runner, state_objects(hooks))
             logger.info("Resumed from %s at epoch %d (iteration %d of it), global iteration %d", plan.path,
                         runner.epoch + 1, runner.start_inner_iter, runner.iter)
         init_trackers(accelerator, recipe, resumed=plan is not None)

@@ -19,10 +19,8 @@ the ``EvalHook`` when they are built (``hooks.build_hooks``).
 
 import functools
 import itertools
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,8 +28,8 @@ from accelerate import Accelerator
 from accelerate.utils import send_to_device
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from accel_slowfast.checkpointing.faults import any_process, state_bytes, write_failure
-from accel_slowfast.checkpointing.layout import BAD_VIDEOS_FILE, CHECKPOINT_DIR, best_checkpoint_name, staging_path
+from accel_slowfast.checkpointing.names import BAD_VIDEOS_FILE, CHECKPOINT_DIR, best_checkpoint_name
+from accel_slowfast.checkpointing.writer import save_best
 from accel_slowfast.evaluation.metrics import VideoScores, score_videos
 
 EARLY_STOP_STATE = "early_stop"  # key in runner.meta (saved with every checkpoint)
@@ -58,7 +56,7 @@ class EvalHook:
     higher is better) as ``checkpoints/best_<metric>_epoch_<N>.pth`` and its score in
     ``runner.meta`` (saved with the checkpoints; ``best_checkpoint`` is restored from it). Runs on every
     process (scores are gathered); only the main process writes, under a staging name carrying
-    ``run_id`` (``workdir.staging_path``). ``between_batches(runner)``, if given, is called on every
+    ``run_id`` (``writer.save_best``). ``between_batches(runner)``, if given, is called on every
     process after each batch; it may end the evaluation by raising
     (``InterruptHook._between_eval_batches``: a stop signal).
     """
@@ -93,25 +91,14 @@ class EvalHook:
         self.last = Evaluation(epoch, metrics, results, self.best_checkpoint)
 
     def _save_best(self, runner, epoch: int, score: float) -> None:
+        """Write the best weights through the checkpoints' writer (``writer.save_best``), replacing
+        the previous best file."""
         accelerator = runner.accelerator
-        old = runner.meta.get("best_ckpt")
         path = runner.work_dir / CHECKPOINT_DIR / best_checkpoint_name(self.save_best, epoch)
-        state = accelerator.get_state_dict(runner.model)
-        error = None
+        state = accelerator.get_state_dict(runner.model)  # every process: gathers sharded weights
+        save_best(runner, path, {"state_dict": state, "meta": {"epoch": epoch, self.save_best: score}}, self.run_id,
+                  replaces=runner.meta.get("best_ckpt"))
         if accelerator.is_main_process:
-            staging = staging_path(path, self.run_id)
-            try:  # written under a temporary name and renamed: never a half-written best file
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save({"state_dict": state, "meta": {"epoch": epoch, self.save_best: score}}, staging)
-                os.replace(staging, path)
-            except Exception as failure:  # noqa: BLE001 - agree on it, then report it
-                error = failure
-                staging.unlink(missing_ok=True)
-        if any_process(accelerator, error is not None):
-            raise write_failure(error, path, runner.work_dir, state_bytes(runner, with_optimizer=False)) from error
-        if accelerator.is_main_process:
-            if old and Path(old) != path and Path(old).exists():
-                Path(old).unlink()
             runner.logger.info("Epoch %d: best %s %.4f, saved %s", epoch, self.save_best, score, path)
         runner.meta.update(best_metric=self.save_best, best_score=score, best_epoch=epoch, best_ckpt=str(path))
         accelerator.wait_for_everyone()

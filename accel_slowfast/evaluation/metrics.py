@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
-from accel_slowfast.checkpointing.layout import TEST_CONFUSION_FILE, TEST_PER_CLASS_FILE, TEST_PREDICTIONS_FILE
+from accel_slowfast.checkpointing.names import TEST_CONFUSION_FILE, TEST_PER_CLASS_FILE, TEST_PREDICTIONS_FILE
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.progress import Progress
 from accel_slowfast.recipe.recipe import AVERAGE_CLIPS

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from accel_slowfast.checkpointing.layout import CLASSES_FILE, METRICS_FILE, RECIPE_FILE, find_run_file
 from accel_slowfast.checkpointing.load import load_weights
+from accel_slowfast.checkpointing.names import CLASSES_FILE, METRICS_FILE, RECIPE_FILE, find_run_file
 from accel_slowfast.errors import CheckpointError, UserError
 from accel_slowfast.export.model_card import model_card, run_results
 from accel_slowfast.export.transformers_files import CONFIG_FILE, HF_FILES, WEIGHTS_FILE, read_export, write_hf_folder

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from accel_slowfast.checkpointing.layout import METRICS_FILE, TEST_METRICS_FILE
+from accel_slowfast.checkpointing.names import METRICS_FILE, TEST_METRICS_FILE
 from accel_slowfast.models.presets import BACKBONES, PRESETS
 
 TRAINING_KEYS = ("dataset", "max_epochs", "batch_size", "gradient_accumulation_steps", "optimizer", "lr",

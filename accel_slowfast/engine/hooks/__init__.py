@@ -30,8 +30,8 @@ its ``Evaluation`` (metrics, per-video scores, best checkpoint).
 
 from typing import Any
 
-from accel_slowfast.checkpointing.hooks import CheckpointHook, CheckpointWriter, InterruptHook
-from accel_slowfast.checkpointing.layout import RunnerProgress
+from accel_slowfast.checkpointing.hooks import CheckpointHook, InterruptHook
+from accel_slowfast.checkpointing.writer import CheckpointWriter
 from accel_slowfast.engine.hooks.device import EmptyCacheHook, ProfilerHook
 from accel_slowfast.engine.hooks.ema import EMAHook
 from accel_slowfast.engine.hooks.logs import IterTimerHook, LoggerHook, summary_lines
@@ -44,8 +44,7 @@ __all__ = ["CheckpointHook", "CheckpointWriter", "EMAHook", "EarlyStoppingHook",
            "TrackerHook", "build_hooks", "recompute_bn_stats", "set_loader_epoch", "state_objects", "summary_lines"]
 
 
-def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: RunnerProgress,
-                interrupts, run_id: str = "") -> list[Any]:
+def build_hooks(recipe, *, model, train_loader, val_loader, val_set, interrupts, run_id: str = "") -> list[Any]:
     """The hooks ``recipe`` asks for, in registration order (the table above).
 
     Args:
@@ -54,12 +53,11 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
         train_loader, val_loader: the prepared loaders (precise BN reads training batches, at the
             base shape: a multigrid run passes its base-shape loader).
         val_set: the validation ``ClipDataset`` (the trackers show its clips).
-        progress: the runner's position, saved with every checkpoint.
         interrupts: the active ``interrupts.Interrupts``.
-        run_id: the run's id (``workdir_lock``): in its checkpoints' ``meta.json`` and staging names.
+        run_id: the run's id (``checkpointing/lock.py``): in its checkpoints' ``meta.json`` and staging names.
 
-    Hooks with a ``state_dict`` (``EMAHook``) are saved with every checkpoint after ``progress``;
-    ``state_objects`` lists them in that order, for ``resume.restore``.
+    Hooks with a ``state_dict`` (``EMAHook``) are saved with every checkpoint after the runner's
+    state; ``state_objects`` lists them in that order, for ``resume.restore``.
     """
     hooks: list[Any] = [SamplerSeedHook()]
     if recipe.ema:
@@ -83,14 +81,13 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
     if recipe.profile_iters:
         wait, warmup, active = [0, 0, *recipe.profile_iters][-3:]
         hooks.append(ProfilerHook(wait, warmup, active))
-    writer = CheckpointWriter(progress, recipe.to_dict(), recipe.max_keep_ckpts,
-                              objects=state_objects(progress, hooks)[1:], run_id=run_id)
+    writer = CheckpointWriter(recipe.to_dict(), recipe.max_keep_ckpts, objects=state_objects(hooks), run_id=run_id)
     interrupt = InterruptHook(interrupts, writer)
     hooks += [CheckpointHook(writer, recipe.checkpoint_interval, recipe.checkpoint_interval_iters), interrupt]
     return hooks
 
 
-def state_objects(progress: RunnerProgress, hooks: list[Any]) -> list[Any]:
-    """What a checkpoint holds besides Accelerate's state, in its order: ``progress``, then each
-    hook with a ``state_dict`` (``custom_checkpoint_0.pkl``, ``_1.pkl``, ...)."""
-    return [progress, *(hook for hook in hooks if hasattr(hook, "state_dict"))]
+def state_objects(hooks: list[Any]) -> list[Any]:
+    """The hooks a checkpoint holds besides Accelerate's state and the runner's (``custom_checkpoint_0.pkl``),
+    in its order: each hook with a ``state_dict`` (``custom_checkpoint_1.pkl``, ``_2.pkl``, ...)."""
+    return [hook for hook in hooks if hasattr(hook, "state_dict")]

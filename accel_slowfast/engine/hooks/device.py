@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from accel_slowfast.checkpointing.layout import PROFILER_DIR
+from accel_slowfast.checkpointing.names import PROFILER_DIR
 
 
 class EmptyCacheHook:

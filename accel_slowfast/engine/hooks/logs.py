@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from accel_slowfast.checkpointing.layout import METRICS_FILE, set_aside
+from accel_slowfast.checkpointing.names import METRICS_FILE, set_aside
 from accel_slowfast.evaluation.hooks import EvalHook, just_evaluated
 from accel_slowfast.progress import Progress
 

@@ -1,4 +1,4 @@
-"""load_from (checkpoint.py): any known layout, verified, non-strict and reported; never arbitrary unpickling;
+"""load_from (load.py): any known layout, verified, non-strict and reported; never arbitrary unpickling;
 every unusable file is one line before any data work."""
 
 import logging
@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import one_line_error, run_command
 
-from accel_slowfast.checkpointing.layout import write_manifest
 from accel_slowfast.checkpointing.load import load_weights, read_state_dict
+from accel_slowfast.checkpointing.manifest import write_manifest
 from accel_slowfast.errors import CheckpointError
 from accel_slowfast.models.builders import build_model
 

@@ -1,17 +1,21 @@
-"""Checkpoint folders: the manifest catches damage before anything loads; resume_from=auto takes the
-newest intact checkpoint; a damaged explicit path, or one that does not fit, is one line before any data work."""
+"""Checkpoint manifests (manifest.py): the manifest catches damage before anything loads; one parser
+reads meta.json; resume_from=auto takes the newest intact checkpoint; checkpoints are sorted and
+counted per run."""
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
-from accel_slowfast.checkpointing.layout import (
+from accel_slowfast.checkpointing.manifest import (
     find_resume_checkpoint,
-    remove_staging,
+    read_meta,
+    sorted_checkpoints,
     verify_checkpoint,
     write_manifest,
 )
+from accel_slowfast.checkpointing.names import staging_path
 from accel_slowfast.errors import CheckpointError
 
 
@@ -62,14 +66,32 @@ def test_auto_resume_skips_damaged_and_incomplete_checkpoints_naming_them(tmp_pa
     assert find_resume_checkpoint(tmp_path) is None
 
 
-def test_stale_staging_folders_and_files_are_removed(tmp_path):
-    kept = _folder(tmp_path)
-    (tmp_path / "checkpoints" / ".tmp_iter_4").mkdir()
-    (tmp_path / "checkpoints" / ".tmp_iter_4" / "optimizer.bin").write_bytes(b"half")
-    (tmp_path / "checkpoints" / ".tmp_best_top1_acc_epoch_1.pth").write_bytes(b"half")
-    assert [p.name for p in remove_staging(tmp_path)] == [".tmp_best_top1_acc_epoch_1.pth", ".tmp_iter_4"]
-    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [kept.name]
+def test_meta_json_that_does_not_read_is_one_line_and_sorts_first_belonging_to_no_run(tmp_path):
+    root = tmp_path / "checkpoints"
+    good = _folder(tmp_path, "epoch_1", 5)
+    for name, text in [("iter_9", "{not json"), ("iter_8", "[1, 2]"), ("iter_7", '{"epoch": 1}'),
+                       ("iter_6", '{"iter": "many"}')]:
+        (root / name).mkdir()
+        (root / name / "meta.json").write_text(text)
+        with pytest.raises(CheckpointError, match=f"checkpoint {root / name} is damaged: .*meta.json does not read"):
+            read_meta(root / name)
+    assert sorted_checkpoints(root) == [root / n for n in ("iter_6", "iter_7", "iter_8", "iter_9")] + [good]
+    assert sorted_checkpoints(root, "any run") == []
 
 
-# --- end to end, as users run it ------------------------------------------------------------------
+def _fake_checkpoint(root: Path, name: str, iteration: int, run_id: str | None) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"w")
+    write_manifest(folder, {"epoch": 1, "inner_iter": 0, "iter": iteration,
+                            **({"run_id": run_id} if run_id else {})})
+    return folder
 
+
+def test_checkpoints_are_counted_per_run_and_staged_under_the_runs_id(tmp_path):
+    root = tmp_path / "checkpoints"
+    old = [_fake_checkpoint(root, "epoch_2", 10, "old"), _fake_checkpoint(root, "epoch_3", 15, None)]
+    new = [_fake_checkpoint(root, "iter_3", 3, "new"), _fake_checkpoint(root, "epoch_1", 5, "new")]
+    assert sorted_checkpoints(root, "new") == new
+    assert sorted_checkpoints(root) == [new[0], new[1], *old]
+    assert staging_path(root / "epoch_1", "a").name != staging_path(root / "epoch_1", "b").name

@@ -1,6 +1,6 @@
-"""One run per work_dir (workdir_lock.py): a second run is refused naming the first, a crashed run's
-lock is taken over, a fresh run keeps out of another run's checkpoints, and max_keep_ckpts removes
-only the checkpoints of the run that wrote them."""
+"""One run per work_dir (lock.py): a second run is refused naming the first, a crashed run's lock is
+taken over, a fresh run keeps out of another run's checkpoints, and max_keep_ckpts removes only the
+checkpoints of the run that wrote them (which ones: test_manifest.py)."""
 
 import json
 import logging
@@ -16,8 +16,8 @@ import pytest
 from conftest import one_line_error, run_command
 from filelock import MarkerSoftFileLock
 
-from accel_slowfast.checkpointing.layout import sorted_checkpoints, staging_path, write_manifest
 from accel_slowfast.checkpointing.lock import LOCK_FILE, WorkDirBusy, acquire, hold_work_dir
+from accel_slowfast.checkpointing.manifest import sorted_checkpoints, write_manifest
 from accel_slowfast.recipe.recipe import Recipe
 
 REPO = Path(__file__).parents[1]
@@ -111,24 +111,6 @@ def test_two_processes_take_the_lock_once_and_a_held_work_dir_stops_both(tiny_ro
     # each rank stops with the line (torchrun then reports the failed ranks in its own words)
     assert result.returncode != 0 and result.stderr.count(f"in use by the run of pid {os.getpid()}") == 2, \
         result.stderr[-3000:]
-
-
-def _fake_checkpoint(root: Path, name: str, iteration: int, run_id: str | None) -> Path:
-    folder = root / name
-    folder.mkdir(parents=True)
-    (folder / "model.safetensors").write_bytes(b"w")
-    write_manifest(folder, {"epoch": 1, "inner_iter": 0, "iter": iteration,
-                            **({"run_id": run_id} if run_id else {})})
-    return folder
-
-
-def test_checkpoints_are_counted_per_run_and_staged_under_the_runs_id(tmp_path):
-    root = tmp_path / "checkpoints"
-    old = [_fake_checkpoint(root, "epoch_2", 10, "old"), _fake_checkpoint(root, "epoch_3", 15, None)]
-    new = [_fake_checkpoint(root, "iter_3", 3, "new"), _fake_checkpoint(root, "epoch_1", 5, "new")]
-    assert sorted_checkpoints(root, "new") == new
-    assert sorted_checkpoints(root) == [new[0], new[1], *old]
-    assert staging_path(root / "epoch_1", "a").name != staging_path(root / "epoch_1", "b").name
 
 
 @pytest.mark.slow
