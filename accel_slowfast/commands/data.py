@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         recipe = load_recipe(recipe_args, prog="accel-slowfast data check")
         if args.decode:  # the data check decodes on the CPU, whatever decoder_device says
-            check_decoder_loads(recipe)
-        train_index, val_index = build_indexes(recipe, build_accelerator(dataclasses.replace(recipe, report_to="none")))
+            check_decoder_loads(recipe.data_args)
+        train_index, val_index = build_indexes(recipe.data_args, build_accelerator(
+            recipe.runtime_args, dataclasses.replace(recipe.logging_args, report_to="none")))
     except (RecipeError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

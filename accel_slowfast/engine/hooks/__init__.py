@@ -42,8 +42,9 @@ from accel_slowfast.engine.hooks.optimization import (
     build_momentum_hook,
 )
 from accel_slowfast.engine.mixing import Blending, BlendingHook
-from accel_slowfast.engine.trackers import TrackerHook, tracker_names
+from accel_slowfast.engine.trackers import TrackerHook
 from accel_slowfast.evaluation.hooks import EarlyStoppingHook, EvalHook, PreciseBNHook, recompute_bn_stats
+from accel_slowfast.multigrid import MultigridSchedule
 
 __all__ = ["CheckpointHook", "CheckpointWriter", "EMAHook", "EarlyStoppingHook", "EmptyCacheHook", "EvalHook",
            "InterruptHook", "IterTimerHook", "LoggerHook", "LrScheduleHook", "MomentumScheduleHook", "OptimizerHook",
@@ -52,7 +53,7 @@ __all__ = ["CheckpointHook", "CheckpointWriter", "EMAHook", "EarlyStoppingHook",
 
 
 def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: RunnerProgress,
-                interrupts, run_id: str = "") -> list[Any]:
+                interrupts, run_id: str = "", multigrid: MultigridSchedule | None = None) -> list[Any]:
     """The hooks ``recipe`` asks for, in registration order (the table above).
 
     Args:
@@ -64,11 +65,12 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
         progress: the runner's position, saved with every checkpoint.
         interrupts: the active ``interrupts.Interrupts``.
         run_id: the run's id (``workdir_lock``): in its checkpoints' ``meta.json`` and staging names.
+        multigrid: the run's multigrid schedule, if it has one (the LR follows its stages).
 
     Hooks with a ``state_dict`` (``EMAHook``) are saved with every checkpoint after ``progress``;
     ``state_objects`` lists them in that order, for ``resume.restore``.
     """
-    hooks: list[Any] = [build_lr_hook(recipe)]
+    hooks: list[Any] = [build_lr_hook(recipe, multigrid)]
     if recipe.momentum_policy != "none":
         hooks.append(build_momentum_hook(recipe))
     hooks.append(OptimizerHook(recipe.grad_clip, skip_nonfinite=recipe.skip_nonfinite_loss))
@@ -85,13 +87,13 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, progress: R
                                         between_batches=lambda runner: interrupt._between_eval_batches(runner))]
     if recipe.early_stop_metric:
         hooks.append(EarlyStoppingHook(recipe.early_stop_metric, recipe.early_stop_patience, recipe.early_stop_rule))
-    if recipe.mixup_alpha or recipe.cutmix_alpha or recipe.label_smoothing:
+    if recipe.soft_targets:
         blending = Blending(num_classes=recipe.num_classes, mixup_alpha=recipe.mixup_alpha,
                             cutmix_alpha=recipe.cutmix_alpha, mix_prob=recipe.mix_prob,
                             switch_prob=recipe.mix_switch_prob, label_smoothing=recipe.label_smoothing)
         hooks.append(BlendingHook(blending, recipe.seed))
     hooks.append(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none"))
-    if tracker_names(recipe):
+    if recipe.trackers:
         hooks.append(TrackerHook(val_set, num_clips=recipe.log_val_clips, log_checkpoint=recipe.log_checkpoint))
     if recipe.profile_iters:
         wait, warmup, active = [0, 0, *recipe.profile_iters][-3:]

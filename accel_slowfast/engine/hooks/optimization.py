@@ -23,7 +23,7 @@ from accelerate.utils import extract_model_from_parallel
 
 from accel_slowfast.checkpointing.faults import NonFiniteLossError, any_process
 from accel_slowfast.checkpointing.layout import find_resume_checkpoint
-from accel_slowfast.multigrid import MultigridSchedule, enabled
+from accel_slowfast.multigrid import MultigridSchedule
 from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.schedules import (
     LR_POLICIES,
@@ -169,10 +169,10 @@ class MomentumScheduleHook:
                 group["betas"] = (value, *group["betas"][1:])
 
 
-def build_lr_hook(recipe: Recipe) -> LrScheduleHook:
-    """The recipe's LR schedule (``lr_policy`` and its keys, ``warmup*``)."""
+def build_lr_hook(recipe: Recipe, multigrid: MultigridSchedule | None = None) -> LrScheduleHook:
+    """The recipe's LR schedule (``lr_policy`` and its keys, ``warmup*``), times the run's multigrid
+    LR factor when it has a ``multigrid`` schedule."""
     formula = _lr_formula(recipe.lr_policy)
-    multigrid = MultigridSchedule(recipe) if enabled(recipe) else None
     return LrScheduleHook(recipe.lr_policy, **recipe_args(LrScheduleHook, recipe), **recipe_args(formula, recipe),
                           multigrid=multigrid)
 
