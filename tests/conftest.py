@@ -24,8 +24,8 @@ def tiny_root(tmp_path_factory) -> Path:
     return ensure_synthetic(TINY_SPEC, cache_dir=tmp_path_factory.mktemp("synthetic"))
 
 
-TORCHCODEC_MISSING = torchcodec_missing() and (f"torchcodec cannot decode here ({torchcodec_missing()}); "
-                                              "pip install -e '.[torchcodec]' and apt-get install ffmpeg")
+TORCHCODEC_MISSING = (reason := torchcodec_missing()) and (f"torchcodec cannot decode here ({reason}); "
+                                                           "pip install -e '.[torchcodec]' and apt-get install ffmpeg")
 needs_torchcodec = pytest.mark.skipif(bool(TORCHCODEC_MISSING), reason=TORCHCODEC_MISSING)
 
 

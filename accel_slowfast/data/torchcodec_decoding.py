@@ -24,7 +24,6 @@ any error opening or decoding it) is decoded on the CPU instead: ``fallback_reas
 and its frames are CPU tensors for the caller to move.
 """
 
-import functools
 from fractions import Fraction
 
 import av
@@ -35,10 +34,9 @@ from accel_slowfast.data.pyav_decoding import PyAVFast
 from accel_slowfast.data.streams import FrameTable, first_size, fit, in_memory, open_source, source_name
 
 
-@functools.cache
 def torchcodec_missing() -> str:
     """Why torchcodec cannot decode here (the optional extra is not installed, or cannot load the
-    system's FFmpeg), in one line; "" when it can. Imports it once per process."""
+    system's FFmpeg), in one line; "" when it can."""
     try:
         import torchcodec.decoders  # noqa: F401 - loads FFmpeg's libraries, or says it cannot
     except (ImportError, RuntimeError, OSError) as error:
