@@ -105,9 +105,9 @@ class LoggingArgs(Section):
                                     "run.")
 
     @property
-    def trackers(self) -> tuple[str, ...]:
-        """The trackers ``report_to`` names (``all``: wandb and tensorboard)."""
-        return TRACKERS[self.report_to]
+    def trackers(self) -> list[str]:
+        """The Accelerate tracker names ``report_to`` stands for (``all``: wandb and tensorboard)."""
+        return list(TRACKERS[self.report_to])
 
     def validate(self) -> None:
         if self.report_to != "none" and not self.wandb_project:
