@@ -5,8 +5,8 @@ optimization, schedule; ``run.py``: model, evaluation, checkpoints, logging, run
 inherits them all, so a YAML recipe, the command line and Python stay flat, while a builder takes
 the one section it reads::
 
-    recipe = Recipe(max_epochs=3, lr=0.01)        # recipe.lr, recipe.to_dict(): flat
-    model = build_recipe_model(recipe.model_args)  # a ModelArgs: model, num_classes, dropout, ...
+    recipe = Recipe(max_epochs=3, lr=0.01)                  # recipe.lr, recipe.to_dict(): flat
+    train_index, val_index = build_indexes(recipe.data_args, accelerator)   # a DataArgs: dataset, lists, ...
 
 Defaults train ``slowfast_tiny`` on the built-in synthetic dataset (a few minutes on 2 CPU
 cores). A YAML recipe lists only what differs; ``--key=value`` overrides win over the YAML
@@ -30,7 +30,7 @@ from accel_slowfast.errors import RecipeError
 from accel_slowfast.models.presets import PRESETS
 from accel_slowfast.multigrid import check_recipe as check_multigrid
 from accel_slowfast.recipe.data import AugmentationArgs, DataArgs
-from accel_slowfast.recipe.fields import Section, check_value
+from accel_slowfast.recipe.fields import Section
 from accel_slowfast.recipe.optimization import OptimizationArgs, ScheduleArgs
 from accel_slowfast.recipe.run import (
     AVERAGE_CLIPS,
@@ -74,13 +74,9 @@ class Recipe(*reversed(SECTIONS)):  # (a dataclass takes its bases' fields last 
     logging_args = _SectionView(LoggingArgs)
     runtime_args = _SectionView(RuntimeArgs)
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, check_value(f, getattr(self, f.name)))
-        self.validate()
-
     def validate(self) -> None:
-        """Each section's checks, then those between sections; raise ``RecipeError`` naming the keys."""
+        """Each section's checks, then those between sections; raise ``RecipeError`` naming the keys.
+        (``Section.__post_init__`` calls it, after checking each key against its rule.)"""
         for section in SECTIONS:
             section.validate(self)
         alpha = PRESETS[self.model].alpha
