@@ -98,13 +98,9 @@ def long_cycle_stages(lr_steps: list[int], max_epochs: int, clip_len: int, crop_
     return kept
 
 
-def enabled(recipe: Any) -> bool:
-    """Whether ``recipe`` trains with a multigrid cycle (long, short or both)."""
-    return recipe.multigrid_long_cycle or recipe.multigrid_short_cycle
-
-
 class MultigridSchedule:
-    """The recipe's multigrid schedule: ``shapes(epoch)`` and ``lr_factor(epoch)``, from the recipe alone."""
+    """The recipe's multigrid schedule: ``shapes(epoch)`` and ``lr_factor(epoch)``, from the recipe alone.
+    A run builds it once (``engine/training.py``), for its loader, its LR and its log."""
 
     def __init__(self, recipe: Any):
         self.long_cycle, self.short_cycle = recipe.multigrid_long_cycle, recipe.multigrid_short_cycle
@@ -147,7 +143,7 @@ class MultigridSchedule:
 def check_recipe(recipe: Any) -> None:
     """The multigrid keys against the rest of the recipe and its model preset; ``RecipeError`` naming the key
     and the fix."""
-    if not enabled(recipe):
+    if not recipe.multigrid:
         return
     key = "multigrid_long_cycle" if recipe.multigrid_long_cycle else "multigrid_short_cycle"
     if recipe.gradient_accumulation_steps != 1:

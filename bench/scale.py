@@ -41,6 +41,7 @@ import psutil
 import torch
 from accelerate import Accelerator
 
+from accel_slowfast.checkpointing.names import BAD_VIDEOS_FILE
 from accel_slowfast.data.builders import build_datasets, build_indexes
 from accel_slowfast.data.dataset import share_by_filename
 from accel_slowfast.data.synthetic import write_video
@@ -104,7 +105,9 @@ def worker_uss(recipe: Recipe, cache: Path, clips: int) -> tuple[list[float], li
     """Workers' USS (MiB) after their first batch and after the pass, and the index's own size (MiB)."""
     os.environ["ACCEL_SLOWFAST_CACHE"] = str(cache)  # the cache the cold run wrote
     accelerator = Accelerator(cpu=True)
-    train_set, _ = build_datasets(recipe, *build_indexes(recipe, accelerator), accelerator)
+    train_set, _ = build_datasets(recipe.data_args, recipe.augmentation_args, recipe.model_args,
+                                  *build_indexes(recipe.data_args, accelerator), accelerator, seed=recipe.seed,
+                                  bad_video_log=Path(recipe.work_dir) / BAD_VIDEOS_FILE)
     paths = train_set.index.paths
     index_mib = (paths.buffer.nbytes + paths.offsets.nbytes + train_set.index.labels.nbytes) / MIB
     spread = np.linspace(0, len(train_set), clips, endpoint=False).astype(int).tolist()

@@ -12,6 +12,7 @@ import pytest
 os.environ.setdefault("ACCEL_SLOWFAST_CACHE", tempfile.mkdtemp(prefix="accel_slowfast_test_cache_"))
 
 from accel_slowfast.data.synthetic import ensure_synthetic
+from accel_slowfast.data.torchcodec_decoding import torchcodec_missing
 from accel_slowfast.engine.training import train
 from accel_slowfast.notebook import TINY as NOTEBOOK_TINY
 from accel_slowfast.notebook import TINY_SPEC
@@ -23,18 +24,8 @@ def tiny_root(tmp_path_factory) -> Path:
     return ensure_synthetic(TINY_SPEC, cache_dir=tmp_path_factory.mktemp("synthetic"))
 
 
-def _torchcodec_missing() -> str:
-    """Why ``decoder: torchcodec`` cannot run here (the optional extra, or the system FFmpeg it loads), or ""."""
-    try:
-        import torchcodec.decoders  # noqa: F401
-    except (ImportError, RuntimeError, OSError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return (f"torchcodec cannot decode here ({type(error).__name__}: {first}); "
-                "pip install -e '.[torchcodec]' and apt-get install ffmpeg")
-    return ""
-
-
-TORCHCODEC_MISSING = _torchcodec_missing()
+TORCHCODEC_MISSING = (reason := torchcodec_missing()) and (f"torchcodec cannot decode here ({reason}); "
+                                                           "pip install -e '.[torchcodec]' and apt-get install ffmpeg")
 needs_torchcodec = pytest.mark.skipif(bool(TORCHCODEC_MISSING), reason=TORCHCODEC_MISSING)
 
 

@@ -177,8 +177,9 @@ def test_one_process_per_node_probes_or_the_main_process_alone_with_a_shared_cac
 
 
 def test_the_per_clip_regularisation_is_what_the_recipe_asks_for():
-    assert clip_augmentations(Recipe()) == []
-    augment = clip_augmentations(Recipe(rand_augment=True, rand_augment_layers=4, random_erasing=0.25))
+    assert clip_augmentations(Recipe().augmentation_args, Recipe().model_args) == []
+    recipe = Recipe(rand_augment=True, rand_augment_layers=4, random_erasing=0.25)
+    augment = clip_augmentations(recipe.augmentation_args, recipe.model_args)
     assert [type(a) for a in augment] == [RandAugment, RandomErasing]
     assert augment[0]._augment.randaug_fn.num_sample_op == 4 and augment[1].p == 0.25
 

@@ -69,10 +69,12 @@ def test_train_help_is_grouped_and_quick():
     assert elapsed < 3, f"train.py --help took {elapsed:.1f} s"
     sections = [line[:-1] for line in result.stdout.splitlines() if line and not line[0].isspace() and
                 line.endswith(":")]
-    assert sections[-9:] == ["run", "model", "data", "augmentation", "evaluation and test",
-                             "optimisation and schedule", "checkpointing and resume", "logging", "performance"]
-    optimisation = result.stdout.split("optimisation and schedule:")[1].split("checkpointing and resume:")[0]
-    assert "--lr FLOAT" in optimisation and "--warmup_ratio FLOAT" in optimisation and "--model " not in optimisation
+    assert sections[-9:] == ["runtime", "model", "data", "augmentation", "evaluation and test", "optimization",
+                             "schedule", "checkpoints and resume", "logging"]
+    optimization = result.stdout.split("optimization:")[1].split("schedule:")[0]
+    assert "--lr FLOAT" in optimization and "--model " not in optimization
+    schedule = result.stdout.split("schedule:")[1].split("checkpoints and resume:")[0]
+    assert "--warmup_ratio FLOAT" in schedule and "--lr " not in schedule
 
 
 @pytest.mark.parametrize("args, message", [

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from accel_slowfast.recipe.data import DECODERS
 from accel_slowfast.recipe.io import load_recipe, packaged_recipes, recipe_diff, recipe_parser
-from accel_slowfast.recipe.recipe import GROUPS, Recipe, RecipeError
-from accel_slowfast.recipe.source import DECODERS
+from accel_slowfast.recipe.recipe import SECTIONS, Recipe, RecipeError
 
 REPO = Path(__file__).parents[1]
 RECIPES = sorted(p for p in REPO.glob("recipes/**/*.yaml")
@@ -139,10 +139,12 @@ def test_non_finite_numbers_are_refused_naming_the_key(value):
 
 
 def test_every_key_is_in_a_help_group():
-    groups = {f.name: f.metadata["group"] for f in dataclasses.fields(Recipe)}
-    assert set(groups.values()) == set(GROUPS)
+    groups = {f.name: section.GROUP for section in SECTIONS for f in dataclasses.fields(section)}
+    assert set(groups) == {f.name for f in dataclasses.fields(Recipe)}  # every key in exactly one section
+    assert sum(len(dataclasses.fields(section)) for section in SECTIONS) == len(groups)
+    names = [section.GROUP for section in SECTIONS]
     help_text = recipe_parser("train.py").format_help()
-    for section, following in zip(GROUPS, [*GROUPS[1:], None], strict=True):
+    for section, following in zip(names, [*names[1:], None], strict=True):
         body = help_text.split(f"\n{section}:\n")[1]
         body = body.split(f"\n{following}:\n")[0] if following else body
         listed = set(re.findall(r"^  --(\w+)", body, re.M))

@@ -10,6 +10,7 @@ import pytest
 from accelerate import Accelerator
 from conftest import one_line_error
 
+from accel_slowfast.checkpointing.names import BAD_VIDEOS_FILE
 from accel_slowfast.commands.predict import predict
 from accel_slowfast.data import VideoIndex, VideoRecord
 from accel_slowfast.data.builders import build_loader, build_test_dataset
@@ -45,8 +46,10 @@ def test_predict_averages_the_views_as_the_test_command_does(trained, tmp_path, 
     video = next((tiny_root / "MoveUp").glob("*.avi"))
     index = VideoIndex([VideoRecord(video, config["classes"].index("MoveUp"))], config["classes"])
     accelerator = Accelerator(cpu=True)
-    dataset = build_test_dataset(recipe, index, accelerator)
-    loader = build_loader(dataset, recipe, accelerator, train=False)
+    dataset = build_test_dataset(recipe.data_args, recipe.evaluation_args, recipe.short_side, index, accelerator,
+                                 seed=recipe.seed, bad_video_log=tmp_path / BAD_VIDEOS_FILE)
+    loader = build_loader(dataset, recipe.data_args, accelerator, batch_size=recipe.batch_size, seed=recipe.seed,
+                          train=False)
     (scores,) = score_videos(model, loader, accelerator, average_clips).scores  # what run_test scores this video
     expected = scores if average_clips == "prob" else softmax(scores)
     predicted = dict(predict(model, config, video, top_k=len(config["classes"])))

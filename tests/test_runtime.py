@@ -22,9 +22,9 @@ def test_the_recipe_decides_the_precision_only_when_it_sets_it(monkeypatch, reci
     else:
         monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", environment)
     recipe = Recipe(mixed_precision=recipe_value)
-    accelerator = build_accelerator(recipe)
+    accelerator = build_accelerator(recipe.runtime_args, recipe.logging_args)
     assert accelerator.mixed_precision == expected
-    assert f"mixed precision: {expected} ({source}" in describe(accelerator, recipe)
+    assert f"mixed precision: {expected} ({source}" in describe(accelerator, recipe.runtime_args)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_recipe
 
 from accel_slowfast.checkpointing.names import RUN_ID_FILE
-from accel_slowfast.engine.trackers import gif_bytes, tracker_names
+from accel_slowfast.engine.trackers import gif_bytes
 from accel_slowfast.engine.training import train
 from accel_slowfast.recipe.io import save_recipe
 from accel_slowfast.recipe.recipe import Recipe, RecipeError
@@ -63,9 +63,9 @@ def offline_wandb(tmp_path, monkeypatch):
 
 
 def test_report_to_names_and_validation():
-    assert tracker_names(Recipe()) == []
-    assert tracker_names(Recipe(report_to="all")) == ["wandb", "tensorboard"]
-    assert tracker_names(Recipe(report_to="tensorboard")) == ["tensorboard"]
+    assert Recipe().trackers == []
+    assert Recipe(report_to="all").trackers == ["wandb", "tensorboard"]
+    assert Recipe(report_to="tensorboard").trackers == ["tensorboard"]
     with pytest.raises(RecipeError, match="'report_to'"):
         Recipe(report_to="mlflow")
     with pytest.raises(RecipeError, match="'wandb_project'"):

@@ -41,13 +41,15 @@ def test_recipe_builds_the_thirty_view_test_set(tiny_root, tmp_path):
     from accelerate import Accelerator
     from conftest import tiny_recipe
 
+    from accel_slowfast.checkpointing.names import BAD_VIDEOS_FILE
     from accel_slowfast.data.builders import build_test_dataset
 
     recipe = tiny_recipe(tiny_root, tmp_path, test_crop_size=32)
     assert (recipe.num_clips, recipe.num_crops, recipe.average_clips) == (10, 3, "prob")
     (tmp_path).mkdir(exist_ok=True)
     index = read_ucf101_split(tiny_root, tiny_root / "ucfTrainTestlist", 1, "test")
-    dataset = build_test_dataset(recipe, index, Accelerator(cpu=True))
+    dataset = build_test_dataset(recipe.data_args, recipe.evaluation_args, recipe.short_side, index,
+                                 Accelerator(cpu=True), seed=recipe.seed, bad_video_log=tmp_path / BAD_VIDEOS_FILE)
     assert len(dataset) == 30 * len(index)
     sample = dataset[29]
     assert (sample["clip_index"], sample["view_index"]) == (9, 29) and sample["video"].shape == (3, 8, 32, 32)

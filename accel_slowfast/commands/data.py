@@ -88,8 +88,9 @@ def check(argv: list[str]) -> None:
     with exit_status(bad_input=(FileNotFoundError, ValueError)):  # a list file or a folder that is not there
         recipe = load_recipe(recipe_args, prog="accel-slowfast data check")
         if args.decode:  # the data check decodes on the CPU, whatever decoder_device says
-            check_decoder_loads(recipe)
-        train_index, val_index = build_indexes(recipe, build_accelerator(dataclasses.replace(recipe, report_to="none")))
+            check_decoder_loads(recipe.data_args)
+        train_index, val_index = build_indexes(recipe.data_args, build_accelerator(
+            recipe.runtime_args, dataclasses.replace(recipe.logging_args, report_to="none")))
     span = recipe.clip_len * recipe.frame_interval
     bad = 0
     for name, index in (("train", train_index), ("val", val_index)):

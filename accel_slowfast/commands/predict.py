@@ -31,7 +31,7 @@ from accel_slowfast.engine.accelerator import build_accelerator
 from accel_slowfast.evaluation.metrics import average_views, softmax
 from accel_slowfast.export.hub import load_model
 from accel_slowfast.models.classifier import VideoClassifier
-from accel_slowfast.recipe.source import DataSource
+from accel_slowfast.recipe.data import DEFAULT_DECODER, DataArgs
 
 
 @torch.no_grad()
@@ -47,7 +47,7 @@ def predict(model: VideoClassifier, config: dict, video: str | Path, top_k: int 
         index = FrameFolderIndex.of(index, filename_tmpl=config.get("filename_tmpl", FILENAME_TMPL),
                                     start_index=config.get("start_index", START_INDEX))
     row = index.probe(0)
-    max_decode_pixels = config.get("max_decode_pixels", DataSource.max_decode_pixels)
+    max_decode_pixels = config.get("max_decode_pixels", DataArgs.max_decode_pixels)
     error = row["error"] or decode_budget_error(config["clip_len"], row["height"], row["width"], max_decode_pixels)
     if error:
         raise RuntimeError(f"cannot read {video}: {error}")
@@ -56,7 +56,7 @@ def predict(model: VideoClassifier, config: dict, video: str | Path, top_k: int 
         clip_len=config["clip_len"], frame_interval=config["frame_interval"],
         transforms=view_transforms(short_side=config["short_side"], crop_size=config["test_crop_size"],
                                    num_crops=config["num_crops"]),
-        clip_sampling="uniform", num_clips=config["num_clips"], decoder=config.get("decoder", "fast"),
+        clip_sampling="uniform", num_clips=config["num_clips"], decoder=config.get("decoder", DEFAULT_DECODER),
     )
     try:  # decoded here once (the views below reuse it), so a file that fails is named with its own error
         dataset._clips(0, dataset._rng(0))
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--start_index", type=int, help=f"a frame folder's first number (default: the run's, else "
                         f"{START_INDEX})")
     parser.add_argument("--max_decode_pixels", type=int, help="the decode budget of a clip, frames x height x "
-                        f"width (default: the run's, else {DataSource.max_decode_pixels:,})")
+                        f"width (default: the run's, else {DataArgs.max_decode_pixels:,})")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     with exit_status(bad_input=(FileNotFoundError, RuntimeError)):  # a file that is not there, a video not read
         model, config = load_model(args.checkpoint)

@@ -46,6 +46,7 @@ from filelock import FileLock
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.views import uniform_clip_offsets
 from accel_slowfast.interrupts import shield_worker
+from accel_slowfast.recipe.data import DEFAULT_DECODER
 
 logger = logging.getLogger("accel_slowfast")
 
@@ -90,7 +91,7 @@ class ClipDataset(torch.utils.data.Dataset):
         clip_sampling: str = "random",
         num_clips: int = 1,
         seed: int = 0,
-        decoder: str = "fast",
+        decoder: str = DEFAULT_DECODER,
         device: str | torch.device = "cpu",
         known_bad: dict[int, str] | None = None,
         bad_video_log: str | Path | None = None,

@@ -47,11 +47,12 @@ import torch
 
 from accel_slowfast.data.pyav_decoding import PyAVFast, PyAVSequential
 from accel_slowfast.data.torchcodec_decoding import TorchCodecVideo
+from accel_slowfast.recipe.data import DEFAULT_DECODER
 
 DECODERS = {"pyav": PyAVSequential, "fast": PyAVFast, "torchcodec": TorchCodecVideo}
 
 
-def open_video(source, decoder: str = "fast", device: str | torch.device = "cpu"):
+def open_video(source, decoder: str = DEFAULT_DECODER, device: str | torch.device = "cpu"):
     """Open ``source`` with the named decoder; use as a context manager so the file is closed.
 
     ``source`` is a path or a video's encoded bytes held in memory (``bytes``, ``memoryview``),

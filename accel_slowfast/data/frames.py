@@ -38,6 +38,7 @@ from accel_slowfast.data.annotations import check_labels, read_frame_list
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.readers import locate
 from accel_slowfast.data.streams import fit
+from accel_slowfast.recipe.data import DEFAULT_DECODER
 
 FILENAME_TMPL, START_INDEX = "img_{:05}.jpg", 1  # mmaction2's RawframeDataset defaults
 JPEG_START = b"\xff\xd8"
@@ -125,7 +126,7 @@ class FrameFolderIndex(VideoIndex):
         frames.filename_tmpl, frames.start_index = filename_tmpl, start_index
         return frames
 
-    def open(self, i: int, decoder: str = "fast", device: str | torch.device = "cpu") -> FrameFolder:
+    def open(self, i: int, decoder: str = DEFAULT_DECODER, device: str | torch.device = "cpu") -> FrameFolder:
         """Folder ``i``; ``decoder`` names a video decoder and does not apply, and frames decode on the CPU."""
         if torch.device(device).type != "cpu":
             raise ValueError(f"frame folders decode on the CPU, not {device}")

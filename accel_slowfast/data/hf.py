@@ -36,6 +36,7 @@ from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.index import VideoIndex
 from accel_slowfast.data.streams import probe_video
 from accel_slowfast.errors import DataError
+from accel_slowfast.recipe.data import DEFAULT_DECODER
 
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 FORMS = ("a videofolder tree, a folder of Parquet shards named by split, a save_to_disk folder, "
@@ -162,7 +163,7 @@ class HFVideoIndex(VideoIndex):
             return row["path"].as_py()
         return memoryview(b"")  # a row without a video: the probe reports it empty, decoding fails
 
-    def open(self, i: int, decoder: str = "fast", device: str | torch.device = "cpu"):
+    def open(self, i: int, decoder: str = DEFAULT_DECODER, device: str | torch.device = "cpu"):
         return open_video(self._video(i), decoder, device)
 
     def probe(self, i: int) -> dict:

@@ -26,6 +26,7 @@ import torch
 from accel_slowfast.data.decoding import open_video
 from accel_slowfast.data.streams import probe_video
 from accel_slowfast.errors import DataError
+from accel_slowfast.recipe.data import DEFAULT_DECODER
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class VideoIndex:
     # table) subclasses VideoIndex and overrides these three, and the dataset, the probe and its cache
     # take it as they take files.
 
-    def open(self, i: int, decoder: str = "fast", device: str | torch.device = "cpu"):
+    def open(self, i: int, decoder: str = DEFAULT_DECODER, device: str | torch.device = "cpu"):
         """Video ``i`` ready to decode (``num_frames``, ``fps``, ``get_frames``); a context manager."""
         return open_video(self.paths[i], decoder, device)
 

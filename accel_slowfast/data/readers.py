@@ -23,7 +23,7 @@ from pathlib import Path
 from accel_slowfast.data.annotations import Entry, check_labels, read_lines, read_video_list
 from accel_slowfast.data.index import SHOWN, VideoIndex
 from accel_slowfast.errors import DataError
-from accel_slowfast.recipe.source import DUPLICATE_VIDEOS
+from accel_slowfast.recipe.data import DUPLICATE_VIDEOS
 
 logger = logging.getLogger(__name__)
 

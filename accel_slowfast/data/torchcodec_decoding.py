@@ -34,6 +34,16 @@ from accel_slowfast.data.pyav_decoding import PyAVFast
 from accel_slowfast.data.streams import FrameTable, first_size, fit, in_memory, open_source, source_name
 
 
+def torchcodec_missing() -> str:
+    """Why torchcodec cannot decode here (the optional extra is not installed, or cannot load the
+    system's FFmpeg), in one line; "" when it can."""
+    try:
+        import torchcodec.decoders  # noqa: F401 - loads FFmpeg's libraries, or says it cannot
+    except (ImportError, RuntimeError, OSError) as error:
+        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return ""
+
+
 class TorchCodecVideo:
     """One video decoded by torchcodec, on the CPU or with NVDEC.
 

@@ -32,26 +32,31 @@ from accelerate.utils import set_seed
 from accel_slowfast.checkpointing.names import log_file_name
 from accel_slowfast.engine.trackers import build_trackers
 from accel_slowfast.progress import bars_enabled, in_notebook
-from accel_slowfast.recipe.recipe import Recipe
+from accel_slowfast.recipe.run import LoggingArgs, RuntimeArgs
 
 
-def build_accelerator(recipe: Recipe | None = None) -> Accelerator:
-    """The run's ``Accelerator``: precision (see above), gradient accumulation, trackers, and a
-    seeded sampler; ``None`` builds one for inference (precision from Accelerate)."""
+def build_accelerator(runtime: RuntimeArgs | None = None, logs: LoggingArgs | None = None,
+                      gradient_accumulation_steps: int = 1) -> Accelerator:
+    """The run's ``Accelerator``: precision (see above), gradient accumulation, the trackers and
+    bars of ``logs``, and a seeded sampler; no ``runtime`` builds one for inference (precision
+    from Accelerate)."""
     start_the_processes_accelerate_did_not()
     # Without cpu=True a rank that torchrun started on a machine with no accelerator runs alone
     # (Accelerate joins CPU ranks into a group only when told the run is on CPUs).
     cpu = not torch.accelerator.is_available()
-    if recipe is None:
+    if runtime is None:
         return Accelerator(cpu=cpu)
-    bars_enabled(recipe.progress_bar)
+    trackers = []
+    if logs is not None:
+        bars_enabled(logs.progress_bar)
+        trackers = build_trackers(logs, runtime.work_dir)  # all = wandb + tensorboard, not every installed one
     return Accelerator(
         cpu=cpu,
-        mixed_precision=recipe.mixed_precision or None,  # None: Accelerate's flag/config/environment decides
-        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        log_with=build_trackers(recipe) or None,  # all = wandb + tensorboard, not every installed tracker
-        project_dir=recipe.work_dir,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
+        mixed_precision=runtime.mixed_precision or None,  # None: Accelerate's flag/config/environment decides
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        log_with=trackers or None,
+        project_dir=runtime.work_dir,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=runtime.seed),
     )
 
 
@@ -94,19 +99,19 @@ def start_the_processes_accelerate_did_not() -> None:
     os.execv(sys.executable, [sys.executable, "-m", "accel_slowfast", "launch", *command])
 
 
-def describe(accelerator: Accelerator, recipe: Recipe) -> str:
+def describe(accelerator: Accelerator, runtime: RuntimeArgs) -> str:
     """One log line: processes, device, the precision in force and where it came from."""
-    source = "the recipe" if recipe.mixed_precision else "Accelerate (launcher flag, accelerate config or environment)"
+    source = "the recipe" if runtime.mixed_precision else "Accelerate (launcher flag, accelerate config or environment)"
     return (f"Run: {accelerator.num_processes} process(es) on {accelerator.device.type}, mixed precision: "
             f"{accelerator.mixed_precision} (from {source}), gradient accumulation: "
-            f"{recipe.gradient_accumulation_steps}, seed: {recipe.seed}")
+            f"{accelerator.gradient_accumulation_steps}, seed: {runtime.seed}")
 
 
-def seed_everything(recipe: Recipe, accelerator: Accelerator) -> None:
+def seed_everything(runtime: RuntimeArgs, accelerator: Accelerator) -> None:
     """Seed python/numpy/torch; with ``deterministic``, deterministic kernels (warn-only on CUDA,
     where 3-D pooling's backward has no deterministic kernel)."""
-    set_seed(recipe.seed)
-    if recipe.deterministic:
+    set_seed(runtime.seed)
+    if runtime.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=accelerator.device.type == "cuda")
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True

@@ -1,5 +1,5 @@
 """A non-finite loss: ``NonFiniteLossError`` stops the run naming the iteration and the last good
-checkpoint (``skip_nonfinite_loss``: ``OptimizerHook`` skips the optimizer step instead). Every
+checkpoint (``skip_nonfinite_loss``: the runner skips the optimizer step instead). Every
 process must agree that a step is skipped or the run stops, so the check is a collective
 (``any_process``). (A checkpoint that cannot be written: ``checkpointing/faults.py``.)
 """

@@ -14,7 +14,7 @@ rule (``scaled_lr``), so the recipe's ``lr`` is the LR the optimizer starts with
 from dataclasses import dataclass
 from typing import Any
 
-from accel_slowfast.multigrid import MultigridSchedule, enabled
+from accel_slowfast.multigrid import MultigridSchedule
 from accel_slowfast.schedules import (
     LR_POLICIES,
     MOMENTUM_POLICIES,
@@ -131,8 +131,9 @@ class MomentumSchedule:
         return regular_momentum(self.policy, self.momentum, progress, max_progress, **self.policy_keys)
 
 
-def build_lr_schedule(recipe: Any, num_processes: int) -> LrSchedule:
-    """The recipe's LR schedule (``lr_policy`` and its keys, ``warmup*``), from ``scaled_lr``."""
+def build_lr_schedule(recipe: Any, num_processes: int, multigrid: MultigridSchedule | None = None) -> LrSchedule:
+    """The recipe's LR schedule (``lr_policy`` and its keys, ``warmup*``), from ``scaled_lr``;
+    ``multigrid``: the run's multigrid schedule, if it has one (the LR follows its stages)."""
     if recipe.lr_policy == "one-cycle":
         keys = dict(one_cycle_pct_start=recipe.one_cycle_pct_start, one_cycle_anneal=recipe.one_cycle_anneal,
                     one_cycle_div_factor=recipe.one_cycle_div_factor,
@@ -145,7 +146,7 @@ def build_lr_schedule(recipe: Any, num_processes: int) -> LrSchedule:
                     restart_weights=recipe.restart_weights)
     return LrSchedule(scaled_lr(recipe, num_processes), recipe.lr_policy, recipe.by_epoch, recipe.warmup,
                       recipe.warmup_epochs, recipe.warmup_iters, recipe.warmup_ratio, recipe.one_cycle_total_steps,
-                      keys, MultigridSchedule(recipe) if enabled(recipe) else None)
+                      keys, multigrid)
 
 
 def build_momentum_schedule(recipe: Any, momentum: float) -> MomentumSchedule | None:

@@ -34,7 +34,7 @@ def run_test(recipe: Recipe, checkpoint: str | Path, out_dir: str | Path | None 
     the reports into ``out_dir`` (default: beside the checkpoint, ``checkpointing/names.reports_dir``)."""
     work_dir = Path(out_dir) if out_dir is not None else reports_dir(checkpoint)
     recipe = dataclasses.replace(recipe, work_dir=str(work_dir), report_to="none")  # (bad_videos.txt goes there)
-    accelerator = build_accelerator(recipe)
+    accelerator = build_accelerator(recipe.runtime_args, recipe.logging_args, recipe.gradient_accumulation_steps)
     if accelerator.is_main_process:
         work_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
@@ -45,10 +45,13 @@ def run_test(recipe: Recipe, checkpoint: str | Path, out_dir: str | Path | None 
         raise CheckpointError(f"checkpoint {checkpoint} does not fit model '{recipe.model}' with "
                               f"{recipe.num_classes} classes: missing {report['missing']}, "
                               f"shape mismatch {report['shape_mismatch']}")
-    _, index = build_indexes(recipe, accelerator)
-    dataset = build_test_dataset(recipe, index, accelerator)
-    model, loader = accelerator.prepare(model, build_loader(dataset, recipe, accelerator, train=False))
-    logger.info(describe(accelerator, recipe))
+    _, index = build_indexes(recipe.data_args, accelerator)
+    dataset = build_test_dataset(recipe.data_args, recipe.evaluation_args, recipe.short_side, index, accelerator,
+                                 seed=recipe.seed, bad_video_log=work_dir / BAD_VIDEOS_FILE)
+    loader = build_loader(dataset, recipe.data_args, accelerator, batch_size=recipe.batch_size, seed=recipe.seed,
+                          train=False)
+    model, loader = accelerator.prepare(model, loader)
+    logger.info(describe(accelerator, recipe.runtime_args))
     logger.info("Testing %s on %d videos x %d views (%d clips x %d crops of %d px), %s averaging",
                 checkpoint, len(index), dataset.views_per_video, recipe.num_clips, recipe.num_crops,
                 recipe.test_crop_size, recipe.average_clips)

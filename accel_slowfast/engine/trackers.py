@@ -50,24 +50,18 @@ from accel_slowfast.checkpointing.names import (
 )
 from accel_slowfast.evaluation.hooks import EvalHook
 from accel_slowfast.evaluation.metrics import class_names, confusion_matrix, per_class_accuracy, plot_confusion
-from accel_slowfast.recipe.recipe import Recipe
+from accel_slowfast.recipe.run import LoggingArgs
 
 VAL_METRICS = ("val/top1_acc", "val/top5_acc", "val/mean_class_accuracy")  # beside the recipe in the HParams tab
-TRACKERS = {"none": [], "wandb": ["wandb"], "tensorboard": ["tensorboard"], "all": ["wandb", "tensorboard"]}
 MAX_MISTAKES = 200  # rows of the val/mistakes table
 ACCURACY_METRICS = ("top1_acc", "top5_acc", "mean_class_accuracy")
 
 
-def tracker_names(recipe: Recipe) -> list[str]:
-    """The Accelerate tracker names ``report_to`` stands for (``all`` = wandb + tensorboard)."""
-    return list(TRACKERS[recipe.report_to])
-
-
-def build_trackers(recipe: Recipe) -> list[str | GeneralTracker]:
+def build_trackers(logs: LoggingArgs, work_dir: str) -> list[str | GeneralTracker]:
     """``Accelerator(log_with=...)``: wandb by name; TensorBoard as a tracker writing to
     ``<work_dir>/tensorboard`` (Accelerate's would write to ``<work_dir>/<project name>``)."""
-    return [TensorBoardTracker(TENSORBOARD_DIR, recipe.work_dir) if name == "tensorboard" else name
-            for name in tracker_names(recipe)]
+    return [TensorBoardTracker(TENSORBOARD_DIR, work_dir) if name == "tensorboard" else name
+            for name in logs.trackers]
 
 
 def wandb_run_id(work_dir: Path, resumed: bool) -> str:
@@ -80,27 +74,27 @@ def wandb_run_id(work_dir: Path, resumed: bool) -> str:
     return run_id
 
 
-def init_trackers(accelerator: Accelerator, recipe: Recipe, resumed: bool) -> None:
-    """Start the trackers of ``recipe.report_to`` and send them the resolved recipe, with the precision
-    and the process count in force (main process only)."""
-    names = tracker_names(recipe)
+def init_trackers(accelerator: Accelerator, logs: LoggingArgs, recipe: dict[str, Any], work_dir: Path,
+                  resumed: bool) -> None:
+    """Start the trackers of ``logs.report_to`` and send them the resolved ``recipe`` (its ``to_dict``),
+    with the precision and the process count in force (main process only)."""
+    names = logs.trackers
     if not names or not accelerator.is_main_process:
         return
-    work_dir = Path(recipe.work_dir)
     init_kwargs: dict[str, dict[str, Any]] = {}
     if "wandb" in names:
         wandb_kwargs: dict[str, Any] = {"id": wandb_run_id(work_dir, resumed), "resume": "allow",
-                                        "name": recipe.run_name or work_dir.name}
-        if recipe.wandb_entity:
-            wandb_kwargs["entity"] = recipe.wandb_entity
-        if recipe.wandb_tags:
-            wandb_kwargs["tags"] = list(recipe.wandb_tags)
+                                        "name": logs.run_name or work_dir.name}
+        if logs.wandb_entity:
+            wandb_kwargs["entity"] = logs.wandb_entity
+        if logs.wandb_tags:
+            wandb_kwargs["tags"] = list(logs.wandb_tags)
         if not os.environ.get("WANDB_DIR"):
             wandb_kwargs["dir"] = str(work_dir)
         init_kwargs["wandb"] = wandb_kwargs
-    accelerator.init_trackers(recipe.wandb_project, init_kwargs=init_kwargs)
+    accelerator.init_trackers(logs.wandb_project, init_kwargs=init_kwargs)
     # what ran: the precision in force (the recipe may leave it to the launcher) and the processes
-    config = {**recipe.to_dict(), "mixed_precision": accelerator.mixed_precision,
+    config = {**recipe, "mixed_precision": accelerator.mixed_precision,
               "num_processes": accelerator.num_processes}
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":

@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from accel_slowfast.checkpointing.faults import check_work_dir
 from accel_slowfast.checkpointing.load import load_weights
 from accel_slowfast.checkpointing.lock import hold_work_dir
-from accel_slowfast.checkpointing.names import CLASSES_FILE, RECIPE_FILE
+from accel_slowfast.checkpointing.names import BAD_VIDEOS_FILE, CLASSES_FILE, RECIPE_FILE
 from accel_slowfast.checkpointing.resume import ResumePlan, check_model_fits, find_checkpoint, plan_resume, restore
 from accel_slowfast.checkpointing.writer import remove_staging
 from accel_slowfast.data.builders import build_datasets, build_indexes, build_loader, describe_videos
@@ -34,9 +34,10 @@ from accel_slowfast.engine.trackers import init_trackers
 from accel_slowfast.interrupts import Interrupts, launcher_warning
 from accel_slowfast.models.builders import apply_fast_path, build_model, convert_sync_batchnorm, model_report
 from accel_slowfast.models.classifier import VideoClassifier
-from accel_slowfast.multigrid import MultigridSchedule, enabled
+from accel_slowfast.multigrid import MultigridSchedule
 from accel_slowfast.recipe.io import recipe_diff, save_recipe
 from accel_slowfast.recipe.recipe import Recipe
+from accel_slowfast.recipe.run import CheckpointArgs, ModelArgs
 
 
 def classification_step(model: torch.nn.Module, batch: dict[str, Any], train_mode: bool) -> dict[str, Any]:
@@ -70,21 +71,21 @@ def build_optimizer(model: VideoClassifier, recipe: Recipe, accelerator: Acceler
 
 
 def build_runner(recipe: Recipe, model: torch.nn.Module, optimizer: torch.optim.Optimizer, accelerator: Accelerator,
-                 logger: logging.Logger) -> Runner:
+                 logger: logging.Logger, multigrid: MultigridSchedule | None = None) -> Runner:
     """The runner of a prepared model and optimizer, with the recipe's step: its LR and momentum
     schedules, MixUp/CutMix/label smoothing when on, gradient clipping, the non-finite loss rule."""
     momentum = None
     if recipe.momentum_policy != "none":
         momentum = build_momentum_schedule(recipe, optimizer_momentum(optimizer.param_groups[0]))
     mix = None
-    if recipe.mixup_alpha or recipe.cutmix_alpha or recipe.label_smoothing:
+    if recipe.soft_targets:
         blending = Blending(num_classes=recipe.num_classes, mixup_alpha=recipe.mixup_alpha,
                             cutmix_alpha=recipe.cutmix_alpha, mix_prob=recipe.mix_prob,
                             switch_prob=recipe.mix_switch_prob, label_smoothing=recipe.label_smoothing)
         mix = BatchMixing(blending, recipe.seed, accelerator.unwrap_model(model).normalize, accelerator.process_index)
+    lr_schedule = build_lr_schedule(recipe, accelerator.num_processes, multigrid)
     return Runner(model, optimizer, accelerator, recipe.work_dir, classification_step, logger,
-                  lr_schedule=build_lr_schedule(recipe, accelerator.num_processes), momentum_schedule=momentum,
-                  mix=mix, grad_clip=recipe.grad_clip, skip_nonfinite=recipe.skip_nonfinite_loss)
+                  lr_schedule=lr_schedule, momentum_schedule=momentum, mix=mix, grad_clip=recipe.grad_clip, skip_nonfinite=recipe.skip_nonfinite_loss)
 
 
 def open_work_dir(recipe: Recipe, accelerator: Accelerator) -> tuple[logging.Logger, ResumePlan | None]:
@@ -109,14 +110,14 @@ def open_work_dir(recipe: Recipe, accelerator: Accelerator) -> tuple[logging.Log
     return logger, plan
 
 
-def build_run_model(recipe: Recipe, plan: ResumePlan | None) -> VideoClassifier:
+def build_run_model(model_args: ModelArgs, checkpoints: CheckpointArgs, plan: ResumePlan | None) -> VideoClassifier:
     """The recipe's model, checked against the checkpoint it resumes, or loaded from ``load_from``."""
-    model = build_model(recipe.model, recipe.num_classes, recipe.dropout, frozen_stages=recipe.frozen_stages,
-                        mean=recipe.mean, std=recipe.std)
+    model = build_model(model_args.model, model_args.num_classes, model_args.dropout,
+                        frozen_stages=model_args.frozen_stages, mean=model_args.mean, std=model_args.std)
     if plan:
         check_model_fits(plan.path, model)
-    if recipe.load_from:
-        load_weights(model, recipe.load_from)
+    if checkpoints.load_from:
+        load_weights(model, checkpoints.load_from)
     return model
 
 
@@ -129,10 +130,10 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
     handlers the caller has installed (the command line keeps them until the process exits);
     None: the run installs its own, and restores the previous handlers when it ends.
     """
-    accelerator = build_accelerator(recipe)
+    accelerator = build_accelerator(recipe.runtime_args, recipe.logging_args, recipe.gradient_accumulation_steps)
     # The recipe stays as given: a precision it left open is the launcher's, in the log line and
     # the trackers' configuration, not in recipe.yaml (a later command's launcher decides again).
-    run_line = describe(accelerator, recipe)
+    run_line = describe(accelerator, recipe.runtime_args)
     work_dir = Path(recipe.work_dir)
     # From here on a stop signal is recorded, acted on after the step; the work_dir is this run's.
     with (contextlib.nullcontext(interrupts) if interrupts else Interrupts() as interrupts,
@@ -141,23 +142,28 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
         run_id = plan and plan.meta.get("run_id") or run_id  # a resumed run keeps its id (and its checkpoints)
         if accelerator.is_main_process and launcher_warning():
             logger.warning(launcher_warning())
-        seed_everything(recipe, accelerator)
-        model = build_run_model(recipe, plan)
+        seed_everything(recipe.runtime_args, accelerator)
+        model = build_run_model(recipe.model_args, recipe.checkpoint_args, plan)
 
-        train_index, val_index = build_indexes(recipe, accelerator)
+        data = recipe.data_args
+        multigrid = MultigridSchedule(recipe) if recipe.multigrid else None  # the one schedule of the run
+        train_index, val_index = build_indexes(data, accelerator)
         if accelerator.is_main_process:  # class names for predict/export
             (work_dir / CLASSES_FILE).write_text(json.dumps(train_index.classes))
-        train_set, val_set = build_datasets(recipe, train_index, val_index, accelerator)
+        train_set, val_set = build_datasets(data, recipe.augmentation_args, recipe.model_args, train_index, val_index,
+                                            accelerator, seed=recipe.seed, bad_video_log=work_dir / BAD_VIDEOS_FILE,
+                                            multigrid=multigrid)
         size = model_report(model, recipe.clip_len, recipe.crop_size)
         if accelerator.is_main_process:  # room for a checkpoint: weights + optimizer state (<= 2 per weight)
             check_work_dir(work_dir, checkpoint_bytes=3 * sum(p.numel() * p.element_size() for p in model.parameters()))
         model = convert_sync_batchnorm(model, recipe.sync_bn, accelerator, logger)  # before prepare (DDP)
         optimizer = build_optimizer(model, recipe, accelerator)
-        train_loader = build_loader(train_set, recipe, accelerator, train=True)
-        val_loader = build_loader(val_set, recipe, accelerator, train=False)
-        multigrid = enabled(recipe)
+        batching = dict(batch_size=recipe.batch_size, seed=recipe.seed)
+        train_loader = build_loader(train_set, data, accelerator, train=True, multigrid=multigrid, **batching)
+        val_loader = build_loader(val_set, data, accelerator, train=False, **batching)
         # multigrid: precise BN reads base-shape batches, the shape evaluation sees
-        bn_loader = build_loader(train_set, recipe, accelerator, train=True, base_shape=True) if multigrid else None
+        bn_loader = build_loader(train_set, data, accelerator, train=True, multigrid=multigrid, base_shape=True,
+                                 **batching) if multigrid else None
         max_iters = train_loader.batch_sampler.iterations(recipe.max_epochs) if multigrid else 0
         # after the optimizer: compile and channels_last keep the same parameters
         model = apply_fast_path(model, channels_last=recipe.channels_last, compile=recipe.compile)
@@ -178,10 +184,10 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
             logger.info(describe_repeats(recipe, accelerator.num_processes))
         if multigrid:
             logger.info("Multigrid: %d iterations in all on each process; by epoch:\n%s", max_iters,
-                        MultigridSchedule(recipe).table())
+                        multigrid.table())
         logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
 
-        runner = build_runner(recipe, model, optimizer, accelerator, logger)
+        runner = build_runner(recipe, model, optimizer, accelerator, logger, multigrid)
         hooks = build_hooks(recipe, model=model, train_loader=bn_loader or train_loader, val_loader=val_loader,
                             val_set=val_set, interrupts=interrupts, run_id=run_id)
         for hook in hooks:
@@ -190,9 +196,8 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
             restore(plan, runner, state_objects(hooks))
             logger.info("Resumed from %s at epoch %d (iteration %d of it), global iteration %d", plan.path,
                         runner.epoch + 1, runner.start_inner_iter, runner.iter)
-        init_trackers(accelerator, recipe, resumed=plan is not None)
-        workflow = [(mode, int(epochs)) for mode, _, epochs in (phase.partition(":") for phase in recipe.workflow)]
-        runner.run({"train": train_loader, "val": val_loader}, workflow, recipe.max_epochs, max_iters)
+        init_trackers(accelerator, recipe.logging_args, recipe.to_dict(), work_dir, resumed=plan is not None)
+        runner.run({"train": train_loader, "val": val_loader}, recipe.phases, recipe.max_epochs, max_iters)
         accelerator.end_training()
     return runner
 

@@ -1,12 +1,12 @@
-"""How a recipe key states its rule, and the one check of a value against it.
+"""How a recipe key states its rule, the one check of a value against it, and the section that holds keys.
 
 A key's type says what it holds: ``int``, ``float``, ``str``, ``bool``, ``list[X]``, or a
-``Literal`` of its choices. ``recipe_field`` adds the default, the ``--help`` line and section,
-and bounds on a number (or on each number of a list); ``accel_slowfast/config.py`` calls it ``_f``::
+``Literal`` of its choices. ``recipe_field`` adds the default, the ``--help`` line and bounds on a
+number (or on each number of a list); the section modules call it ``_f``::
 
-    optimizer: Literal["sgd", "adamw"] = _f("adamw", "Optimizer (the seed uses sgd).", OPTIM)
-    batch_size: int = _f(16, "Clips per device per iteration.", OPTIM, min=1)           # >= 1
-    warmup_ratio: float = _f(0.1, "LR factor at the first ...", OPTIM, above=0, max=1)  # in (0, 1]
+    optimizer: Literal["sgd", "adamw"] = _f("adamw", "Optimizer (the seed uses sgd).")
+    batch_size: int = _f(16, "Clips per device per iteration.", min=1)           # >= 1
+    warmup_ratio: float = _f(0.1, "LR factor at the first ...", above=0, max=1)  # in (0, 1]
 
 ``check_value`` holds every key to its type, its choices, its bounds and finite floats, with
 errors that read the same for every key, from a YAML file or the command line::
@@ -15,41 +15,38 @@ errors that read the same for every key, from a YAML file or the command line::
     recipe key 'batch_size' must be >= 1, got 0
     recipe key 'warmup_ratio' must be in (0, 1], got 1.5
 
-Checks between keys are ``Recipe.validate``'s (``accel_slowfast/config.py``).
+A key belongs to one ``Section`` (``ModelArgs``, ``DataArgs``, ...), a dataclass whose ``GROUP``
+names its ``--help`` group; building one checks each key, then the section's own ``validate``.
+Checks between sections are ``Recipe.validate``'s (``recipe.py``).
 """
 
 import dataclasses
 import math
 import operator
 import typing
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from accel_slowfast.errors import RecipeError
-
-RUN, MODEL, DATA, AUGMENT, TEST = "run", "model", "data", "augmentation", "evaluation and test"
-OPTIM, CHECKPOINT, LOGGING, PERF = "optimisation and schedule", "checkpointing and resume", "logging", "performance"
-GROUPS = (RUN, MODEL, DATA, AUGMENT, TEST, OPTIM, CHECKPOINT, LOGGING, PERF)  # --help's sections, in this order
 
 # A bound's name: (the test a number passes, how an error states the bound alone, its bracket in an interval)
 BOUNDS = {"min": (operator.ge, ">=", "["), "above": (operator.gt, ">", "("),
           "max": (operator.le, "<=", "]"), "below": (operator.lt, "<", ")")}
 
 
-def recipe_field(default: Any, help: str, group: str, *, min: float | None = None, above: float | None = None,
+def recipe_field(default: Any, help: str, *, min: float | None = None, above: float | None = None,
                  max: float | None = None, below: float | None = None, hint: str = "") -> Any:
     """A recipe key's ``dataclasses.field``.
 
     Args:
         default: the value a recipe that does not list the key gets (a list is copied per recipe).
         help: its line in ``--help``.
-        group: its section in ``--help``.
         min: the smallest allowed number (``max``: the largest).
         above: the allowed numbers are greater than this (``below``: smaller than this).
         hint: ends the key's errors, where their generic wording is not enough to fix the value.
     """
     bounds = {name: limit for name, limit in dict(min=min, above=above, max=max, below=below).items()
               if limit is not None}  # the lower bound first, as an interval is written
-    metadata = {"help": help, "group": group, "bounds": bounds, "hint": hint}
+    metadata = {"help": help, "bounds": bounds, "hint": hint}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -68,6 +65,24 @@ def check_value(f: dataclasses.Field, value: Any) -> Any:
         hint = f.metadata["hint"]
         raise RecipeError(f"recipe key '{f.name}' {problem}" + (f"; {hint}" if hint else ""))
     return value
+
+
+class Section:
+    """A recipe section: a dataclass of keys (each a ``recipe_field``), checked when built.
+
+    ``Recipe`` inherits every section, so a run's keys stay flat (``recipe.lr``); a builder takes
+    the one section it reads (``recipe.model_args``), a copy holding that section's keys only.
+    """
+
+    GROUP: ClassVar[str]  # its --help group
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, check_value(f, getattr(self, f.name)))
+        self.validate()
+
+    def validate(self) -> None:
+        """The checks between this section's keys (none by default); raise ``RecipeError`` naming them."""
 
 
 def _widened(value: Any, hint: Any) -> Any:

@@ -6,8 +6,9 @@
 The defaults are ``Recipe``'s, then the YAML file's keys (a path, or a shipped recipe by name),
 then the command line's. A key unknown, of the wrong type or choice, fails in one
 ``RecipeError`` line worded the same from the file (prefixed with its path) or the command line,
-with the closest key's name for a typo. transformers' ``HfArgumentParser`` reads the command line:
-each key becomes ``--key`` in its ``--help`` section, a ``Literal`` key's choices argparse's.
+with the closest key's name for a typo. transformers' ``HfArgumentParser`` over the recipe's
+sections reads the command line: each key becomes ``--key`` in its section's ``--help`` group, a
+``Literal`` key's choices argparse's.
 """
 
 import argparse
@@ -25,7 +26,7 @@ import yaml
 
 from accel_slowfast.errors import RecipeError
 from accel_slowfast.recipe.fields import check_value
-from accel_slowfast.recipe.recipe import GROUPS, Recipe
+from accel_slowfast.recipe.recipe import SECTIONS, Recipe
 
 FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
 
@@ -46,8 +47,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def recipe_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """``[RECIPE.yaml] [--key=value ...]``: transformers' ``HfArgumentParser`` over ``Recipe``, every
-    field as ``--key`` in its ``--help`` group, with one-line errors.
+    """``[RECIPE.yaml] [--key=value ...]``: transformers' ``HfArgumentParser`` over the recipe's
+    sections, every key as ``--key`` in its section's ``--help`` group, with one-line errors.
 
     transformers is imported here, when a command line is read, not with ``Recipe`` (0.6 s).
     """
@@ -55,8 +56,9 @@ def recipe_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     class RecipeParser(OneLineParser, HfArgumentParser):
         def _add_dataclass_arguments(self, dtype: type) -> None:
-            # HfArgumentParser puts a dataclass's fields in one group; here each goes to its own.
-            sections = {name: self.add_argument_group(name) for name in GROUPS}
+            # HfArgumentParser's own takes the group's name from _argument_group_name, and each key's
+            # help, metavar and choices from its metadata as is: written out here instead.
+            group = self.add_argument_group(dtype.GROUP)
             hints = typing.get_type_hints(dtype)
             for f in dataclasses.fields(dtype):
                 argument = copy.copy(f)  # HfArgumentParser passes the metadata to add_argument as is
@@ -69,10 +71,10 @@ def recipe_parser(prog: str | None = None) -> argparse.ArgumentParser:
                 argument.type, argument.metadata = hint, {"help": help.replace("%", "%%")}
                 if hint is not bool:  # (its --no_<key> twin takes no metavar)
                     argument.metadata["metavar"] = item.__name__.upper()
-                self._parse_dataclass_field(sections[f.metadata["group"]], argument)
+                self._parse_dataclass_field(group, argument)
 
     parser = RecipeParser(
-        Recipe, prog=prog, usage="%(prog)s [RECIPE.yaml] [--key=value ...]", allow_abbrev=False,
+        SECTIONS, prog=prog, usage="%(prog)s [RECIPE.yaml] [--key=value ...]", allow_abbrev=False,
         description="The defaults, then RECIPE.yaml's keys, then --key=value overrides. A list takes several "
                     "values (--lr_steps 90 130), a bool true or false (--compile alone: true).")
     parser.add_argument("recipe", nargs="?", metavar="RECIPE.yaml",

@@ -36,7 +36,7 @@ from accel_slowfast.engine.hooks.device import EmptyCacheHook, ProfilerHook
 from accel_slowfast.engine.hooks.ema import EMAHook
 from accel_slowfast.engine.hooks.logs import IterTimerHook, LoggerHook, summary_lines
 from accel_slowfast.engine.hooks.sampler import SamplerSeedHook, set_loader_epoch
-from accel_slowfast.engine.trackers import TrackerHook, tracker_names
+from accel_slowfast.engine.trackers import TrackerHook
 from accel_slowfast.evaluation.hooks import EarlyStoppingHook, EvalHook, PreciseBNHook, recompute_bn_stats
 
 __all__ = ["CheckpointHook", "CheckpointWriter", "EMAHook", "EarlyStoppingHook", "EmptyCacheHook", "EvalHook",
@@ -75,7 +75,7 @@ def build_hooks(recipe, *, model, train_loader, val_loader, val_set, interrupts,
         hooks.append(EarlyStoppingHook(recipe.early_stop_metric, recipe.early_stop_patience, recipe.early_stop_rule,
                                        evaluation=evaluation))
     hooks.append(LoggerHook(recipe.log_interval, use_trackers=recipe.report_to != "none", evaluation=evaluation))
-    if tracker_names(recipe):
+    if recipe.trackers:
         hooks.append(TrackerHook(val_set, evaluation=evaluation, num_clips=recipe.log_val_clips,
                                  log_checkpoint=recipe.log_checkpoint))
     if recipe.profile_iters:
