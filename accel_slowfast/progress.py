@@ -20,7 +20,7 @@ import time
 from tqdm.auto import tqdm
 
 LINE_INTERVAL = 30.0  # seconds between progress lines when there is no bar
-BARS = {"enabled": True}  # the recipe's progress_bar, set once per command (runtime.build_accelerator)
+BARS = {"enabled": True}  # the recipe's progress_bar, set once per command (engine/accelerator.build_accelerator)
 
 
 def bars_enabled(enabled: bool) -> None:

@@ -24,9 +24,9 @@ def test_arguments(argv: list[str], prog: str = "accel-slowfast test") -> tuple[
     """``test``'s checkpoint, output folder and recipe, from ``[RECIPE.yaml] --checkpoint=PATH
     [--out_dir=DIR] [--key=value ...]``.
 
-    Without a recipe file the recipe is the checkpoint's run's (``layout.find_run_file``), or the
+    Without a recipe file the recipe is the checkpoint's run's (``names.find_run_file``), or the
     defaults for a checkpoint that no run of ours made. Without ``--out_dir`` the files go beside
-    the checkpoint (``layout.reports_dir``).
+    the checkpoint (``names.reports_dir``).
     """
     parser = OneLineParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--checkpoint", default="")

@@ -85,7 +85,8 @@ def build_runner(recipe: Recipe, model: torch.nn.Module, optimizer: torch.optim.
         mix = BatchMixing(blending, recipe.seed, accelerator.unwrap_model(model).normalize, accelerator.process_index)
     lr_schedule = build_lr_schedule(recipe, accelerator.num_processes, multigrid)
     return Runner(model, optimizer, accelerator, recipe.work_dir, classification_step, logger,
-                  lr_schedule=lr_schedule, momentum_schedule=momentum, mix=mix, grad_clip=recipe.grad_clip, skip_nonfinite=recipe.skip_nonfinite_loss)
+                  lr_schedule=lr_schedule, momentum_schedule=momentum, mix=mix, grad_clip=recipe.grad_clip,
+                  skip_nonfinite=recipe.skip_nonfinite_loss)
 
 
 def open_work_dir(recipe: Recipe, accelerator: Accelerator) -> tuple[logging.Logger, ResumePlan | None]:

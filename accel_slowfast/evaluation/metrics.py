@@ -7,7 +7,7 @@ multi-view average, the confusion matrix and per-class accuracy, the test report
 
 ``scores`` are ``(N, num_classes)`` (logits or probabilities) and ``labels`` ``(N,)`` class ids.
 A video's score averages its views: the mean of their softmax (``average_clips: prob``, the
-seed's) or of their logits (``score``). ``EvalHook`` and the test command (``evaluate_checkpoint``)
+seed's) or of their logits (``score``). ``EvalHook`` and the test command (``engine/testing.py``)
 score with ``score_videos``, ``predict`` averages with ``average_views``, and ``TrackerHook``
 logs the same confusion matrix and per-class table as the test reports.
 """

@@ -21,7 +21,7 @@ from accel_slowfast.checkpointing.names import METRICS_FILE, set_aside
 from accel_slowfast.evaluation.hooks import EvalHook, just_evaluated
 from accel_slowfast.progress import Progress
 
-SUMMARY = "summary"  # a log record's flag: the run's summary, which a notebook shows (runtime.setup_text_logger)
+SUMMARY = "summary"  # a log record's flag: the run's summary, which a notebook shows (accelerator.setup_text_logger)
 TEST_COMMAND = "accel-slowfast test"  # what the summary tells a user to run next (any launcher: test.py)
 
 
