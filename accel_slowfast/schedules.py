@@ -3,8 +3,9 @@ families) as pure formulas; ``engine/schedule.py`` builds them from a recipe and
 their values into the optimizer before each iteration.
 
 Every value is computed from the run's position (epoch, global iteration) alone, so every
-process agrees and nothing is "stepped": a resumed run needs no scheduler state. ``base_lr`` and
-``max_lr`` below are mmcv's names in its formulas; the value is the recipe's ``lr`` (scaled).
+process agrees and nothing is "stepped": a resumed run needs no scheduler state. ``lr`` is the
+recipe's ``lr`` (scaled) under one name: mmcv's ``base_lr`` in the regular policies, its peak
+``max_lr`` in one-cycle.
 
 ``progress`` p is the epoch (``by_epoch``) or the global iteration, both 0-based; P is
 ``max_epochs`` or ``max_iters``; ``cos(a, b, f) = b + 0.5 (a - b) (cos(pi f) + 1)``.
@@ -77,42 +78,42 @@ def decays_passed(progress: int, milestones: Sequence[int], every: int) -> int:
     return len(milestones)
 
 
-def regular_lr(lr_policy: str, base_lr: float, progress: int, max_progress: int, *, min_lr: float,
+def regular_lr(lr_policy: str, lr: float, progress: int, max_progress: int, *, min_lr: float,
                min_lr_ratio: float, lr_steps: Sequence[int], lr_step_every: int, lr_gamma: float, lr_power: float,
                flat_cosine_start: float, restart_periods: Sequence[int], restart_weights: Sequence[float]) -> float:
     """The learning rate before warmup, for every policy but ``one-cycle``; the keyword arguments are the recipe's.
 
     Args:
         lr_policy: one of ``LR_POLICIES`` except ``one-cycle``.
-        base_lr: the optimizer's initial learning rate.
+        lr: the recipe's learning rate (scaled), where the policy starts.
         progress: the epoch (``by_epoch``) or the global iteration, 0-based: the unit of ``lr_steps``,
             ``lr_step_every`` and ``restart_periods`` (which must cover it).
         max_progress: ``max_epochs`` or ``max_iters``.
     """
-    target = base_lr * min_lr_ratio if min_lr_ratio > 0 else min_lr
+    target = lr * min_lr_ratio if min_lr_ratio > 0 else min_lr
     if lr_policy == "fixed":
-        return base_lr
+        return lr
     if lr_policy == "step":
-        return max(base_lr * lr_gamma ** decays_passed(progress, lr_steps, lr_step_every), min_lr)
+        return max(lr * lr_gamma ** decays_passed(progress, lr_steps, lr_step_every), min_lr)
     if lr_policy == "exp":
-        return base_lr * lr_gamma**progress
+        return lr * lr_gamma**progress
     if lr_policy == "poly":
-        return (base_lr - min_lr) * (1 - progress / max_progress) ** lr_power + min_lr
+        return (lr - min_lr) * (1 - progress / max_progress) ** lr_power + min_lr
     if lr_policy == "inv":
-        return base_lr * (1 + lr_gamma * progress) ** (-lr_power)
+        return lr * (1 + lr_gamma * progress) ** (-lr_power)
     if lr_policy == "cosine":
-        return annealing_cos(base_lr, target, progress / max_progress)
+        return annealing_cos(lr, target, progress / max_progress)
     if lr_policy == "flat-cosine":
         start = round(max_progress * flat_cosine_start)  # Python's round, as mmcv: round(22.5) == 22
         if progress < start:
-            return base_lr
-        return annealing_cos(base_lr, target, (progress - start) / (max_progress - start))
+            return lr
+        return annealing_cos(lr, target, (progress - start) / (max_progress - start))
     if lr_policy == "cosine-restart":
         weights = restart_weights or [1.0] * len(restart_periods)
         cycle_start = 0
         for period, weight in zip(restart_periods, weights, strict=True):
             if progress < cycle_start + period:
-                return annealing_cos(base_lr, target, (progress - cycle_start) / period, weight)
+                return annealing_cos(lr, target, (progress - cycle_start) / period, weight)
             cycle_start += period
         raise ValueError(f"cosine-restart: progress {progress} is past the last period (periods "
                          f"{list(restart_periods)} sum to {cycle_start}); lengthen 'restart_periods'")
@@ -121,16 +122,16 @@ def regular_lr(lr_policy: str, base_lr: float, progress: int, max_progress: int,
     raise ValueError(f"unknown lr_policy {lr_policy!r}; choose one of {LR_POLICIES}")
 
 
-def one_cycle_lr(max_lr: float, cur_iter: int, total_steps: int, *, one_cycle_pct_start: float, one_cycle_anneal: str,
+def one_cycle_lr(lr: float, cur_iter: int, total_steps: int, *, one_cycle_pct_start: float, one_cycle_anneal: str,
                  one_cycle_div_factor: float, one_cycle_final_div_factor: float, one_cycle_three_phase: bool) -> float:
     """mmcv's one-cycle LR at global iteration ``cur_iter`` (0-based) of a ``total_steps`` cycle.
 
-    From ``max_lr / div_factor`` up to ``max_lr`` by iteration ``pct_start * total_steps - 1``,
-    then down to ``max_lr / div_factor / final_div_factor`` at ``total_steps - 1``. With
+    From ``lr / div_factor`` up to ``lr`` by iteration ``pct_start * total_steps - 1``,
+    then down to ``lr / div_factor / final_div_factor`` at ``total_steps - 1``. With
     ``three_phase`` it first comes back to the start LR at ``2 * pct_start * total_steps - 2``
     and anneals to the final LR in a third phase (each name with its ``one_cycle_`` prefix).
     """
-    initial = max_lr / one_cycle_div_factor
+    initial = lr / one_cycle_div_factor
     rise_end = float(one_cycle_pct_start * total_steps) - 1
     final = 1 / one_cycle_final_div_factor
     if one_cycle_three_phase:  # (last iteration of the phase, start and end LR as multiples of `initial`)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import os
 import shlex
 import subprocess
@@ -14,8 +15,9 @@ import yaml
 from conftest import tiny_recipe
 from safetensors.torch import load_file
 
+from accel_slowfast.checkpointing.resume import ResumePlan
 from accel_slowfast.engine.schedule import build_lr_schedule
-from accel_slowfast.engine.training import build_optimizer, describe_repeats, train
+from accel_slowfast.engine.training import build_optimizer, build_runner, describe_repeats, train
 from accel_slowfast.recipe.recipe import Recipe, RecipeError
 from accel_slowfast.schedules import regular_lr, warmup_factor
 
@@ -207,3 +209,17 @@ def test_the_repeats_line_says_what_a_batch_holds_and_how_the_lr_rule_counts_it(
     assert describe_repeats(recipe, 2) == f"Repeated augmentation: a batch holds {expected}"
     two_processes = type("Accelerator", (), {"num_processes": 2})()
     assert build_optimizer(torch.nn.Linear(1, 1), recipe, two_processes).param_groups[0]["lr"] == pytest.approx(lr)
+
+
+def test_a_resume_keeps_the_lr_its_checkpoints_processes_scaled(tmp_path):
+    """base_batch_size scales lr by the processes; a resume on another process count continues the
+    schedule it resumes (as mmcv's optimizer keeps its first LR), not one scaled anew."""
+    from accelerate import Accelerator
+
+    recipe = Recipe(lr=0.1, batch_size=4, base_batch_size=4, work_dir=str(tmp_path), momentum_policy="none")
+    model = torch.nn.Linear(2, 2)
+    optimizer, accelerator = torch.optim.SGD(model.parameters(), lr=0.1), Accelerator(cpu=True)
+    fresh = build_runner(recipe, model, optimizer, accelerator, logging.getLogger("test"))
+    plan = ResumePlan(tmp_path / "epoch_1", {"num_processes": 4})
+    resumed = build_runner(recipe, model, optimizer, accelerator, logging.getLogger("test"), plan=plan)
+    assert fresh.lr_schedule.lr == pytest.approx(0.1) and resumed.lr_schedule.lr == pytest.approx(0.4)

@@ -71,9 +71,14 @@ def build_optimizer(model: VideoClassifier, recipe: Recipe, accelerator: Acceler
 
 
 def build_runner(recipe: Recipe, model: torch.nn.Module, optimizer: torch.optim.Optimizer, accelerator: Accelerator,
-                 logger: logging.Logger, multigrid: MultigridSchedule | None = None) -> Runner:
+                 logger: logging.Logger, multigrid: MultigridSchedule | None = None,
+                 plan: ResumePlan | None = None) -> Runner:
     """The runner of a prepared model and optimizer, with the recipe's step: its LR and momentum
-    schedules, MixUp/CutMix/label smoothing when on, gradient clipping, the non-finite loss rule."""
+    schedules, MixUp/CutMix/label smoothing when on, gradient clipping, the non-finite loss rule.
+
+    A resumed run keeps the LR its checkpoint's run scaled for its processes (``base_batch_size``),
+    as mmcv keeps the optimizer's first LR across resumes: a resume on another process count
+    continues the same schedule."""
     momentum = None
     if recipe.momentum_policy != "none":
         momentum = build_momentum_schedule(recipe, optimizer_momentum(optimizer.param_groups[0]))
@@ -83,7 +88,8 @@ def build_runner(recipe: Recipe, model: torch.nn.Module, optimizer: torch.optim.
                             cutmix_alpha=recipe.cutmix_alpha, mix_prob=recipe.mix_prob,
                             switch_prob=recipe.mix_switch_prob, label_smoothing=recipe.label_smoothing)
         mix = BatchMixing(blending, recipe.seed, accelerator.unwrap_model(model).normalize, accelerator.process_index)
-    lr_schedule = build_lr_schedule(recipe, accelerator.num_processes, multigrid)
+    processes = plan.meta.get("num_processes", accelerator.num_processes) if plan else accelerator.num_processes
+    lr_schedule = build_lr_schedule(recipe, processes, multigrid)
     return Runner(model, optimizer, accelerator, recipe.work_dir, classification_step, logger,
                   lr_schedule=lr_schedule, momentum_schedule=momentum, mix=mix, grad_clip=recipe.grad_clip,
                   skip_nonfinite=recipe.skip_nonfinite_loss)
@@ -188,7 +194,7 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
                         multigrid.table())
         logger.info("Outputs: %s (metrics.jsonl, recipe.yaml, checkpoints/)", work_dir.resolve())
 
-        runner = build_runner(recipe, model, optimizer, accelerator, logger, multigrid)
+        runner = build_runner(recipe, model, optimizer, accelerator, logger, multigrid, plan)
         hooks = build_hooks(recipe, model=model, train_loader=bn_loader or train_loader, val_loader=val_loader,
                             val_set=val_set, interrupts=interrupts, run_id=run_id)
         for hook in hooks:
