@@ -64,7 +64,7 @@ def build_runner(model, optimizer, accelerator: Accelerator, recipe: Recipe, wor
     logger = setup_text_logger(work_dir, accelerator.is_main_process)
     logger.setLevel(logging.WARNING)  # the file and console handlers still format nothing we do not log
     runner = Runner(model, optimizer, accelerator, work_dir, classification_step, logger,
-                    lr_schedule=build_lr_schedule(recipe, accelerator.num_processes), grad_clip=recipe.grad_clip)
+                    lr_schedule=build_lr_schedule(recipe.schedule_args, recipe.lr), grad_clip=recipe.grad_clip)
     runner.register_hook(IterTimerHook())
     runner.register_hook(LoggerHook(recipe.log_interval))
     return runner

@@ -44,8 +44,8 @@ def main(out: str, total_batch: str) -> None:
     loader = torch.utils.data.DataLoader(Samples(), batch_size=int(total_batch) // accelerator.num_processes)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     recipe = Recipe(lr=0.5, lr_policy="cosine", warmup="linear", warmup_epochs=1, warmup_ratio=0.1)
-    runner = Runner(model, optimizer, accelerator, "/tmp", step, lr_schedule=build_lr_schedule(recipe, 1),
-                    grad_clip=1.0)
+    runner = Runner(model, optimizer, accelerator, "/tmp", step,
+                    lr_schedule=build_lr_schedule(recipe.schedule_args, recipe.lr), grad_clip=1.0)
     lrs = []
     runner.register_hook(lambda r, event: lrs.append(r.optimizer.param_groups[0]["lr"])
                          if event == "after_train_iter" else None)

@@ -15,6 +15,7 @@ from accel_slowfast.engine.schedule import (
     Position,
     build_lr_schedule,
     build_momentum_schedule,
+    scaled_lr,
     set_lr_and_momentum,
 )
 from accel_slowfast.recipe.recipe import Recipe, RecipeError
@@ -28,11 +29,11 @@ def lr_schedule(lr_policy, lr=0.2, **keys):
     validated ``Recipe``: the grid also runs one-cycle under each warmup, which one-cycle ignores and a recipe
     refuses."""
     recipe = SimpleNamespace(**{**DEFAULTS.to_dict(), "warmup": "none", "lr_policy": lr_policy, "lr": lr, **keys})
-    return build_lr_schedule(recipe, num_processes=1)
+    return build_lr_schedule(recipe, scaled_lr(recipe, num_processes=1))
 
 
 def from_recipe(recipe):
-    return build_lr_schedule(recipe, num_processes=1)
+    return build_lr_schedule(recipe.schedule_args, scaled_lr(recipe.optimization_args, num_processes=1))
 
 
 def momentum_schedule(momentum_policy, by_epoch=DEFAULTS.by_epoch, momentum=0.9, **args):

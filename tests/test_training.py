@@ -49,7 +49,8 @@ def test_train_writes_metrics_recipe_and_checkpoints(tiny_root, tmp_path):
         assert {"lr", "loss", "time", "data_time", "grad_norm"} <= set(r) and r["loss"] > 0
         # the LR the record's iteration used: cosine by epoch x linear warmup over epoch 1
         cur = r["iter"] - 1
-        lr = regular_lr("cosine", recipe.lr, cur // 5, 2, **build_lr_schedule(recipe, 1).policy_keys)
+        keys = build_lr_schedule(recipe.schedule_args, recipe.lr).policy_keys
+        lr = regular_lr("cosine", recipe.lr, cur // 5, 2, **keys)
         expected = lr * warmup_factor("linear", cur, 5, 0.1)
         assert r["lr"] == pytest.approx(expected)
     assert [(r["epoch"], r["iter"]) for r in val_records] == [(1, 5), (2, 10)]
@@ -207,8 +208,8 @@ def test_a_multigrid_run_stopped_mid_stage_resumes_bitwise_equal_to_an_uninterru
 def test_the_repeats_line_says_what_a_batch_holds_and_how_the_lr_rule_counts_it(keys, expected, lr):
     recipe = Recipe(num_repeats=2, batch_size=8, lr=0.004, **keys)
     assert describe_repeats(recipe, 2) == f"Repeated augmentation: a batch holds {expected}"
-    two_processes = type("Accelerator", (), {"num_processes": 2})()
-    assert build_optimizer(torch.nn.Linear(1, 1), recipe, two_processes).param_groups[0]["lr"] == pytest.approx(lr)
+    optimizer = build_optimizer(torch.nn.Linear(1, 1), recipe.optimization_args, num_processes=2)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(lr)
 
 
 def test_a_resume_keeps_the_lr_its_checkpoints_processes_scaled(tmp_path):

@@ -2,7 +2,7 @@
 the training step in the loop (``Runner.train_epoch``) where a reader sees it, as mmengine does.
 
     runner = Runner(model, optimizer, accelerator, work_dir="work_dirs/x", train_step=classification_step,
-                    lr_schedule=build_lr_schedule(recipe, accelerator.num_processes), grad_clip=40.0)
+                    lr_schedule=build_lr_schedule(recipe.schedule_args, recipe.lr), grad_clip=40.0)
     runner.register_hook(EMAHook(model))          # any callable or object with event methods
     runner.run({"train": train_loader}, workflow=[("train", 1)], max_epochs=10)
 

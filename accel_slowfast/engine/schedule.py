@@ -1,6 +1,6 @@
 """The run's learning rate and momentum at each iteration, built from the recipe's schedule keys.
 
-    lr_schedule = build_lr_schedule(recipe, accelerator.num_processes)
+    lr_schedule = build_lr_schedule(recipe.schedule_args, scaled_lr(recipe.optimization_args, num_processes))
     lr = lr_schedule(Position(epoch=0, iteration=0, inner_iter=0, iters_per_epoch=100, max_epochs=256,
                               max_iters=25600))
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from accel_slowfast.multigrid import MultigridSchedule
+from accel_slowfast.recipe.optimization import OptimizationArgs, ScheduleArgs
 from accel_slowfast.schedules import (
     LR_POLICIES,
     MOMENTUM_POLICIES,
@@ -40,14 +41,14 @@ class Position:
     max_iters: int
 
 
-def scaled_lr(recipe: Any, num_processes: int) -> float:
+def scaled_lr(optimization: OptimizationArgs, num_processes: int) -> float:
     """``lr``, scaled by the linear rule when ``base_batch_size`` is set: by the clips of an optimizer
     step (processes x batch_size x accumulation, repeats of one video counted as clips) over it.
     (A multigrid long cycle scales it further by its batch factor: ``LrSchedule``.)"""
-    if not recipe.base_batch_size:
-        return recipe.lr
-    clips = num_processes * recipe.batch_size * recipe.gradient_accumulation_steps
-    return recipe.lr * clips / recipe.base_batch_size
+    if not optimization.base_batch_size:
+        return optimization.lr
+    clips = num_processes * optimization.batch_size * optimization.gradient_accumulation_steps
+    return optimization.lr * clips / optimization.base_batch_size
 
 
 @dataclass(frozen=True)
@@ -131,38 +132,38 @@ class MomentumSchedule:
         return regular_momentum(self.policy, self.momentum, progress, max_progress, **self.policy_keys)
 
 
-def build_lr_schedule(recipe: Any, num_processes: int, multigrid: MultigridSchedule | None = None) -> LrSchedule:
-    """The recipe's LR schedule (``lr_policy`` and its keys, ``warmup*``), from ``scaled_lr``;
-    ``multigrid``: the run's multigrid schedule, if it has one (the LR follows its stages)."""
-    if recipe.lr_policy == "one-cycle":
-        keys = dict(one_cycle_pct_start=recipe.one_cycle_pct_start, one_cycle_anneal=recipe.one_cycle_anneal,
-                    one_cycle_div_factor=recipe.one_cycle_div_factor,
-                    one_cycle_final_div_factor=recipe.one_cycle_final_div_factor,
-                    one_cycle_three_phase=recipe.one_cycle_three_phase)
+def build_lr_schedule(schedule: ScheduleArgs, lr: float, multigrid: MultigridSchedule | None = None) -> LrSchedule:
+    """The recipe's LR schedule (``lr_policy`` and its keys, ``warmup*``) from ``lr``, the recipe's
+    ``lr`` as ``scaled_lr`` scales it; ``multigrid``: the run's multigrid schedule, if it has one
+    (the LR follows its stages)."""
+    if schedule.lr_policy == "one-cycle":
+        keys = dict(one_cycle_pct_start=schedule.one_cycle_pct_start, one_cycle_anneal=schedule.one_cycle_anneal,
+                    one_cycle_div_factor=schedule.one_cycle_div_factor,
+                    one_cycle_final_div_factor=schedule.one_cycle_final_div_factor,
+                    one_cycle_three_phase=schedule.one_cycle_three_phase)
     else:
-        keys = dict(min_lr=recipe.min_lr, min_lr_ratio=recipe.min_lr_ratio, lr_steps=recipe.lr_steps,
-                    lr_step_every=recipe.lr_step_every, lr_gamma=recipe.lr_gamma, lr_power=recipe.lr_power,
-                    flat_cosine_start=recipe.flat_cosine_start, restart_periods=recipe.restart_periods,
-                    restart_weights=recipe.restart_weights)
-    return LrSchedule(scaled_lr(recipe, num_processes), recipe.lr_policy, recipe.by_epoch, recipe.warmup,
-                      recipe.warmup_epochs, recipe.warmup_iters, recipe.warmup_ratio, recipe.one_cycle_total_steps,
-                      keys, multigrid)
+        keys = dict(min_lr=schedule.min_lr, min_lr_ratio=schedule.min_lr_ratio, lr_steps=schedule.lr_steps,
+                    lr_step_every=schedule.lr_step_every, lr_gamma=schedule.lr_gamma, lr_power=schedule.lr_power,
+                    flat_cosine_start=schedule.flat_cosine_start, restart_periods=schedule.restart_periods,
+                    restart_weights=schedule.restart_weights)
+    return LrSchedule(lr, schedule.lr_policy, schedule.by_epoch, schedule.warmup, schedule.warmup_epochs,
+                      schedule.warmup_iters, schedule.warmup_ratio, schedule.one_cycle_total_steps, keys, multigrid)
 
 
-def build_momentum_schedule(recipe: Any, momentum: float) -> MomentumSchedule | None:
+def build_momentum_schedule(schedule: ScheduleArgs, momentum: float) -> MomentumSchedule | None:
     """The recipe's momentum schedule from ``momentum`` (the optimizer's: ``optimizer_momentum``),
     or None for ``momentum_policy: none``."""
-    if recipe.momentum_policy == "none":
+    if schedule.momentum_policy == "none":
         return None
-    if recipe.momentum_policy == "cyclic":
-        keys = dict(momentum_target_ratio=recipe.momentum_target_ratio,
-                    momentum_cyclic_times=recipe.momentum_cyclic_times,
-                    momentum_step_ratio_up=recipe.momentum_step_ratio_up)
+    if schedule.momentum_policy == "cyclic":
+        keys = dict(momentum_target_ratio=schedule.momentum_target_ratio,
+                    momentum_cyclic_times=schedule.momentum_cyclic_times,
+                    momentum_step_ratio_up=schedule.momentum_step_ratio_up)
     else:
-        keys = dict(momentum_steps=recipe.momentum_steps, momentum_step_every=recipe.momentum_step_every,
-                    momentum_gamma=recipe.momentum_gamma, min_momentum=recipe.min_momentum,
-                    min_momentum_ratio=recipe.min_momentum_ratio)
-    return MomentumSchedule(momentum, recipe.momentum_policy, recipe.by_epoch, keys)
+        keys = dict(momentum_steps=schedule.momentum_steps, momentum_step_every=schedule.momentum_step_every,
+                    momentum_gamma=schedule.momentum_gamma, min_momentum=schedule.min_momentum,
+                    min_momentum_ratio=schedule.min_momentum_ratio)
+    return MomentumSchedule(momentum, schedule.momentum_policy, schedule.by_epoch, keys)
 
 
 def optimizer_momentum(param_group: dict[str, Any]) -> float:

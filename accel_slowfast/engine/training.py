@@ -36,6 +36,7 @@ from accel_slowfast.models.builders import apply_fast_path, build_model, convert
 from accel_slowfast.models.classifier import VideoClassifier
 from accel_slowfast.multigrid import MultigridSchedule
 from accel_slowfast.recipe.io import recipe_diff, save_recipe
+from accel_slowfast.recipe.optimization import OptimizationArgs
 from accel_slowfast.recipe.recipe import Recipe
 from accel_slowfast.recipe.run import CheckpointArgs, ModelArgs
 
@@ -59,15 +60,17 @@ def describe_repeats(recipe: Recipe, num_processes: int) -> str:
         return text + "lr is not scaled (base_batch_size 0)"
     return text + (f"base_batch_size counts clips: lr {recipe.lr:g} x {num_processes} processes x {recipe.batch_size} "
                    f"clips x {recipe.gradient_accumulation_steps} accumulation / {recipe.base_batch_size} = "
-                   f"{scaled_lr(recipe, num_processes):g}")
+                   f"{scaled_lr(recipe.optimization_args, num_processes):g}")
 
 
-def build_optimizer(model: VideoClassifier, recipe: Recipe, accelerator: Accelerator) -> torch.optim.Optimizer:
+def build_optimizer(model: VideoClassifier, optimization: OptimizationArgs,
+                    num_processes: int) -> torch.optim.Optimizer:
     """SGD (the seed's) or AdamW; ``lr`` follows the linear scaling rule when ``base_batch_size`` is set."""
-    lr = scaled_lr(recipe, accelerator.num_processes)
-    if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=recipe.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    lr = scaled_lr(optimization, num_processes)
+    if optimization.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=optimization.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=optimization.momentum,
+                           weight_decay=optimization.weight_decay)
 
 
 def build_runner(recipe: Recipe, model: torch.nn.Module, optimizer: torch.optim.Optimizer, accelerator: Accelerator,
@@ -81,7 +84,7 @@ def build_runner(recipe: Recipe, model: torch.nn.Module, optimizer: torch.optim.
     continues the same schedule."""
     momentum = None
     if recipe.momentum_policy != "none":
-        momentum = build_momentum_schedule(recipe, optimizer_momentum(optimizer.param_groups[0]))
+        momentum = build_momentum_schedule(recipe.schedule_args, optimizer_momentum(optimizer.param_groups[0]))
     mix = None
     if recipe.soft_targets:
         blending = Blending(num_classes=recipe.num_classes, mixup_alpha=recipe.mixup_alpha,
@@ -89,7 +92,7 @@ def build_runner(recipe: Recipe, model: torch.nn.Module, optimizer: torch.optim.
                             switch_prob=recipe.mix_switch_prob, label_smoothing=recipe.label_smoothing)
         mix = BatchMixing(blending, recipe.seed, accelerator.unwrap_model(model).normalize, accelerator.process_index)
     processes = plan.meta.get("num_processes", accelerator.num_processes) if plan else accelerator.num_processes
-    lr_schedule = build_lr_schedule(recipe, processes, multigrid)
+    lr_schedule = build_lr_schedule(recipe.schedule_args, scaled_lr(recipe.optimization_args, processes), multigrid)
     return Runner(model, optimizer, accelerator, recipe.work_dir, classification_step, logger,
                   lr_schedule=lr_schedule, momentum_schedule=momentum, mix=mix, grad_clip=recipe.grad_clip,
                   skip_nonfinite=recipe.skip_nonfinite_loss)
@@ -164,7 +167,7 @@ def train(recipe: Recipe, interrupts: Interrupts | None = None) -> Runner:
         if accelerator.is_main_process:  # room for a checkpoint: weights + optimizer state (<= 2 per weight)
             check_work_dir(work_dir, checkpoint_bytes=3 * sum(p.numel() * p.element_size() for p in model.parameters()))
         model = convert_sync_batchnorm(model, recipe.sync_bn, accelerator, logger)  # before prepare (DDP)
-        optimizer = build_optimizer(model, recipe, accelerator)
+        optimizer = build_optimizer(model, recipe.optimization_args, accelerator.num_processes)
         batching = dict(batch_size=recipe.batch_size, seed=recipe.seed)
         train_loader = build_loader(train_set, data, accelerator, train=True, multigrid=multigrid, **batching)
         val_loader = build_loader(val_set, data, accelerator, train=False, **batching)
