@@ -15,6 +15,9 @@ import difflib
 import sys
 from collections.abc import Callable
 
+from accel_slowfast.commands.exits import exit_status
+from accel_slowfast.errors import UserError
+
 COMMANDS = {  # name: what it does
     "train": "train a recipe (without one: the built-in synthetic default)",
     "test": "multi-view test of a checkpoint: top-1/5, per-class accuracy, confusion",
@@ -68,9 +71,9 @@ def main(argv: list[str] | None = None) -> None:
         print(usage(), file=sys.stdout if argv else sys.stderr)
         raise SystemExit(0 if argv else 2)
     name, args = argv[0], argv[1:]
-    if name not in COMMANDS:
-        close = difflib.get_close_matches(name, COMMANDS, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else "`accel-slowfast --help` lists them"
-        print(f"error: unknown command '{name}'; {hint}", file=sys.stderr)
-        raise SystemExit(2)
+    with exit_status():
+        if name not in COMMANDS:
+            close = difflib.get_close_matches(name, COMMANDS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "`accel-slowfast --help` lists them"
+            raise UserError(f"unknown command '{name}'; {hint}")
     command_main(name)(args)
