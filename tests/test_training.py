@@ -19,7 +19,7 @@ from accel_slowfast.checkpointing.resume import ResumePlan
 from accel_slowfast.engine.schedule import build_lr_schedule
 from accel_slowfast.engine.training import build_optimizer, build_runner, describe_repeats, train
 from accel_slowfast.recipe.recipe import Recipe, RecipeError
-from accel_slowfast.schedules import regular_lr, warmup_factor
+from accel_slowfast.schedule_formulas import regular_lr, warmup_factor
 
 REPO = Path(__file__).parents[1]
 TIMING = ("time", "data_time")

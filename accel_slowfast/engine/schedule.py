@@ -6,7 +6,7 @@
 
 Each schedule is pure: the value depends on the ``Position`` alone, never on what the optimizer
 holds, so every process agrees and a resumed run needs no scheduler state. The runner writes
-the values into the optimizer before each iteration. The maths are ``schedules.py``'s (mmcv's
+the values into the optimizer before each iteration. The maths are ``schedule_formulas.py``'s (mmcv's
 formulas); this module picks each formula's recipe keys by name and applies the one LR scaling
 rule (``scaled_lr``), so the recipe's ``lr`` is the LR the optimizer starts with.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 from accel_slowfast.multigrid import MultigridSchedule
 from accel_slowfast.recipe.optimization import OptimizationArgs, ScheduleArgs
-from accel_slowfast.schedules import (
+from accel_slowfast.schedule_formulas import (
     LR_POLICIES,
     MOMENTUM_POLICIES,
     WARMUPS,

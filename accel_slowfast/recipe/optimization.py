@@ -9,7 +9,13 @@ from typing import Literal, NamedTuple
 from accel_slowfast.errors import RecipeError
 from accel_slowfast.recipe.fields import Section
 from accel_slowfast.recipe.fields import recipe_field as _f  # short: the fields below use it on every line
-from accel_slowfast.schedules import ANNEAL_STRATEGIES, LR_POLICIES, MOMENTUM_POLICIES, WARMUPS, check_schedule_keys
+from accel_slowfast.schedule_formulas import (
+    ANNEAL_STRATEGIES,
+    LR_POLICIES,
+    MOMENTUM_POLICIES,
+    WARMUPS,
+    check_schedule_keys,
+)
 
 # The optimizer steps float32 weights under every mixed_precision (autocast keeps them float32), so a
 # learning rate must be a float32 number: 1e300 would overflow at the first step.
@@ -57,7 +63,7 @@ class ScheduleArgs(Section):
     max_epochs: int = _f(10, "Training epochs.", min=1)
     workflow: list[str] = _f(["train:1"], "mmcv's workflow as mode:epochs, e.g. train:2 val:1 (val: validation "
                                           "loss).")
-    lr_policy: Literal[LR_POLICIES] = _f("cosine", "LR policy (mmcv's, see accel_slowfast/schedules.py).")
+    lr_policy: Literal[LR_POLICIES] = _f("cosine", "LR policy (mmcv's, see accel_slowfast/schedule_formulas.py).")
     by_epoch: bool = _f(True, "Update the regular LR and momentum once per epoch (mmcv's by_epoch) instead of every "
                               "iteration; one-cycle and cyclic momentum are always per iteration.")
     lr_steps: list[int] = _f([], "step: increasing milestones (epochs when by_epoch, else iterations).")

@@ -19,7 +19,7 @@ from accel_slowfast.engine.schedule import (
     set_lr_and_momentum,
 )
 from accel_slowfast.recipe.recipe import Recipe, RecipeError
-from accel_slowfast.schedules import LR_POLICIES, annealing_cos, regular_lr, warmup_factor
+from accel_slowfast.schedule_formulas import LR_POLICIES, annealing_cos, regular_lr, warmup_factor
 
 DEFAULTS = Recipe()
 
