@@ -5,6 +5,9 @@ loss: ``engine/faults.py``; signals: ``interrupts.py``.)
   ``CheckpointWriteError``: one line naming the work_dir, the room it needs and the last good
   checkpoint; the partial folder is removed and earlier checkpoints stay intact.
 - An unwritable ``work_dir`` or a disk without room for a checkpoint fails before training.
+
+Every process must agree on a failure (a write, a non-finite loss) or the processes part ways and
+hang: ``any_process`` is the one collective that decides.
 """
 
 import errno
@@ -16,6 +19,14 @@ import torch
 from accel_slowfast.checkpointing.manifest import find_resume_checkpoint
 from accel_slowfast.checkpointing.names import CHECKPOINT_DIR
 from accel_slowfast.errors import RecipeError
+
+
+def any_process(accelerator, flag: bool) -> bool:
+    """True if ``flag`` is set on any process (a collective: every process must call it)."""
+    if accelerator.num_processes == 1:
+        return flag
+    value = torch.tensor([float(flag)], device=accelerator.device)
+    return bool(accelerator.reduce(value, reduction="sum").item())
 
 
 class CheckpointWriteError(RuntimeError):

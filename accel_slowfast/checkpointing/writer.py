@@ -22,9 +22,8 @@ from typing import Any
 
 import torch
 import yaml
-from accelerate.utils import gather_object
 
-from accel_slowfast.checkpointing.faults import state_bytes, write_failure
+from accel_slowfast.checkpointing.faults import any_process, state_bytes, write_failure
 from accel_slowfast.checkpointing.manifest import sorted_checkpoints, write_manifest
 from accel_slowfast.checkpointing.names import CHECKPOINT_DIR, OBJECT_STATE, RECIPE_FILE, STAGING_PREFIX, staging_path
 from accel_slowfast.interrupts import deferred
@@ -67,7 +66,7 @@ def write_atomically(runner, final: Path, run_id: str, main_part: Callable[[Path
                 os.replace(staging, final)
             except Exception as failure:  # noqa: BLE001
                 error = failure
-        if any(gather_object([error is not None])):  # a collective: every process raises the same error
+        if any_process(accelerator, error is not None):  # every process raises the same error
             if accelerator.is_main_process:
                 _remove(staging)
             raise write_failure(error, final, runner.work_dir, state_bytes(runner, with_optimizer)) from error

@@ -29,9 +29,10 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+from accel_slowfast.checkpointing.faults import any_process
 from accel_slowfast.checkpointing.manifest import find_resume_checkpoint
 from accel_slowfast.engine.events import EVENTS, PRIORITIES, get_priority, refuse_stray_methods
-from accel_slowfast.engine.faults import NonFiniteLossError, any_process
+from accel_slowfast.engine.faults import NonFiniteLossError
 from accel_slowfast.engine.log_buffer import LogBuffer
 from accel_slowfast.engine.schedule import LrSchedule, MomentumSchedule, Position, set_lr_and_momentum
 
